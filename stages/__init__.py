@@ -1,0 +1,1 @@
+"""MedQA-LoRA pipeline stages. Each stage is `python -m stages.<name>`."""

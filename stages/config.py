@@ -1,0 +1,189 @@
+"""Typed mirror of params.yaml. Unknown keys and bad values fail before any work,
+with the key path in the message (e.g. ``params.yaml: split.test_frac: ...``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PARAMS_FILE = "params.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class DataParams(_Section):
+    sources: list[str] = Field(default_factory=lambda: ["data/raw"], min_length=1)
+    csv_columns: dict[str, Union[str, list[str]]] = Field(
+        default_factory=lambda: {"question": ["title", "ask"], "answer": "answer", "category": "department"})
+    source_names: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("csv_columns")
+    @classmethod
+    def _need_qa(cls, v):
+        missing = {"question", "answer"} - set(v)
+        if missing:
+            raise ValueError(f"csv_columns must map {sorted(missing)}")
+        unknown = set(v) - {"question", "answer", "category", "difficulty", "source"}
+        if unknown:
+            raise ValueError(f"csv_columns has unknown fields {sorted(unknown)}")
+        return v
+
+
+class CleanParams(_Section):
+    min_answer_chars: int = Field(10, ge=1)
+    max_answer_chars: int = Field(1000, ge=1)
+    min_question_chars: int = Field(4, ge=1)
+    near_dup_threshold: float = Field(0.9, gt=0, le=1)
+    minhash_perm: int = Field(128, ge=16)
+    shingle_chars: int = Field(3, ge=1)
+    mask_pii: bool = True
+    strip_boilerplate: bool = True
+    terms_file: str = "data/terms.tsv"
+    strict: bool = False
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        if self.max_answer_chars < self.min_answer_chars:
+            raise ValueError("max_answer_chars must be >= min_answer_chars")
+        return self
+
+
+class SplitParams(_Section):
+    seed: int = 42
+    val_frac: float = Field(0.1, ge=0, lt=1)
+    test_frac: float = Field(0.1, ge=0, lt=1)
+    stratify_by: list[Literal["difficulty", "category"]] = Field(default_factory=lambda: ["difficulty", "category"])
+    max_train: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _fracs(self):
+        if self.val_frac + self.test_frac >= 1:
+            raise ValueError("val_frac + test_frac must be < 1")
+        return self
+
+
+class ModelParams(_Section):
+    base: str = "bundled:qwen2.5-coder-0.5b-instruct"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_shard_size: str = "2GB"
+    trust_remote_code: bool = False
+
+
+class PromptParams(_Section):
+    system: str = Field(min_length=1)
+
+
+class LoraParams(_Section):
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+    layers: Union[str, list[int]] = "all"
+    use_dora: bool = False
+    use_rslora: bool = False
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, v):
+        if isinstance(v, str) and v != "all":
+            if not v.startswith("last:") or not v[5:].isdigit() or int(v[5:]) < 1:
+                raise ValueError("layers must be 'all', 'last:N' (N>=1) or a list of layer indices")
+        return v
+
+
+class TrainParams(_Section):
+    learning_rate: float = Field(3e-4, gt=0)
+    epochs: float = Field(1, gt=0)
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_len: int = Field(256, ge=16)
+    max_train_examples: int = Field(0, ge=0)
+    max_val_examples: int = Field(0, ge=0)
+    eval_steps: int = Field(10, ge=1)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = 42
+    gradient_checkpointing: bool = False
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    early_stopping_patience: int = Field(0, ge=0)
+    keep_best: bool = True
+    save_steps: int = Field(10, ge=1)
+    num_threads: int = Field(0, ge=0)
+
+
+class MergeParams(_Section):
+    method: Literal["peft", "streaming"] = "peft"
+    scale: float = Field(1.0, ge=0, le=1)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    verify_tolerance: float = Field(1e-3, gt=0)
+    verify_prompts: int = Field(3, ge=0)
+
+
+class EvalParams(_Section):
+    max_examples: int = Field(25, ge=0)
+    max_new_tokens: int = Field(128, ge=1)
+    batch_size: int = Field(8, ge=1)
+    compare_base: bool = True
+    bertscore_model: str = "models/base"
+    bertscore_layers: int = Field(12, ge=1)
+    mcq_file: str = ""
+
+
+class ServeParams(_Section):
+    max_batch_size: int = Field(8, ge=1)
+    batch_timeout: float = Field(0.05, ge=0)
+    max_new_tokens: int = Field(256, ge=1)
+    max_question_chars: int = Field(1000, ge=1)
+    cache_size: int = Field(1024, ge=0)
+    cache_ttl_s: float = Field(3600, ge=0)
+    api_key_env: str = "MEDQA_API_KEY"
+
+
+class Params(_Section):
+    data: DataParams = Field(default_factory=DataParams)
+    clean: CleanParams = Field(default_factory=CleanParams)
+    split: SplitParams = Field(default_factory=SplitParams)
+    model: ModelParams = Field(default_factory=ModelParams)
+    prompt: PromptParams
+    lora: LoraParams = Field(default_factory=LoraParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    merge: MergeParams = Field(default_factory=MergeParams)
+    eval: EvalParams = Field(default_factory=EvalParams)
+    serve: ServeParams = Field(default_factory=ServeParams)
+
+
+class ParamsError(ValueError):
+    """Raised for an unreadable params file or an invalid key/value; the message names the key."""
+
+
+def _format(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"{source}: {key}: {msg}")
+    return "invalid parameters:\n  " + "\n  ".join(lines)
+
+
+def parse_params(raw: dict, source: str = PARAMS_FILE) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: top level must be a mapping")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_format(err, source)) from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found (run from the repository root)") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    return parse_params(raw or {}, str(path))

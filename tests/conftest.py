@@ -1,0 +1,78 @@
+"""Shared fixtures: the real bundled tokenizer (extracted once, cached) and a tiny random-weight
+Qwen2 model saved as a plain HF directory with it."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_CSV = SHARED_DATA / "cmd_internal_medicine.gb18030.csv"
+SHARED_SHAREGPT = SHARED_DATA / "medicalgpt_sft_1k.sharegpt.jsonl"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: exercises the real default model (minutes)")
+    config.addinivalue_line("markers", "e2e: runs the real `dvc repro` in a temp copy of the repo")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_CSV.exists() or not SHARED_SHAREGPT.exists():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir() -> Path:
+    from stages.bundled import cached_tokenizer_dir
+
+    return cached_tokenizer_dir()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tokenizer_dir):
+    from stages.modeling import load_tokenizer
+
+    return load_tokenizer(tokenizer_dir)
+
+
+def make_tiny_model(out: Path, tokenizer_dir: Path, seed: int = 0, layers: int = 2) -> Path:
+    """A random-weight Qwen2 (hidden 64) with the real tokenizer, saved like models/base."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    from stages.modeling import load_tokenizer
+
+    tok = load_tokenizer(tokenizer_dir)
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                      tie_word_embeddings=False, pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"))
+    model = Qwen2ForCausalLM(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.model_max_length = 2048
+    tok.save_pretrained(out)
+    GenerationConfig(eos_token_id=[cfg.eos_token_id], pad_token_id=tok.pad_token_id, do_sample=False).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    """Read-only shared tiny model; copy it (``tiny_model_copy``) before modifying."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "base", tokenizer_dir)
+
+
+@pytest.fixture
+def tiny_model_copy(tmp_path, tiny_model_dir) -> Path:
+    dst = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, dst)
+    return dst
