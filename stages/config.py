@@ -58,6 +58,7 @@ class SplitParams(_Section):
     test_frac: float = Field(0.1, ge=0, lt=1)
     stratify_by: list[Literal["difficulty", "category"]] = Field(default_factory=lambda: ["difficulty", "category"])
     max_train: int = Field(0, ge=0)
+    group_threshold: float = Field(0.6, gt=0, le=1)
 
     @model_validator(mode="after")
     def _fracs(self):

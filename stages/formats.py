@@ -1,0 +1,262 @@
+"""Readers for QA sources. Each yields ``RawRecord`` (with its origin ``file:line``) or ``Reject``
+(unreadable input, with a reason) so nothing is lost silently.
+
+Formats: JSONL/JSON records (question/answer[/category/difficulty/source]), ShareGPT
+(``conversations`` human/gpt turns → one record per QA pair), Alpaca (instruction+input → question,
+output → answer), CSV with a column map. Encodings sniffed: UTF-8, UTF-8 with BOM, GB18030/GBK."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Union
+
+SUFFIXES = {".jsonl", ".json", ".csv"}
+# reasons that mean malformed input (clean.strict fails on these)
+MALFORMED = {"bad_json", "missing_field", "bad_type", "undecodable", "unpaired_turn", "bad_difficulty", "bad_csv_row"}
+
+
+@dataclass
+class RawRecord:
+    question: str
+    answer: str
+    origin: str
+    source: str
+    category: str | None = None
+    difficulty: str | None = None
+
+
+@dataclass
+class Reject:
+    origin: str
+    source: str
+    reason: str
+    detail: str = ""
+    record: dict = field(default_factory=dict)
+
+
+Item = Union[RawRecord, Reject]
+
+
+class SourceError(ValueError):
+    pass
+
+
+def list_source_files(sources: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for s in sources:
+        p = Path(s)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES)
+            if not found:
+                raise SourceError(f"data.sources: folder {s!r} holds no .jsonl/.json/.csv files")
+            files.extend(found)
+        elif p.is_file():
+            if p.suffix.lower() not in SUFFIXES:
+                raise SourceError(f"data.sources: {s!r} is not .jsonl/.json/.csv")
+            files.append(p)
+        else:
+            raise SourceError(f"data.sources: {s!r} does not exist")
+    return files
+
+
+def sniff_encoding(raw: bytes) -> str:
+    """utf-8-sig (BOM), utf-8, gb18030 (superset of GBK/GB2312), in that order. When no encoding
+    decodes the whole file, the one with fewer undecodable lines is used (bad lines are rejected)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    for enc in ("utf-8", "gb18030"):
+        try:
+            raw.decode(enc)
+            return enc
+        except UnicodeDecodeError:
+            pass
+
+    def bad_lines(enc):
+        n = 0
+        for line in raw.split(b"\n"):
+            try:
+                line.decode(enc)
+            except UnicodeDecodeError:
+                n += 1
+        return n
+
+    return min(("utf-8", "gb18030"), key=bad_lines)
+
+
+def decode_lines(path: Path, source: str) -> Iterator[tuple[int, str | None, Reject | None]]:
+    raw = path.read_bytes()
+    enc = sniff_encoding(raw)
+    if enc == "utf-8-sig":
+        raw, enc = raw[3:], "utf-8"
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for n, b in enumerate(lines, 1):
+        try:
+            yield n, b.decode(enc).rstrip("\r"), None
+        except UnicodeDecodeError as err:
+            yield n, None, Reject(f"{path}:{n}", source, "undecodable", f"{enc}: {err.reason} at byte {err.start}")
+
+
+def _str_field(obj: dict, key: str, origin: str, source: str, required=True):
+    v = obj.get(key)
+    if v is None:
+        return None, (Reject(origin, source, "missing_field", key, obj) if required else None)
+    if not isinstance(v, str):
+        return None, Reject(origin, source, "bad_type", f"{key} must be a string, got {type(v).__name__}", obj)
+    return v, None
+
+
+def _from_object(obj, origin: str, source: str) -> Iterator[Item]:
+    if not isinstance(obj, dict):
+        yield Reject(origin, source, "bad_type", f"record must be an object, got {type(obj).__name__}")
+        return
+    src = obj.get("source") if isinstance(obj.get("source"), str) else source
+    if "conversations" in obj:
+        yield from _sharegpt(obj, origin, src)
+        return
+    if "instruction" in obj or "output" in obj:
+        q, err = _str_field(obj, "instruction", origin, src)
+        a, err2 = _str_field(obj, "output", origin, src)
+        extra, err3 = _str_field(obj, "input", origin, src, required=False)
+        if err or err2 or err3:
+            yield err or err2 or err3
+            return
+        question = q if not extra else f"{q}\n{extra}"
+        yield RawRecord(question, a, origin, src, obj.get("category"), obj.get("difficulty"))
+        return
+    q, err = _str_field(obj, "question", origin, src)
+    a, err2 = _str_field(obj, "answer", origin, src)
+    if err or err2:
+        yield err or err2
+        return
+    for opt in ("category", "difficulty"):
+        if obj.get(opt) is not None and not isinstance(obj[opt], str):
+            yield Reject(origin, src, "bad_type", f"{opt} must be a string", obj)
+            return
+    yield RawRecord(q, a, origin, src, obj.get("category"), obj.get("difficulty"))
+
+
+_HUMAN = {"human", "user"}
+_BOT = {"gpt", "assistant", "bot"}
+
+
+def _sharegpt(obj: dict, origin: str, source: str) -> Iterator[Item]:
+    conv = obj["conversations"]
+    if not isinstance(conv, list) or not conv:
+        yield Reject(origin, source, "bad_type", "conversations must be a non-empty list", obj)
+        return
+    pending = None
+    pairs = 0
+    for t, turn in enumerate(conv):
+        if not isinstance(turn, dict) or not isinstance(turn.get("value"), str) or "from" not in turn:
+            yield Reject(f"{origin}#{t}", source, "bad_type", "turn needs 'from' and string 'value'", obj)
+            return
+        role = str(turn["from"]).lower()
+        if role in _HUMAN:
+            if pending is not None:
+                yield Reject(pending[1], source, "unpaired_turn", "human turn without an answer")
+            pending = (turn["value"], f"{origin}#{t}")
+        elif role in _BOT:
+            if pending is None:
+                yield Reject(f"{origin}#{t}", source, "unpaired_turn", "answer without a question")
+                continue
+            pairs += 1
+            yield RawRecord(pending[0], turn["value"], pending[1], source, obj.get("category"), obj.get("difficulty"))
+            pending = None
+    if pending is not None:
+        yield Reject(pending[1], source, "unpaired_turn", "human turn without an answer")
+
+
+def read_jsonl(path: Path, source: str) -> Iterator[Item]:
+    for n, line, rej in decode_lines(path, source):
+        if rej:
+            yield rej
+            continue
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            yield Reject(f"{path}:{n}", source, "bad_json", str(err), {"raw": line[:200]})
+            continue
+        yield from _from_object(obj, f"{path}:{n}", source)
+
+
+def read_json(path: Path, source: str) -> Iterator[Item]:
+    raw = path.read_bytes()
+    enc = sniff_encoding(raw)
+    try:
+        data = json.loads(raw.decode(enc))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        yield Reject(f"{path}:1", source, "bad_json" if isinstance(err, json.JSONDecodeError) else "undecodable", str(err))
+        return
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        data = [data]
+    for i, obj in enumerate(data):
+        yield from _from_object(obj, f"{path}:[{i}]", source)
+
+
+def read_csv(path: Path, source: str, columns: dict) -> Iterator[Item]:
+    good: list[str] = []
+    line_of: list[int] = []
+    for n, line, rej in decode_lines(path, source):
+        if rej:
+            yield rej
+        else:
+            good.append(line)
+            line_of.append(n)
+    reader = csv.reader(io.StringIO("\n".join(good)))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    header = [h.strip() for h in header]
+    need = {c for v in columns.values() for c in ([v] if isinstance(v, str) else v)}
+    missing = [c for c in sorted(need) if c not in header]
+    required_missing = [c for c in missing
+                        if c in ([columns["question"]] if isinstance(columns["question"], str) else columns["question"])
+                        or c == columns["answer"]]
+    if required_missing:
+        raise SourceError(f"{path}: CSV header {header} lacks column(s) {required_missing} "
+                          f"(data.csv_columns maps {columns})")
+    idx = {h: i for i, h in enumerate(header)}
+    start = reader.line_num  # index (0-based) into line_of of the next row's first physical line
+    for row in reader:
+        origin = f"{path}:{line_of[start]}"
+        start = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            yield Reject(origin, source, "bad_csv_row", f"{len(row)} fields, header has {len(header)}", {"row": row[:6]})
+            continue
+
+        def col(name):
+            return row[idx[name]] if name in idx else None
+
+        qcols = [columns["question"]] if isinstance(columns["question"], str) else columns["question"]
+        parts = [col(c).strip() for c in qcols if col(c) and col(c).strip()]
+        # "title + ask": skip a title the ask already starts with
+        if len(parts) == 2 and parts[1].startswith(parts[0]):
+            parts = parts[1:]
+        question = "\n".join(parts)
+        answer = col(columns["answer"]) or ""
+        cat = col(columns["category"]) if "category" in columns else None
+        diff = col(columns["difficulty"]) if "difficulty" in columns else None
+        src = col(columns["source"]) if "source" in columns else None
+        yield RawRecord(question, answer, origin, src or source, cat or None, diff or None)
+
+
+def read_source(path: Path, source: str, csv_columns: dict) -> Iterator[Item]:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        yield from read_jsonl(path, source)
+    elif suffix == ".json":
+        yield from read_json(path, source)
+    else:
+        yield from read_csv(path, source, csv_columns)
