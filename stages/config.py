@@ -114,6 +114,9 @@ class TrainParams(_Section):
     keep_best: bool = True
     save_steps: int = Field(10, ge=1)
     num_threads: int = Field(0, ge=0)
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    max_grad_norm: float = Field(1.0, ge=0)
+    cache_frozen_prefix: bool = True
 
 
 class MergeParams(_Section):
@@ -131,6 +134,8 @@ class EvalParams(_Section):
     compare_base: bool = True
     bertscore_model: str = "models/base"
     bertscore_layers: int = Field(12, ge=1)
+    bertscore_batch_size: int = Field(16, ge=1)
+    ppl_max_len: int = Field(1024, ge=32)
     mcq_file: str = ""
 
 
@@ -142,6 +147,8 @@ class ServeParams(_Section):
     cache_size: int = Field(1024, ge=0)
     cache_ttl_s: float = Field(3600, ge=0)
     api_key_env: str = "MEDQA_API_KEY"
+    request_timeout_s: float = Field(600, ge=0)
+    audit_log: str = "artifacts/serve/audit.jsonl"
 
 
 class Params(_Section):

@@ -1,0 +1,36 @@
+"""API-key check. The key comes from the environment variable named by ``serve.api_key_env``
+(or ``--api-key-env``); when that variable is unset or empty, auth is off (the CLI warns).
+Clients send ``Authorization: Bearer <key>`` (what the openai client does) or ``X-API-Key: <key>``."""
+from __future__ import annotations
+
+import hmac
+import os
+
+# Paths served without a key: the health probe and the static chat page (the page itself asks for
+# the key and sends it with each API call). /shutdown has LitServe's own Bearer-token check.
+OPEN_PATHS = frozenset({"/", "/health", "/favicon.ico", "/shutdown"})
+OPEN_PREFIXES = ("/static/",)
+
+
+def key_from_env(env_name: str) -> str | None:
+    value = os.environ.get(env_name, "")
+    return value or None
+
+
+def is_open_path(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def presented_key(headers: dict[str, str]) -> str | None:
+    """The key a request presents (header names lower-case)."""
+    auth = headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return headers.get("x-api-key") or None
+
+
+def key_ok(expected: str | None, headers: dict[str, str]) -> bool:
+    if expected is None:
+        return True
+    got = presented_key(headers)
+    return got is not None and hmac.compare_digest(got.encode(), expected.encode())

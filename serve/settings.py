@@ -1,0 +1,78 @@
+"""Serving settings: params.yaml ``serve`` + ``prompt.system`` + ``model.dtype``, with CLI overrides."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from serve.api import ModelConfig
+from serve.auth import key_from_env
+from serve.questions import Limits
+from stages.config import Params
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """What the API-server process needs (passed to the gateway middleware)."""
+    limits: Limits
+    cache_size: int
+    cache_ttl_s: float
+    audit_log: str | None
+    api_key: str | None
+    model_enabled: bool
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    model: ModelConfig
+    max_batch_size: int
+    batch_timeout: float
+    max_question_chars: int
+    cache_size: int
+    cache_ttl_s: float
+    request_timeout_s: float
+    audit_log: str | None
+    api_key_env: str
+    api_key: str | None
+    enable_shutdown_api: bool = False
+
+    @classmethod
+    def from_params(cls, params: Params, model: str | None, adapter: str | None = None, **overrides) -> "ServeSettings":
+        """``overrides``: any field name here, or ``max_new_tokens``/``warmup`` for the model; None = keep."""
+        s = params.serve
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        model_cfg = ModelConfig(path=str(model) if model is not None else None,
+                                adapter=str(adapter) if adapter is not None else None,
+                                dtype=params.model.dtype, system=params.prompt.system,
+                                max_new_tokens=overrides.pop("max_new_tokens", s.max_new_tokens),
+                                warmup=overrides.pop("warmup", True))
+        api_key_env = overrides.pop("api_key_env", s.api_key_env)
+        settings = cls(model=model_cfg, max_batch_size=s.max_batch_size, batch_timeout=s.batch_timeout,
+                       max_question_chars=s.max_question_chars, cache_size=s.cache_size, cache_ttl_s=s.cache_ttl_s,
+                       request_timeout_s=s.request_timeout_s, audit_log=s.audit_log or None,
+                       api_key_env=api_key_env, api_key=key_from_env(api_key_env))
+        return replace(settings, **overrides)
+
+    def gateway(self) -> GatewaySettings:
+        return GatewaySettings(
+            limits=Limits(max_question_chars=self.max_question_chars, max_new_tokens=self.model.max_new_tokens),
+            cache_size=self.cache_size, cache_ttl_s=self.cache_ttl_s, audit_log=self.audit_log,
+            api_key=self.api_key, model_enabled=self.model.path is not None)
+
+    def describe(self) -> dict:
+        """JSON-safe summary for /info (never the key itself)."""
+        return {"model": self.model.path, "adapter": self.model.adapter, "dtype": self.model.dtype,
+                "model_enabled": self.model.path is not None, "max_new_tokens": self.model.max_new_tokens,
+                "max_batch_size": self.max_batch_size, "batch_timeout": self.batch_timeout,
+                "max_question_chars": self.max_question_chars, "cache_size": self.cache_size,
+                "cache_ttl_s": self.cache_ttl_s, "request_timeout_s": self.request_timeout_s,
+                "auth": self.api_key is not None, "api_key_env": self.api_key_env,
+                "decoding": "greedy", "kv_cache": True}
+
+
+def check_model_dir(path: str | Path, what: str = "model") -> None:
+    p = Path(path)
+    marker = "adapter_config.json" if what == "adapter" else "config.json"
+    if not (p / marker).is_file():
+        hint = (" — run `dvc repro merge` to build it, or use --model models/base (optionally with --adapter "
+                "models/lora) for development") if what == "model" else " — run `dvc repro train` to build it"
+        raise SystemExit(f"serve: {what} directory {p} has no {marker}{hint}")

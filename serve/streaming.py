@@ -1,0 +1,98 @@
+"""Token streaming for a whole batch: ``model.generate`` runs in a thread and hands every decoding
+step to ``BatchStreamer``; ``stream_answers`` turns those steps into per-row text deltas.
+Prompts are built by stages/prompt.py (``encode_prompts``), exactly as for training and evaluate."""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterator
+
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+from stages.prompt import encode_prompts
+
+_END = object()
+
+
+class BatchStreamer(BaseStreamer):
+    """Receives the prompt ids once, then a (batch,) tensor of new token ids per decoding step."""
+
+    def __init__(self):
+        self.steps: queue.Queue = queue.Queue()
+        self._seen_prompt = False
+
+    def put(self, value):
+        if not self._seen_prompt:
+            self._seen_prompt = True
+            return
+        self.steps.put(value.reshape(-1).tolist())
+
+    def end(self):
+        self.steps.put(_END)
+
+
+class _RowDecoder:
+    """Incremental detokenisation: emit only complete characters (a CJK character can span tokens)."""
+
+    def __init__(self, tokenizer, eos_ids: set[int], limit: int):
+        self.tok, self.eos_ids, self.limit = tokenizer, eos_ids, limit
+        self.ids: list[int] = []
+        self.emitted = ""
+        self.done = False
+
+    def push(self, token: int | None) -> str:
+        if token is not None and not self.done:
+            if token in self.eos_ids:
+                self.done = True
+            else:
+                self.ids.append(token)
+                self.done = len(self.ids) >= self.limit
+        text = self.tok.decode(self.ids, skip_special_tokens=True).lstrip()
+        if not self.done and text.endswith("\ufffd"):
+            return ""
+        delta = text[len(self.emitted):] if text.startswith(self.emitted) else ""
+        self.emitted = text if text.startswith(self.emitted) else self.emitted
+        return delta
+
+
+@torch.inference_mode()
+def _generate(model, batch, max_new_tokens, pad_id, streamer, errors):
+    try:
+        model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
+                       pad_token_id=pad_id, streamer=streamer)
+    except BaseException as err:  # surfaced in the consuming generator
+        errors.append(err)
+        streamer.end()
+
+
+def stream_answers(model, tokenizer, questions: list[str], system: str,
+                   max_new_tokens: list[int]) -> Iterator[list[str]]:
+    """Greedy, KV-cached generation for a batch; yields one list of text deltas (one per question)
+    per decoding step. Rows that finished yield "" until the batch ends; each row stops at its own
+    ``max_new_tokens``."""
+    device = next(model.parameters()).device
+    eos = model.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
+    rows = [_RowDecoder(tokenizer, eos_ids, n) for n in max_new_tokens]
+    batch = encode_prompts(tokenizer, questions, system).to(device)
+    streamer = BatchStreamer()
+    errors: list[BaseException] = []
+    worker = threading.Thread(target=_generate, daemon=True,
+                              args=(model, batch, max(max_new_tokens), tokenizer.pad_token_id, streamer, errors))
+    worker.start()
+    try:
+        while True:
+            step = streamer.steps.get()
+            if step is _END:
+                break
+            deltas = [row.push(tok) for row, tok in zip(rows, step)]
+            if any(deltas):
+                yield deltas
+        tail = [row.push(None) for row in rows]      # flush characters held back at the end
+        if any(tail):
+            yield tail
+    finally:
+        worker.join()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,28 @@
+"""Score every answer of every model in place: ROUGE (char and word), safety flags, term matches and
+(when an encoder is given) BERTScore. Rows are the evaluation rows described in aggregate.py."""
+from __future__ import annotations
+
+from tqdm.auto import tqdm
+
+from stages.metrics.overlap import rouge
+from stages.metrics.safety import safety_flags
+from stages.metrics.terms import term_match
+from stages.text import TermDict
+
+
+def score_answers(rows: list[dict], models: list[str], terms: TermDict | None = None, bertscore=None,
+                  progress: bool = True) -> None:
+    for r in tqdm(rows, desc="score", unit="ex", disable=not progress):
+        for m in models:
+            entry = r[m]
+            entry.update(rouge(entry["answer"], r["reference"], "char"))
+            entry.update(rouge(entry["answer"], r["reference"], "word"))
+            entry["safety"] = safety_flags(r["question"], entry["answer"])
+            if terms is not None:
+                entry["terms"] = term_match(terms, entry["answer"], r["reference"])
+    if bertscore is not None:
+        refs = [r["reference"] for r in rows]
+        for m in models:
+            s = bertscore.score([r[m]["answer"] for r in rows], refs, progress=progress)
+            for r, p, rc, f in zip(rows, s.precision, s.recall, s.f1):
+                r[m].update({"bertscore_p": p, "bertscore_r": rc, "bertscore_f1": f})

@@ -1,0 +1,426 @@
+"""train stage: LoRA-tune models/base on data/split/train.jsonl → models/lora (adapter + tokenizer +
+resolved training config), dvclive/ curves and metrics/train.json.
+
+    python -m stages.train                       # one process (CPU or one GPU)
+    torchrun --nproc_per_node 2 -m stages.train  # DDP (gloo on CPU, nccl on GPUs)
+    accelerate launch --config_file configs/accelerate/ddp.yaml -m stages.train
+
+Prompts come only from stages.prompt (loss on answer tokens only). Batches are length-grouped.
+Validation loss is measured before training (the base model) and every ``train.eval_steps``;
+early stopping and keep-best act on it. A killed run resumes from models/checkpoints/<run key>/."""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from stages.config import Params, load_params
+
+log = logging.getLogger("stages.train")
+
+# modules whose code decides the result: they key checkpoints and are the stage deps in dvc.yaml
+CODE_FILES = ("stages/train.py", "stages/train_data.py", "stages/batching.py", "stages/answer_loss.py",
+              "stages/lora_setup.py", "stages/checkpoint.py", "stages/prompt.py", "stages/config.py",
+              "stages/modeling.py", "stages/jsonio.py", "stages/tiers.py", "stages/safety.py")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Paths:
+    params: Path = Path("params.yaml")
+    base: Path = Path("models/base")
+    train: Path = Path("data/split/train.jsonl")
+    val: Path = Path("data/split/val.jsonl")
+    out: Path = Path("models/lora")
+    checkpoints: Path = Path("models/checkpoints")
+    metrics: Path = Path("metrics/train.json")
+    live: Path = Path("dvclive")
+
+
+@dataclass
+class TrainState:
+    """Everything besides weights/optimizer/RNG a resumed run needs (checkpointed by accelerate)."""
+    step: int = 0
+    val_loss_base: float = float("nan")
+    best_val: float = float("inf")
+    best_step: int = 0
+    bad_evals: int = 0
+    early_stopped: bool = False
+    tokens: int = 0                 # real (non-pad) tokens trained on, all processes
+    train_seconds: float = 0.0
+    evals: list = field(default_factory=list)      # [{"step", "val_loss"}]
+    steps_log: list = field(default_factory=list)  # [{"step", "loss", "lr", "tokens_per_s"}]
+    best_adapter: dict = field(default_factory=dict)
+
+    def state_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def load_state_dict(self, d: dict) -> None:
+        self.__dict__.update(d)
+
+
+def resolve_mixed_precision(name: str) -> str:
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+class Trainer:
+    def __init__(self, params: Params, paths: Paths, fault_at_step: int | None = None):
+        self.p, self.paths, self.fault_at_step = params, paths, fault_at_step
+
+    # ----------------------------------------------------------------- set-up
+    def setup(self):
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+        from transformers import get_scheduler
+
+        from stages.answer_loss import AnswerLoss, PrefixCache, first_trainable_layer, prefix_cache_blocker
+        from stages.batching import Planner, collate
+        from stages.checkpoint import Checkpointer, model_dir_fingerprint, run_key, sha256_file
+        from stages.lora_setup import apply_lora
+        from stages.modeling import load_model, load_tokenizer, set_threads
+        from stages.train_data import encode_records, read_split, stratified_subset, tier_counts
+
+        tp, lp = self.p.train, self.p.lora
+        set_threads(tp.num_threads)
+        self.mp = resolve_mixed_precision(tp.mixed_precision)
+        self.acc = acc = Accelerator(mixed_precision=self.mp)
+        self.world, self.rank = acc.num_processes, acc.process_index
+        if not (self.paths.base / "config.json").exists():
+            raise FileNotFoundError(f"{self.paths.base}: no base model (run `dvc repro base` first)")
+
+        # data: validated, deterministic tier-stratified subsets, encoded by stages.prompt
+        self.tok = load_tokenizer(self.paths.base)
+        train_all, val_all = read_split(self.paths.train), read_split(self.paths.val)
+        train_recs = stratified_subset(train_all, tp.max_train_examples, tp.seed)
+        val_recs = stratified_subset(val_all, tp.max_val_examples, tp.seed)
+        system = self.p.prompt.system
+        self.train_ex, self.train_stats = encode_records(self.tok, train_recs, system, tp.max_len)
+        self.val_ex, self.val_stats = encode_records(self.tok, val_recs, system, tp.max_len)
+        self.info(f"data: train {len(train_recs)}/{len(train_all)} {tier_counts(train_recs)}, "
+                  f"val {len(val_recs)}/{len(val_all)}; max_len {tp.max_len}: "
+                  f"{self.train_stats.truncated} train / {self.val_stats.truncated} val answers truncated "
+                  f"({self.train_stats.answer_tokens_cut} answer tokens cut), "
+                  f"{self.train_stats.tokens} train tokens")
+
+        # model + LoRA
+        base_dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(self.mp, "float32")
+        set_seed(tp.seed)
+        model = load_model(self.paths.base, dtype=base_dtype, device=str(acc.device))
+        model.config.use_cache = False
+        if tp.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.peft_model, self.trainable, total = apply_lora(model, lp)
+        start = first_trainable_layer(self.peft_model)
+        blocker = prefix_cache_blocker(self.peft_model, start) if tp.cache_frozen_prefix else "train.cache_frozen_prefix is off"
+        self.loss_module = AnswerLoss(self.peft_model, prefix_start=0 if blocker else start)
+        self.loss_module.eval()
+        probe = collate([min(self.val_ex, key=lambda e: len(e.input_ids))], self.tok.pad_token_id)
+        probe = {k: v.to(acc.device) for k, v in probe.items()}
+        with acc.autocast():
+            ok, why = self.loss_module.self_check(probe)
+        if not ok:
+            blocker = why
+            self.loss_module.prefix_start = 0
+        self.info(f"LoRA r={lp.r} on {lp.layers} ({self.trainable:,} of {total:,} params trainable); "
+                  f"{why}; frozen-prefix cache: " + (f"on (layers < {start} run once per example)" if not blocker
+                                                    else f"off ({blocker})"))
+        self.cache = PrefixCache(self.loss_module, enabled=not blocker)
+
+        # plan, optimizer, schedule
+        self.planner = Planner([len(e.input_ids) for e in self.train_ex], [e.targets for e in self.train_ex],
+                               tp.batch_size, tp.grad_accum, self.world, tp.seed)
+        self.total_steps = max(1, math.ceil(tp.epochs * self.planner.steps_per_epoch - 1e-9))
+        params = [p for p in self.peft_model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=tp.learning_rate, weight_decay=tp.weight_decay)
+        self.scheduler = get_scheduler(tp.lr_scheduler, optimizer,
+                                       num_warmup_steps=math.ceil(tp.warmup_ratio * self.total_steps),
+                                       num_training_steps=self.total_steps)
+        self.model, self.optimizer = acc.prepare(self.loss_module, optimizer)
+        self.params_list = params
+        set_seed(tp.seed + 1000 * self.rank)   # distinct dropout streams per process
+
+        # resume
+        self.state = TrainState()
+        self.key_parts = {
+            "lora": lp.model_dump(), "train": tp.model_dump(exclude={"num_threads", "save_steps"}),
+            "prompt": self.p.prompt.model_dump(), "world_size": self.world, "mixed_precision": self.mp,
+            "data": {"train": sha256_file(self.paths.train), "val": sha256_file(self.paths.val)},
+            "base": model_dir_fingerprint(self.paths.base),
+            "code": {f: sha256_file(REPO / f) for f in CODE_FILES if (REPO / f).exists()},
+        }
+        self.key = run_key(self.key_parts)
+        self.ckpt = Checkpointer(acc, self.paths.checkpoints, self.key, self.peft_model, [self.scheduler, self.state])
+        for other in self.ckpt.others():
+            self.info(f"note: {other} holds a checkpoint of another config (kept; delete it if unneeded)")
+        self.resumed_from = 0
+        latest = self.ckpt.latest()
+        if latest:
+            step, path = latest
+            self.ckpt.load(path)
+            self.resumed_from = self.state.step
+            self.info(f"resumed from {path} (step {self.state.step}/{self.total_steps})")
+        self.collate = lambda idx, ex: collate([ex[i] for i in idx], self.tok.pad_token_id)
+
+    def info(self, msg: str) -> None:
+        if self.acc.is_main_process:
+            log.info(msg)
+
+    # ----------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self, disable_adapter: bool = False) -> float:
+        from stages.batching import eval_batches
+
+        module = self.loss_module
+        module.eval()
+        batches = eval_batches([len(e.input_ids) for e in self.val_ex], self.p.train.batch_size)
+        sums = torch.zeros(2, dtype=torch.float64, device=self.acc.device)
+        ctx = self.peft_model.disable_adapter() if disable_adapter else nullcontext()
+        with ctx:
+            for idx in batches[self.rank::self.world]:
+                batch = {k: v.to(self.acc.device) for k, v in self.collate(idx, self.val_ex).items()}
+                with self.acc.autocast():
+                    prefix = self.cache.batch("val", idx, batch)
+                    loss, n = module(**batch, prefix_hidden=prefix)
+                sums += torch.stack([loss.double(), n.double()])
+        sums = self.acc.reduce(sums, reduction="sum") if self.world > 1 else sums
+        module.train()
+        return (sums[0] / sums[1]).item()
+
+    def record_eval(self, step: int, val: float) -> None:
+        from peft import get_peft_model_state_dict
+
+        st = self.state
+        st.evals.append({"step": step, "val_loss": val})
+        if val < st.best_val:
+            st.best_val, st.best_step, st.bad_evals = val, step, 0
+            if self.p.train.keep_best:
+                st.best_adapter = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(self.peft_model).items()}
+        elif step > 0:
+            st.bad_evals += 1
+        self.live_log(step, {"val/loss": val})
+
+    # ----------------------------------------------------------------- logging (main process)
+    def open_live(self):
+        self.live = None
+        if not self.acc.is_main_process:
+            return
+        from dvclive import Live
+
+        self.live = Live(dir=str(self.paths.live), resume=False, save_dvc_exp=False, dvcyaml=False, report=None)
+        # replay the curves of a resumed run so the plots hold the whole run
+        for e in self.state.evals:
+            self.live_log(e["step"], {"val/loss": e["val_loss"]})
+        for s in self.state.steps_log:
+            self.live_log(s["step"], {"train/loss": s["loss"], "train/lr": s["lr"], "train/tokens_per_s": s["tokens_per_s"]})
+
+    def live_log(self, step: int, values: dict) -> None:
+        if getattr(self, "live", None) is None:
+            return
+        self.live.step = step
+        for k, v in values.items():
+            self.live.log_metric(k, v)
+
+    # ----------------------------------------------------------------- one optimizer step
+    def train_step(self, step: int) -> tuple[float, int, float, float]:
+        plan = self.planner.step(step)
+        mine = plan.micro[self.rank::self.world]
+        t0 = time.perf_counter()
+        local = torch.zeros(2, dtype=torch.float64, device=self.acc.device)   # loss sum, real tokens
+        for j, idx in enumerate(mine):
+            batch = {k: v.to(self.acc.device) for k, v in self.collate(idx, self.train_ex).items()}
+            sync = self.acc.no_sync(self.model) if j < len(mine) - 1 else nullcontext()
+            with sync:
+                with self.acc.autocast():
+                    prefix = self.cache.batch("train", idx, batch)
+                    loss_sum, _ = self.model(**batch, prefix_hidden=prefix)
+                # DDP averages gradients over processes: scale so the result is the token mean of the step
+                self.acc.backward(loss_sum * self.world / max(1, plan.target_tokens))
+            local += torch.stack([loss_sum.detach().double(), batch["attention_mask"].sum().double()])
+        if self.p.train.max_grad_norm > 0:
+            self.acc.clip_grad_norm_(self.params_list, self.p.train.max_grad_norm)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        total = self.acc.reduce(local, reduction="sum") if self.world > 1 else local
+        seconds = time.perf_counter() - t0
+        return (total[0] / max(1, plan.target_tokens)).item(), int(total[1].item()), seconds, lr
+
+    # ----------------------------------------------------------------- the loop
+    def run(self) -> dict:
+        from tqdm.auto import tqdm
+
+        tp, st = self.p.train, self.state
+        t_start = time.time()
+        self.open_live()
+        eval_seconds = 0.0
+        if not st.evals:
+            t0 = time.time()
+            st.val_loss_base = self.evaluate(disable_adapter=True)
+            eval_seconds += time.time() - t0
+            self.record_eval(0, st.val_loss_base)
+            self.info(f"step 0: base model val loss {st.val_loss_base:.4f} ({time.time() - t0:.1f}s)")
+        self.loss_module.train()
+        bar = tqdm(total=self.total_steps, initial=st.step, desc="train", unit="step",
+                   disable=not self.acc.is_main_process, dynamic_ncols=True)
+        last_eval_step = st.evals[-1]["step"]
+        while st.step < self.total_steps and not st.early_stopped:
+            loss, tokens, seconds, lr = self.train_step(st.step)
+            st.step += 1
+            st.tokens += tokens
+            st.train_seconds += seconds
+            rec = {"step": st.step, "loss": loss, "lr": lr, "tokens_per_s": tokens / max(seconds, 1e-9)}
+            st.steps_log.append(rec)
+            self.live_log(st.step, {"train/loss": loss, "train/lr": lr, "train/tokens_per_s": rec["tokens_per_s"]})
+            last = st.step == self.total_steps
+            if st.step % tp.eval_steps == 0 or last:
+                t0 = time.time()
+                val = self.evaluate()
+                eval_seconds += time.time() - t0
+                self.record_eval(st.step, val)
+                last_eval_step = st.step
+                self.info(f"step {st.step}/{self.total_steps}: train loss {loss:.4f}, val loss {val:.4f} "
+                          f"(best {st.best_val:.4f} @ {st.best_step})")
+                if tp.early_stopping_patience and st.bad_evals >= tp.early_stopping_patience:
+                    st.early_stopped = True
+                    self.info(f"early stopping: no val-loss improvement in {st.bad_evals} evaluations")
+            bar.set_postfix(loss=f"{loss:.3f}", val=f"{st.evals[-1]['val_loss']:.3f}",
+                            tok_s=f"{st.tokens / max(st.train_seconds, 1e-9):.0f}")
+            bar.update(1)
+            if st.step % tp.save_steps == 0 and not last and not st.early_stopped:
+                self.ckpt.save(st.step, {"key_parts": self.key_parts, "step": st.step})
+            if self.fault_at_step is not None and st.step == self.fault_at_step:
+                os.kill(os.getpid(), signal.SIGKILL)     # fault injection for resume tests
+        bar.close()
+        if last_eval_step != st.step:                     # (early stop always follows an eval)
+            self.record_eval(st.step, self.evaluate())
+        return self.finish(time.time() - t_start, eval_seconds)
+
+    # ----------------------------------------------------------------- outputs
+    def finish(self, seconds: float, eval_seconds: float) -> dict:
+        from peft import set_peft_model_state_dict
+
+        from stages.jsonio import atomic_dir, write_json
+
+        tp, st = self.p.train, self.state
+        self.check_replicas()
+        val_final = st.evals[-1]["val_loss"]
+        saved = "last"
+        if tp.keep_best and st.best_adapter and st.best_step != st.step:
+            set_peft_model_state_dict(self.peft_model, st.best_adapter)
+            saved = "best"
+        window = st.steps_log[-min(tp.eval_steps, len(st.steps_log)):]
+        first = st.steps_log[:min(tp.eval_steps, len(st.steps_log))]
+        tw = lambda rows: sum(r["loss"] for r in rows) / max(1, len(rows))  # noqa: E731
+        metrics = {
+            "val_loss_base": st.val_loss_base, "val_loss_best": st.best_val, "val_loss_final": val_final,
+            "val_loss_drop": st.val_loss_base - st.best_val,
+            "train_loss_first": tw(first), "train_loss_final": tw(window),
+            "tokens_per_s": st.tokens / max(st.train_seconds, 1e-9),
+            "steps": st.step, "total_steps": self.total_steps,
+            "epochs": st.step / self.planner.steps_per_epoch, "best_step": st.best_step,
+            "early_stopped": int(st.early_stopped), "saved_best": int(saved == "best"),
+            "examples": self.train_stats.examples, "val_examples": self.val_stats.examples,
+            "truncated": self.train_stats.truncated, "truncated_val": self.val_stats.truncated,
+            "answer_tokens_cut": self.train_stats.answer_tokens_cut,
+            "train_tokens": self.train_stats.tokens, "train_target_tokens": self.train_stats.target_tokens,
+            "pad_fraction": self.pad_fraction(),
+            "trainable_params": self.trainable, "world_size": self.world,
+            "prefix_cache": int(self.cache.enabled), "resumed_from_step": self.resumed_from,
+            "seconds": seconds, "train_seconds": st.train_seconds, "eval_seconds": eval_seconds,
+        }
+        if self.acc.is_main_process:
+            with atomic_dir(self.paths.out) as tmp:
+                self.peft_model.save_pretrained(str(tmp))
+                self.tok.save_pretrained(str(tmp))
+                write_json(tmp / "training_config.json", self.resolved_config(saved))
+            write_json(self.paths.metrics, metrics)
+            if self.live is not None:
+                for k in ("val_loss_base", "val_loss_best", "val_loss_final", "tokens_per_s"):
+                    self.live.summary[k] = metrics[k]
+                self.live.make_summary()
+                self.live.end()
+        self.ckpt.clear()
+        self.info(f"saved {saved} adapter (step {st.best_step if saved == 'best' else st.step}) to {self.paths.out}; "
+                  f"val loss {st.val_loss_base:.4f} → best {st.best_val:.4f}; "
+                  f"{metrics['tokens_per_s']:.1f} tok/s; {seconds:.0f}s")
+        return metrics
+
+    def pad_fraction(self) -> float:
+        real = padded = 0
+        for s in range(self.planner.steps_per_epoch):
+            for idx in self.planner.step(s).micro:
+                lens = [len(self.train_ex[i].input_ids) for i in idx]
+                real += sum(lens)
+                padded += max(lens) * len(lens)
+        return 1 - real / max(1, padded)
+
+    def check_replicas(self) -> None:
+        """DDP keeps every process's adapter identical; verify it instead of assuming it."""
+        if self.world == 1:
+            return
+        s = torch.stack([p.detach().double().sum() for p in self.params_list]).sum().reshape(1)
+        all_s = self.acc.gather(s.to(self.acc.device))
+        if not torch.allclose(all_s, all_s[0].expand_as(all_s), rtol=1e-6, atol=1e-9):
+            raise RuntimeError(f"DDP replicas diverged: adapter checksums {all_s.tolist()}")
+        self.info(f"DDP: {self.world} replicas hold identical adapters (checksum {all_s[0].item():.6f})")
+
+    def resolved_config(self, saved: str) -> dict:
+        import json
+
+        import peft
+        import transformers
+
+        resolved = self.paths.base / "resolved.json"
+        return {
+            "params": {"lora": self.p.lora.model_dump(), "train": self.p.train.model_dump(),
+                       "prompt": self.p.prompt.model_dump()},
+            "base_model": str(self.paths.base),
+            "base_resolved": json.loads(resolved.read_text(encoding="utf-8")) if resolved.exists() else None,
+            "data": {"train": str(self.paths.train), "val": str(self.paths.val), **self.key_parts["data"],
+                     **self.train_stats.as_dict("train_"), **self.val_stats.as_dict("val_")},
+            "run_key": self.key, "world_size": self.world, "mixed_precision": self.mp,
+            "device": str(self.acc.device), "saved": saved, "best_step": self.state.best_step,
+            "steps": self.state.step, "prefix_cache": self.cache.enabled,
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+        }
+
+
+def train(params: Params, paths: Paths = Paths(), fault_at_step: int | None = None) -> dict:
+    tr = Trainer(params, paths, fault_at_step)
+    tr.setup()
+    return tr.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    d = Paths()
+    for name in ("params", "base", "train", "val", "out", "checkpoints", "metrics", "live"):
+        ap.add_argument(f"--{name}", type=Path, default=getattr(d, name))
+    ap.add_argument("--fault-at-step", type=int, default=None,
+                    help="testing: SIGKILL this process right after this optimizer step (resume tests)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("dvclive", "accelerate", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    params = load_params(args.params)
+    paths = Paths(**{k: getattr(args, k) for k in Paths.__dataclass_fields__})
+    train(params, paths, args.fault_at_step)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
