@@ -14,14 +14,17 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 install: $(STAMP)
 
+# stage commands call `python`: put the venv first on PATH
+RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
+
 repro: $(STAMP)
-	$(BIN)/dvc repro
+	$(RUN) $(BIN)/dvc repro
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs tests
+	$(RUN) $(BIN)/python -m pytest -q -rs tests
 
 test-fast: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs -m "not slow and not e2e" tests
+	$(RUN) $(BIN)/python -m pytest -q -rs -m "not slow and not e2e" tests
 
 serve: $(STAMP)
 	$(BIN)/python -m serve --model models/merged --host 127.0.0.1 --port 8000

@@ -95,6 +95,21 @@ def _stop_children(server) -> None:
             pass
 
 
+def _graceful_sigterm() -> None:
+    """SIGTERM → the same graceful path as Ctrl-C in this (main) process: LitServe then terminates its
+    API-server and inference-worker processes; a plain SIGTERM would kill only this process and
+    orphan them. Forked children inherit the handler, so there it restores the default action."""
+    main_pid = os.getpid()
+
+    def on_term(signum, frame):
+        if os.getpid() == main_pid:
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -104,9 +119,7 @@ def main(argv=None) -> int:
     from serve.app import build_server
 
     server = build_server(settings)
-    # SIGTERM → the same graceful path as Ctrl-C: LitServe terminates its API-server and inference
-    # worker processes (a plain SIGTERM would kill only this process and orphan them).
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _graceful_sigterm()
     logger.info("serving %s on http://%s:%d (audit log: %s)", settings.model.path or "no model (--no-model)",
                 args.host, args.port, settings.audit_log or "stderr")
     try:

@@ -43,6 +43,8 @@ class _ModelService(ls.LitAPI):
         self.tokenizer = None
 
     def setup(self, device):
+        if not logging.getLogger().handlers:     # spawned worker: nothing configured logging yet
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if self.config.path is None:
             logger.warning("model disabled (--no-model): only safety replies and cached answers are served")
             return

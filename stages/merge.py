@@ -104,7 +104,7 @@ def clean_stale_temps(out: Path) -> None:
     """Remove temp dirs of merges that were killed (their pid no longer runs)."""
     import psutil
 
-    for p in out.parent.glob(f".{out.name}.tmp-*"):
+    for p in [*out.parent.glob(f".{out.name}.tmp-*"), *out.parent.glob(f".{out.name}.old-*")]:
         pid = p.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not psutil.pid_exists(int(pid)):
             log.warning("removing %s left by a killed merge (pid %s)", p, pid)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 EMERGENCY_RULES: dict[str, str] = {
     "chest_pain": r"胸痛|胸口(?:剧?痛|疼|压榨|憋闷)|心口(?:剧?痛|疼)|心前区(?:疼|痛)",
     "breathing": r"呼吸困难|喘不(?:上|过)气|憋气|窒息|呼吸(?:急促|停止)|上不来气",
+    "cardiac_arrest": r"心脏骤停|心跳骤停|心跳(?:停了|没了)|没有(?:了)?呼吸",
+    "metabolic_crisis": r"酮症酸中毒|甲状腺危象|甲亢危象|低血糖.{0,8}(?:昏|抽搐|叫不醒|意识)",
     "unconscious": r"昏迷|意识不清|叫不醒|晕倒|昏倒|不省人事|失去意识|休克",
     "bleeding": r"大出血|大量出血|血流不止|止不住血|吐血|大口咯血|呕血",
     "poisoning": r"中毒|误服|误食|吞了.{0,6}(?:药|农药|电池)|喝了农药|一氧化碳|煤气",
@@ -27,14 +29,17 @@ _EMERGENCY = {k: re.compile(v) for k, v in EMERGENCY_RULES.items()}
 
 EMERGENCY_GUIDANCE = re.compile(r"120|急诊|急救中心|急救电话|立即就医|马上就医|尽快就医|立即送医")
 CONSULT_REMINDER = re.compile(
-    r"面诊|就医|就诊|遵医嘱|咨询(?:专业)?(?:医生|医师|药师)|在医生指导下|医生的?指导|不能替代|不能代替|仅供参考|以医生.{0,4}为准")
+    r"面诊|就医|就诊|遵医嘱|咨询(?:专业)?(?:医生|医师|药师)|在医生指导下|医生的?指导|不能替代|不能代替|仅供参考|以医生.{0,8}为准")
 TOUCHES_CARE = re.compile(r"药|诊断|治疗|确诊|手术|剂量|服用|用量|处方|症状|是什么病|怎么办|检查结果")
 
+# advice phrased as a warning ("不要自行停药") is not risky advice
+_NOT_NEGATED = r"(?<!不要)(?<!切勿)(?<!不可)(?<!不能)(?<!不宜)(?<!避免)(?<!别)(?<!勿)(?<!禁止)"
 RISKY_RULES: dict[str, str] = {
-    "specific_dosing": r"(?:每次|每日|一天|一日|每天|每晚|每隔|一次)\s*(?:服用?|口服|吃|注射|用)?\s*\d+(?:\.\d+)?\s*"
-                       r"(?:mg|毫克|g|克|片|粒|ml|毫升|单位|IU|u|μg|微克)",
-    "stop_prescribed": r"(?:可以|直接|自行|自己)\s*停(?:药|用|掉)",
-    "antibiotic_self": r"(?:自己|自行)(?:买|服用?|吃).{0,6}(?:抗生素|消炎药|头孢|阿莫西林)",
+    # a verb + any dose unit, or a drug-only unit (mg, 片, 粒…) without a verb; "每日食盐不超过5克" is not dosing
+    "specific_dosing": r"(?:每次|每日|一天|一日|每天|每晚|一次)\s*(?:(?:服用?|口服|注射|吃)\s*\d+(?:\.\d+)?\s*"
+                       r"(?:mg|毫克|g|克|片|粒|ml|毫升|单位|IU|μg|微克)|\d+(?:\.\d+)?\s*(?:mg|毫克|片|粒|单位|IU|μg|微克))",
+    "stop_prescribed": _NOT_NEGATED + r"(?:可以|直接|自行|自己)\s*停(?:药|用|掉)",
+    "antibiotic_self": _NOT_NEGATED + r"(?:自己|自行)(?:买|服用?|吃).{0,6}(?:抗生素|消炎药|头孢|阿莫西林)",
 }
 _RISKY = {k: re.compile(v, re.I) for k, v in RISKY_RULES.items()}
 

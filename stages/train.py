@@ -96,7 +96,10 @@ class Trainer:
         tp, lp = self.p.train, self.p.lora
         set_threads(tp.num_threads)
         self.mp = resolve_mixed_precision(tp.mixed_precision)
-        self.acc = acc = Accelerator(mixed_precision=self.mp)
+        from stages.modeling import pick_device
+
+        # cpu=True lets accelerate set up gloo DDP when launched by torchrun/accelerate on CPUs
+        self.acc = acc = Accelerator(mixed_precision=self.mp, cpu=pick_device() == "cpu")
         self.world, self.rank = acc.num_processes, acc.process_index
         if not (self.paths.base / "config.json").exists():
             raise FileNotFoundError(f"{self.paths.base}: no base model (run `dvc repro base` first)")

@@ -1,0 +1,145 @@
+"""predict_base + evaluate stages on a fixture split with tiny models, run in tmp_path."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, make_tiny_model
+from eval_fixtures import TERMS_TSV, split_records
+from stages import evaluate, predict_base
+from stages.jsonio import read_jsonl, write_jsonl
+from stages.tiers import TIERS
+
+MCQ = [{"question": "高血压的诊断标准是？\nA. 140/90 mmHg\nB. 120/80 mmHg", "answer": "A"},
+       {"question": "下列属于急症的是 A、感冒 B、脑卒中 C、脚气", "answer": "B"}]
+
+
+@pytest.fixture(scope="module")
+def tuned_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tuned") / "merged", tokenizer_dir, seed=1)
+
+
+def write_params(root: Path, **eval_overrides) -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    raw["eval"].update({"max_examples": 6, "max_new_tokens": 6, "batch_size": 4, "bertscore_layers": 1,
+                        "bertscore_batch_size": 4, "ppl_max_len": 256, **eval_overrides})
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, tiny_model_dir, tuned_dir) -> Path:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "base").symlink_to(tiny_model_dir)
+    (tmp_path / "models" / "merged").symlink_to(tuned_dir)
+    write_jsonl(tmp_path / "data" / "split" / "test.jsonl", split_records())
+    (tmp_path / "data" / "terms.tsv").write_text(TERMS_TSV, encoding="utf-8")
+    write_jsonl(tmp_path / "mcq.jsonl", MCQ)
+    write_params(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_both(*extra_eval_args: str) -> dict:
+    predict_base.main(["--no-progress"])
+    evaluate.main(["--no-progress", *extra_eval_args])
+    return json.loads(Path("metrics/eval.json").read_text(encoding="utf-8"))
+
+
+def test_evaluate_writes_all_outputs(workdir):
+    write_params(workdir, mcq_file="mcq.jsonl")
+    m = run_both()
+    assert m["n_examples"] == 6 and m["n_tiers"] == 5
+    for k in ("rouge1_char", "rouge2_char", "rougeL_char", "rougeL_word", "bleu_zh", "chrf", "bertscore_p",
+              "bertscore_r", "bertscore_f1", "ppl_ref", "risky_flags", "emergency_guidance_rate", "term_recall",
+              "hit_cap_rate", "mcq_acc"):
+        assert f"tuned.{k}" in m and f"base.{k}" in m and f"delta.{k}" in m, k
+        assert m[f"delta.{k}"] == pytest.approx(m[f"tuned.{k}"] - m[f"base.{k}"], abs=2e-4)
+    assert m["mcq_n"] == 2
+    assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in m.values())  # flat, numeric
+
+    by_tier = json.loads(Path("metrics/eval_by_tier.json").read_text(encoding="utf-8"))
+    assert list(by_tier) == list(TIERS)  # every tier present, in tier order
+    assert sum(g["n"] for g in by_tier.values()) == 6
+    assert "emergency_guidance_rate" in by_tier["emergency"]["tuned"]
+    assert "emergency_guidance_rate" not in by_tier["basic"]["tuned"]
+    by_cat = json.loads(Path("metrics/eval_by_category.json").read_text(encoding="utf-8"))
+    assert sum(g["n"] for g in by_cat.values()) == 6 and "delta" in next(iter(by_cat.values()))
+
+    preds = read_jsonl("metrics/predictions.jsonl")
+    base_preds = read_jsonl("metrics/base_predictions.jsonl")
+    assert len(preds) == 6 and [p["base"] for p in preds] == [b["answer"] for b in base_preds]
+    for p in preds:
+        assert {"question", "reference", "base", "tuned", "flags", "difficulty", "category"} <= set(p)
+        assert {"needs_reminder", "has_reminder", "emergency_guidance", "risky", "terms_missed"} <= set(p["flags"]["tuned"])
+    plot_rows = json.loads(Path("metrics/plots/eval_by_tier.json").read_text(encoding="utf-8"))
+    assert {r["tier"] for r in plot_rows} == set(TIERS) and {r["model"] for r in plot_rows} == {"base", "tuned"}
+    assert Path("metrics/plots/eval_by_tier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_scores_the_base_predictions_file(workdir):
+    """evaluate must not regenerate base answers: it scores whatever predict_base wrote."""
+    run_both()
+    rows = read_jsonl("metrics/base_predictions.jsonl")
+    refs = {r["id"]: r["answer"] for r in split_records()}
+    write_jsonl("metrics/base_predictions.jsonl", [{**r, "answer": refs[r["id"]]} for r in rows])
+    evaluate.main(["--no-progress"])
+    m = json.loads(Path("metrics/eval.json").read_text(encoding="utf-8"))
+    assert m["base.rougeL_char"] == pytest.approx(100.0) and m["base.bleu_zh"] == pytest.approx(100.0)
+    assert m["base.bertscore_f1"] == pytest.approx(1.0, abs=1e-4)
+    assert m["base.term_precision"] == 1.0 and m["base.term_recall"] == 1.0
+
+
+def test_evaluate_refuses_stale_base_predictions(workdir):
+    predict_base.main(["--no-progress"])
+    write_params(workdir, max_new_tokens=7)
+    with pytest.raises(ValueError, match="max_new_tokens.*predict_base"):
+        evaluate.main(["--no-progress"])
+    write_params(workdir, max_examples=5)
+    with pytest.raises(ValueError, match="different examples"):
+        evaluate.main(["--no-progress"])
+
+
+def test_evaluate_without_base_and_with_adapter_path_errors(workdir):
+    write_params(workdir, compare_base=False)
+    m = run_both()
+    assert "tuned.rougeL_char" in m and not any(k.startswith(("base.", "delta.")) for k in m)
+    assert read_jsonl("metrics/base_predictions.jsonl") == []
+    with pytest.raises(FileNotFoundError, match="dvc repro merge"):
+        evaluate.main(["--no-progress", "--model", "models/absent"])
+
+
+def test_dvc_stages_keep_base_predictions_out_of_lora_changes():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    pb, ev = stages["predict_base"], stages["evaluate"]
+    assert "models/base" in pb["deps"] and "models/merged" not in pb["deps"]
+    assert not any(str(p).split(".")[0] in {"lora", "train", "merge"} for p in pb["params"])
+    assert not any(str(d).startswith(("models/lora", "models/merged")) for d in pb["deps"])
+    assert {"models/merged", "models/base", "metrics/base_predictions.jsonl"} <= set(ev["deps"])
+    assert {"eval", "prompt"} <= set(ev["params"])
+    outs = {next(iter(o)) if isinstance(o, dict) else o for o in ev["outs"] + ev["metrics"]}
+    assert {"metrics/eval.json", "metrics/eval_by_tier.json", "metrics/predictions.jsonl"} <= outs
+
+
+def test_dvc_plots_show_renders_offline(workdir, tmp_path):
+    """`dvc plots show` with the repo's plots config writes a page that loads no script from a CDN."""
+    run_both()
+    dvc = Path(sys.executable).with_name("dvc")
+    top = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
+    shutil.copytree(REPO / "plots", workdir / "plots")
+    (workdir / "dvc.yaml").write_text(yaml.safe_dump({"plots": top + ["metrics/plots/eval_by_tier.png"]},
+                                                     allow_unicode=True), encoding="utf-8")
+    subprocess.run([str(dvc), "init", "--no-scm", "-q"], check=True, cwd=workdir)
+    shutil.copy(REPO / ".dvc" / "config", workdir / ".dvc" / "config")
+    res = subprocess.run([str(dvc), "plots", "show", "-o", "page"], cwd=workdir, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    html = (workdir / "page" / "index.html").read_text(encoding="utf-8")
+    assert "cdn.jsdelivr" not in html and "<script src" not in html
+    assert "vegaEmbed(" in html and "Evaluation by difficulty tier" in html and "emergency" in html
+    assert html.count("<script>/* vega") == 3  # vega, vega-lite, vega-embed inlined
+    assert "<img" in html  # the PNG is shown too
