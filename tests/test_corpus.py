@@ -11,7 +11,7 @@ from stages.tiers import TIERS
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 KEYS = {"question", "answer", "category", "difficulty", "source"}
 SERVICE = {"挂号预约", "检查前准备", "报告查询", "医保报销", "用药咨询"}
-CLINICAL = {"心血管", "内分泌", "呼吸", "消化", "儿科", "妇产", "神经", "皮肤", "急诊"}
+CLINICAL = {"心血管", "内分泌", "呼吸", "消化", "儿科", "妇产", "神经", "皮肤", "急诊", "骨科", "眼耳鼻喉", "口腔"}
 
 
 @pytest.fixture(scope="module")

@@ -315,10 +315,15 @@ def test_stage_main_on_tiny_model(tmp_path, tiny_model_copy, method):
     assert v["prompts"] == 3 and v["max_abs_logit_diff"] <= 1e-3 and v["argmax_agreement"] == 1.0
     assert v["adapter_effect_max_abs"] > 10 * v["max_abs_logit_diff"]
     assert saved["prompt_source"].endswith("val.jsonl") and saved["peak_rss_mb"] > 0 and saved["seconds"] > 0
-    for f in ("tokenizer.json", "tokenizer_config.json", "generation_config.json", "config.json", "merge_info.json"):
+    for f in ("config.json", "merge_info.json"):
         assert (out / f).exists(), f
-    assert AutoTokenizer.from_pretrained(str(out)).chat_template == AutoTokenizer.from_pretrained(
-        str(tiny_model_copy)).chat_template
+    support = [f.name for f in tiny_model_copy.iterdir() if not f.name.endswith((".safetensors", ".json"))
+               or f.name.startswith(("tokenizer", "generation_config", "special_tokens"))]
+    assert "tokenizer.json" in support and "generation_config.json" in support
+    for f in support:                                   # tokenizer, chat template, generation config copied
+        if method == "streaming" or f != "generation_config.json":
+            assert (out / f).read_bytes() == (tiny_model_copy / f).read_bytes(), f
+    assert AutoTokenizer.from_pretrained(str(out)).chat_template
     model = AutoModelForCausalLM.from_pretrained(str(out))
     assert model.dtype == torch.float32
     assert not list(out.parent.glob(".merged.*"))

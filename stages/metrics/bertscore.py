@@ -25,12 +25,11 @@ class BertScoreEncoder:
     """Loads the encoder once; ``score`` can then be called for base and tuned answers."""
 
     def __init__(self, model: str, num_layers: int, batch_size: int = 16, device: str | None = None):
-        from transformers import AutoConfig, AutoTokenizer
+        from transformers import AutoConfig
 
         self.model = str(model)
         try:
             cfg = AutoConfig.from_pretrained(self.model)
-            tok = AutoTokenizer.from_pretrained(self.model)
         except OSError as err:
             raise OSError(f"eval.bertscore_model: {self.model!r} is neither a local model directory nor a "
                           "cached hub model (runs are offline); build it with `dvc repro base` or point "
@@ -38,14 +37,15 @@ class BertScoreEncoder:
         layers = getattr(cfg, "num_hidden_layers", None)
         if layers is not None and not 1 <= num_layers <= layers:
             raise ValueError(f"eval.bertscore_layers: {num_layers} is outside 1..{layers} for {self.model}")
-        if not tok.model_max_length or tok.model_max_length > MAX_SANE_LENGTH:
-            raise ValueError(f"eval.bertscore_model: tokenizer of {self.model} has no finite model_max_length "
-                             f"({tok.model_max_length}); set it in tokenizer_config.json")
         from bert_score import BERTScorer
 
         self.num_layers = num_layers
         self._scorer = BERTScorer(model_type=self.model, num_layers=num_layers, batch_size=batch_size,
                                   device=device or "cpu", use_fast_tokenizer=True)
+        max_len = self._scorer._tokenizer.model_max_length
+        if not max_len or max_len > MAX_SANE_LENGTH:
+            raise ValueError(f"eval.bertscore_model: tokenizer of {self.model} has no finite model_max_length "
+                             f"({max_len}); set it in tokenizer_config.json")
 
     def score(self, predictions: list[str], references: list[str], progress: bool = False) -> BertScores:
         if len(predictions) != len(references):
