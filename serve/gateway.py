@@ -26,7 +26,7 @@ from serve.audit import AuditLog
 from serve.auth import is_open_path, key_ok
 from serve.cache import AnswerCache
 from serve.openai_format import StreamRewriter, completion_body, stream_events
-from serve.questions import BadRequest, Question, chat_question, parse_json, predict_question
+from serve.questions import Rejected, Question, chat_question, parse_json, predict_question
 from serve.settings import GatewaySettings
 
 logger = logging.getLogger("serve.gateway")
@@ -108,9 +108,10 @@ class Gateway:
                 await self._chat(scope, receive, send, ctx)
             else:
                 await self._passthrough(scope, receive, send, ctx)
-        except BadRequest as err:
+        except Rejected as err:
             ctx.error = err.message
-            await self._send_json(send, ctx, err.status, _error_body(err.message, err.code, "invalid_request_error"))
+            kind = "server_error" if err.status >= 500 else "invalid_request_error"
+            await self._send_json(send, ctx, err.status, _error_body(err.message, err.code, kind))
         except _ClientGone:
             ctx.status, ctx.error = 499, "client disconnected"
         except Exception as err:  # a bug here must not leak details; it is logged with its trace
@@ -161,7 +162,7 @@ class Gateway:
             chunk = msg.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise BadRequest(413, f"request body is larger than {limit} bytes", "body_too_large")
+                raise Rejected(413, f"request body is larger than {limit} bytes", "body_too_large")
             chunks.append(chunk)
             if not msg.get("more_body"):
                 return b"".join(chunks)
@@ -211,8 +212,8 @@ class Gateway:
         await self._send_json(send, ctx, out, _error_body(msg, code, "server_error" if out >= 500 else
                                                           "invalid_request_error"))
 
-    def _model_unavailable(self) -> BadRequest:
-        return BadRequest(503, "the model is disabled on this server (--no-model); only safety guidance "
+    def _model_unavailable(self) -> Rejected:
+        return Rejected(503, "the model is disabled on this server (--no-model); only safety guidance "
                                "(e.g. emergencies) and cached answers are available", "model_disabled")
 
     def _pre(self, ctx: _Ctx, q: Question):

@@ -118,7 +118,7 @@ def test_no_model_mode_answers_emergencies_and_stops_on_sigterm(server_factory):
     url = srv.url
     r = _post(url, {"question": "老人突然昏迷，叫不醒"})
     assert r.status_code == 200 and r.json()["answer"] == EMERGENCY_REPLY
-    assert r.json()["safety"]["rules"] == ["emergency:unconscious"]
+    assert "emergency:unconscious" in r.json()["safety"]["rules"]
     chunks = list(_client(url).chat.completions.create(
         model="m", stream=True, messages=[{"role": "user", "content": "大出血止不住"}]))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == EMERGENCY_REPLY

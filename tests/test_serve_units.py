@@ -11,7 +11,7 @@ from serve.auth import is_open_path, key_ok
 from serve.cache import AnswerCache
 from serve.gateway import Gateway
 from serve.openai_format import SSE_DONE, StreamRewriter, completion_body, stream_events
-from serve.questions import BadRequest, Limits, chat_question, parse_json, predict_question
+from serve.questions import Rejected, Limits, chat_question, parse_json, predict_question
 from stages.safety import DISCLAIMER, SOFTENED_DOSING, postcheck
 
 LIMITS = Limits(max_question_chars=50, max_new_tokens=32, max_body_bytes=4096)
@@ -75,7 +75,7 @@ def test_auth_accepts_bearer_or_x_api_key_only_with_the_right_key():
     (b"x" * 5000, 413, "limit"),
 ])
 def test_parse_json_rejects_bad_bodies(body, status, fragment):
-    with pytest.raises(BadRequest) as e:
+    with pytest.raises(Rejected) as e:
         parse_json(body, LIMITS)
     assert e.value.status == status and fragment in e.value.message
 
@@ -92,7 +92,7 @@ def test_parse_json_rejects_bad_bodies(body, status, fragment):
     ("头疼", "JSON object"),
 ])
 def test_predict_question_rejects_with_clear_4xx(payload, fragment):
-    with pytest.raises(BadRequest) as e:
+    with pytest.raises(Rejected) as e:
         predict_question(payload, LIMITS)
     assert 400 <= e.value.status < 500 and fragment in e.value.message
 
@@ -120,7 +120,7 @@ def test_chat_question_uses_last_user_message_and_checks_fields():
         ({"messages": "hello"}, "messages"),
     ]
     for payload, fragment in bad:
-        with pytest.raises(BadRequest) as e:
+        with pytest.raises(Rejected) as e:
             chat_question(payload, LIMITS)
         assert e.value.status == 422 and fragment in e.value.message, (payload, e.value.message)
 
