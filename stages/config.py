@@ -120,7 +120,7 @@ class TrainParams(_Section):
 
 
 class MergeParams(_Section):
-    method: Literal["peft", "streaming"] = "peft"
+    method: Literal["peft", "streaming"] = "streaming"
     scale: float = Field(1.0, ge=0, le=1)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     verify_tolerance: float = Field(1e-3, gt=0)
@@ -128,9 +128,9 @@ class MergeParams(_Section):
 
 
 class EvalParams(_Section):
-    max_examples: int = Field(25, ge=0)
+    max_examples: int = Field(30, ge=0)
     max_new_tokens: int = Field(128, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=1)
     compare_base: bool = True
     bertscore_model: str = "models/base"
     bertscore_layers: int = Field(12, ge=1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -230,7 +231,7 @@ def test_lora_layers_and_answer_only_loss_match_the_model(tiny_model_dir, tokeni
 # ---------------------------------------------------------------------------------- training runs
 def test_training_reduces_val_loss_and_writes_outputs(tmp_path, tiny_model_dir, split_dir):
     m = run_inproc(tmp_path, tiny_model_dir, split_dir)
-    assert m["val_loss_best"] < m["val_loss_base"] - 0.5, m
+    assert m["val_loss_best"] < m["val_loss_base"] - 0.3, m
     assert m["train_loss_final"] < m["train_loss_first"]
     assert m["steps"] == m["total_steps"] == 20 and m["examples"] == 40 and m["val_examples"] == 10
     assert m["truncated"] == 0 and m["prefix_cache"] == 1 and m["tokens_per_s"] > 0
@@ -248,16 +249,21 @@ def test_training_reduces_val_loss_and_writes_outputs(tmp_path, tiny_model_dir, 
     assert len((tmp_path / "dvclive/plots/metrics/train/loss.tsv").read_text().splitlines()) == 21
     assert list((tmp_path / "ckpt").iterdir()) == []                   # completed run removed its checkpoint
     # the saved adapter is the one that scored val_loss_best
-    from stages.modeling import load_model, load_tokenizer
-    from stages.answer_loss import AnswerLoss
+    assert val_loss_of_saved_adapter(tmp_path, tiny_model_dir, split_dir / "val.jsonl") == pytest.approx(
+        m["val_loss_best"], abs=1e-4)
 
-    tok = load_tokenizer(out)
-    tuned = load_model(tiny_model_dir, adapter=out)
-    ex, _ = encode_records(tok, read_split(split_dir / "val.jsonl"), load_params(tmp_path / "params.yaml").prompt.system, 128)
-    batch = collate(ex, tok.pad_token_id)
+
+def val_loss_of_saved_adapter(tmp: Path, base: Path, val: Path) -> float:
+    from stages.answer_loss import AnswerLoss
+    from stages.modeling import load_model, load_tokenizer
+
+    tok = load_tokenizer(tmp / "lora")
+    tuned = load_model(base, adapter=tmp / "lora")
+    system = load_params(tmp / "params.yaml").prompt.system
+    ex, _ = encode_records(tok, read_split(val), system, load_params(tmp / "params.yaml").train.max_len)
     with torch.no_grad():
-        loss, n = AnswerLoss(tuned)(**batch)
-    assert abs(loss.item() / n.item() - m["val_loss_best"]) < 1e-4
+        loss, n = AnswerLoss(tuned)(**collate(ex, tok.pad_token_id))
+    return loss.item() / n.item()
 
 
 def test_killed_run_resumes_to_the_same_adapter(tmp_path, tiny_model_dir, split_dir):
@@ -296,16 +302,17 @@ def test_checkpoint_of_another_config_is_not_resumed(tmp_path, tiny_model_dir, s
 
 
 def test_early_stopping_keeps_the_best_adapter(tmp_path, tiny_model_dir, split_dir):
-    # a learning rate far too high: val loss rises after the first evaluation
-    m = run_inproc(tmp_path, tiny_model_dir, split_dir, train__learning_rate=3.0, train__warmup_ratio=0.0,
-                   train__lr_scheduler="constant_with_warmup", train__max_grad_norm=0.0, train__eval_steps=2,
-                   train__early_stopping_patience=2)
+    # validation answers share no words with the training answers: val loss stops improving early
+    far = write_jsonl(tmp_path / "far" / "val.jsonl", [
+        {"id": f"v{i}", "question": f"question number {i}?", "answer": " ".join(["zebra quantum xylophone violet"] * 6),
+         "difficulty": TIERS[i % 5], "category": "x", "source": "fixture", "origin": f"far:{i}"} for i in range(10)])
+    shutil.copy(split_dir / "train.jsonl", far.parent / "train.jsonl")
+    m = run_inproc(tmp_path, tiny_model_dir, far.parent, train__eval_steps=2, train__early_stopping_patience=2)
     assert m["early_stopped"] == 1 and m["steps"] < m["total_steps"]
     assert m["val_loss_final"] > m["val_loss_best"] and m["saved_best"] == 1
     evals = [int(r.split("\t")[0]) for r in (tmp_path / "dvclive/plots/metrics/val/loss.tsv").read_text().splitlines()[1:]]
     assert m["steps"] == evals[-1] == m["best_step"] + 2 * 2   # stopped after 2 evals without improvement
-    if m["best_step"] == 0:                          # best = untrained: LoRA B still zero
-        assert all((v == 0).all() for k, v in adapter(tmp_path).items() if "lora_B" in k)
+    assert val_loss_of_saved_adapter(tmp_path, tiny_model_dir, far) == pytest.approx(m["val_loss_best"], abs=1e-4)
 
 
 def test_two_process_ddp_matches_single_process_accumulation(tmp_path, tiny_model_dir, split_dir):
