@@ -51,6 +51,9 @@ def write_png(by_tier: dict, path: str | Path) -> None:
             vals = {d["tier"]: d["value"] for d in data if d["metric"] == metric and d["model"] == model}
             xs = [i + j * width for i, t in enumerate(tiers) if t in vals]
             ax.bar(xs, [vals[t] for t in tiers if t in vals], width, label=model)
+            for i, t in enumerate(tiers):
+                if t not in vals:  # undefined here (empty denominator): say so rather than show a 0-height bar
+                    ax.text(i + j * width, 0, "n/a", ha="center", va="bottom", fontsize=6, color="gray")
         ax.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(tiers))])
         ax.set_xticklabels(tiers, rotation=30, ha="right", fontsize=8)
         ax.set_title(metric, fontsize=10)

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
 
     eval_json = {"n_examples": len(rows), "n_tiers": len(by_tier), **flatten(overall),
                  **{f"time.{k}": round(v, 2) for k, v in timing.items()}}
-    eval_json.pop("n", None)
+    eval_json = {k: v for k, v in eval_json.items() if not k.endswith(".n") and k != "n"}  # = n_examples
     write_json(OUT / "eval.json", _round(eval_json))
     write_json(OUT / "eval_by_tier.json", _round(by_tier))
     write_json(OUT / "eval_by_category.json", _round(by_category))
