@@ -123,7 +123,7 @@ class MergeParams(_Section):
     method: Literal["peft", "streaming"] = "streaming"
     scale: float = Field(1.0, ge=0, le=1)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    verify_tolerance: float = Field(1e-3, gt=0)
+    verify_tolerance: float = Field(1e-2, gt=0)
     verify_prompts: int = Field(3, ge=0)
 
 
