@@ -2,7 +2,7 @@
 
 Development: ``--model models/base --adapter models/lora`` (LoRA attached unmerged).
 Safety-only mode: ``--no-model`` (no model is loaded; emergencies and other pre-check replies
-still work, other questions get 503). See docs/serving.md."""
+still work, other questions get 503). See serve/README.md."""
 from __future__ import annotations
 
 import argparse

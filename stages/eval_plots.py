@@ -1,7 +1,7 @@
 """Per-tier charts, viewable offline two ways:
 
 - ``rows`` → a long-format JSON (tier, model, metric, value) that dvc.yaml declares as a plot with
-  the grouped-bar template in plots/templates/ (``dvc plots show`` uses plots/offline.html, which
+  the grouped-bar template in .dvc/plots/ (``dvc plots show`` uses plots/offline.html, which
   inlines vega/vega-lite/vega-embed: no CDN);
 - a matplotlib PNG with the same numbers (any image viewer; also listed in dvc.yaml plots)."""
 from __future__ import annotations

@@ -131,11 +131,11 @@ def test_dvc_plots_show_renders_offline(workdir, tmp_path):
     run_both()
     dvc = Path(sys.executable).with_name("dvc")
     top = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
-    shutil.copytree(REPO / "plots", workdir / "plots")
     (workdir / "dvc.yaml").write_text(yaml.safe_dump({"plots": top + ["metrics/plots/eval_by_tier.png"]},
                                                      allow_unicode=True), encoding="utf-8")
     subprocess.run([str(dvc), "init", "--no-scm", "-q"], check=True, cwd=workdir)
     shutil.copy(REPO / ".dvc" / "config", workdir / ".dvc" / "config")
+    shutil.copytree(REPO / ".dvc" / "plots", workdir / ".dvc" / "plots")
     res = subprocess.run([str(dvc), "plots", "show", "-o", "page"], cwd=workdir, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     html = (workdir / "page" / "index.html").read_text(encoding="utf-8")

@@ -1,11 +1,11 @@
-"""Build plots/offline.html: the HTML template `dvc plots show` fills (dvc config plots.html_template),
+"""Build .dvc/plots/offline.html: the HTML template `dvc plots show` fills (dvc config plots.html_template),
 with vega, vega-lite and vega-embed inlined so the page renders with no network access.
 
 DVC's default page loads these three scripts from cdn.jsdelivr.net. We use the same versions DVC
 pins (dvc_render.vega.VegaRenderer.SCRIPTS), fetched from the npm registry with `npm pack`. The
 template has no `{scripts}` placeholder, so DVC does not add its CDN <script> tags.
 
-    python plots/build_offline_template.py        # needs npm and the registry; run once, commit the result
+    python .dvc/plots/build_offline_template.py        # needs npm and the registry; run once, commit the result
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ PAGE = """<!DOCTYPE html>
     {refresh_tag}
     <meta charset="utf-8">
     <title>MedQA-LoRA plots (offline)</title>
-<!-- Inlined by plots/build_offline_template.py from the npm registry:
+<!-- Inlined by .dvc/plots/build_offline_template.py from the npm registry:
 {versions}
 Licences (BSD-3-Clause, University of Washington Interactive Data Lab) follow each script. -->
 {inline}
