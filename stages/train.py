@@ -282,15 +282,16 @@ class Trainer:
     # ----------------------------------------------------------------- the loop
     def run(self) -> dict:
         from tqdm.auto import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
-        tp, st = self.p.train, self.state
+        st = self.state
         t_start = time.time()
         self.open_live()
-        eval_seconds = 0.0
+        self.eval_seconds = 0.0
         if not st.evals:
             t0 = time.time()
             st.val_loss_base = self.evaluate(disable_adapter=True)
-            eval_seconds += time.time() - t0
+            self.eval_seconds += time.time() - t0
             self.record_eval(0, st.val_loss_base)
             self.info(f"step 0: base model val loss {st.val_loss_base:.4f} ({time.time() - t0:.1f}s)")
         self.model.train()
@@ -298,6 +299,15 @@ class Trainer:
                    disable=not self.acc.is_main_process, dynamic_ncols=True,
                    mininterval=0.5 if sys.stderr.isatty() else 30)
         last_eval_step = st.evals[-1]["step"]
+        with logging_redirect_tqdm():       # log lines above the bar, not glued to it
+            last_eval_step = self.loop(bar, last_eval_step)
+        bar.close()
+        if last_eval_step != st.step:                     # (early stop always follows an eval)
+            self.record_eval(st.step, self.evaluate())
+        return self.finish(time.time() - t_start, self.eval_seconds)
+
+    def loop(self, bar, last_eval_step: int) -> int:
+        tp, st = self.p.train, self.state
         while st.step < self.total_steps and not st.early_stopped:
             loss, tokens, seconds, lr = self.train_step(st.step)
             st.step += 1
@@ -310,7 +320,7 @@ class Trainer:
             if st.step % tp.eval_steps == 0 or last:
                 t0 = time.time()
                 val = self.evaluate()
-                eval_seconds += time.time() - t0
+                self.eval_seconds += time.time() - t0
                 self.record_eval(st.step, val)
                 last_eval_step = st.step
                 self.info(f"step {st.step}/{self.total_steps}: train loss {loss:.4f}, val loss {val:.4f} "
@@ -325,10 +335,7 @@ class Trainer:
                 self.ckpt.save(st.step, {"key_parts": self.key_parts, "step": st.step})
             if self.fault_at_step is not None and st.step == self.fault_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)     # fault injection for resume tests
-        bar.close()
-        if last_eval_step != st.step:                     # (early stop always follows an eval)
-            self.record_eval(st.step, self.evaluate())
-        return self.finish(time.time() - t_start, eval_seconds)
+        return last_eval_step
 
     # ----------------------------------------------------------------- outputs
     def finish(self, seconds: float, eval_seconds: float) -> dict:
