@@ -137,12 +137,15 @@ class AnswerLoss(nn.Module):
 
 
 class PrefixCache:
-    """Per-example frozen-prefix hidden states, kept on the host (moved to the device per batch)."""
+    """Per-example frozen-prefix hidden states, kept on the host (moved to the device per batch).
+    Stops storing new entries once ``budget_bytes`` is used (those examples are recomputed each
+    time; logged once), so a huge train set cannot exhaust host memory."""
 
-    def __init__(self, loss_module: AnswerLoss, enabled: bool):
+    def __init__(self, loss_module: AnswerLoss, enabled: bool, budget_bytes: int = 8 << 30):
         self.module = loss_module
         self.enabled = enabled and loss_module.prefix_start > 0
         self.store: dict[tuple[str, int], torch.Tensor] = {}
+        self.budget, self.used, self.full = budget_bytes, 0, False
         self.hits = self.misses = 0
 
     def batch(self, split: str, idx: list[int], batch: dict) -> torch.Tensor | None:
@@ -150,15 +153,25 @@ class PrefixCache:
             return None
         lengths = batch["attention_mask"].sum(1).tolist()
         missing = [k for k, i in enumerate(idx) if (split, i) not in self.store]
-        if missing:
-            h = self.module.prefix(batch["input_ids"], batch["attention_mask"])
-            for k in missing:
-                self.store[(split, idx[k])] = h[k, :lengths[k]].detach().to("cpu", copy=True)
-        self.hits += len(idx) - len(missing)
+        if not missing:
+            self.hits += len(idx)
+            first = self.store[(split, idx[0])]
+            out = torch.zeros((len(idx), batch["input_ids"].shape[1], first.shape[-1]), dtype=first.dtype)
+            for k, i in enumerate(idx):
+                out[k, :lengths[k]] = self.store[(split, i)]
+            return out.to(batch["input_ids"].device)
+        # any miss: run the frozen layers for the whole batch (same cost), keep what fits the budget
         self.misses += len(missing)
-        first = self.store[(split, idx[0])]
-        width = batch["input_ids"].shape[1]
-        out = torch.zeros((len(idx), width, first.shape[-1]), dtype=first.dtype)
-        for k, i in enumerate(idx):
-            out[k, :lengths[k]] = self.store[(split, i)]
-        return out.to(batch["input_ids"].device)
+        h = self.module.prefix(batch["input_ids"], batch["attention_mask"])
+        for k in missing:
+            row = h[k, :lengths[k]]
+            size = row.numel() * row.element_size()
+            if self.used + size > self.budget:
+                if not self.full:
+                    log.warning("frozen-prefix cache full (%.1f GiB budget): further examples are recomputed",
+                                self.budget / 2**30)
+                self.full = True
+                break
+            self.store[(split, idx[k])] = row.detach().to("cpu", copy=True)
+            self.used += size
+        return h

@@ -84,32 +84,33 @@ class Trainer:
     # ----------------------------------------------------------------- set-up
     def setup(self):
         from accelerate import Accelerator
-        from accelerate.utils import set_seed
-        from transformers import get_scheduler
 
-        from stages.answer_loss import AnswerLoss, PrefixCache, first_trainable_layer, prefix_cache_blocker
-        from stages.batching import Planner, collate
-        from stages.checkpoint import Checkpointer, model_dir_fingerprint, run_key, sha256_file
-        from stages.lora_setup import apply_lora
-        from stages.modeling import load_model, load_tokenizer, set_threads
-        from stages.train_data import encode_records, read_split, stratified_subset, tier_counts
+        from stages.modeling import pick_device, set_threads
 
-        tp, lp = self.p.train, self.p.lora
+        tp = self.p.train
         set_threads(tp.num_threads)
         self.mp = resolve_mixed_precision(tp.mixed_precision)
-        from stages.modeling import pick_device
-
         # cpu=True lets accelerate set up gloo DDP when launched by torchrun/accelerate on CPUs
-        self.acc = acc = Accelerator(mixed_precision=self.mp, cpu=pick_device() == "cpu")
-        self.world, self.rank = acc.num_processes, acc.process_index
-        self.sharded = acc.distributed_type.value in ("FSDP", "DEEPSPEED")
-        if acc.distributed_type.value == "DEEPSPEED" and tp.grad_accum != 1:
+        self.acc = Accelerator(mixed_precision=self.mp, cpu=pick_device() == "cpu")
+        self.world, self.rank = self.acc.num_processes, self.acc.process_index
+        self.sharded = self.acc.distributed_type.value in ("FSDP", "DEEPSPEED")
+        if self.acc.distributed_type.value == "DEEPSPEED" and tp.grad_accum != 1:
             raise ValueError("train.grad_accum must be 1 under DeepSpeed (its engine steps inside backward); "
                              "raise train.batch_size or the number of processes instead")
         if not (self.paths.base / "config.json").exists():
             raise FileNotFoundError(f"{self.paths.base}: no base model (run `dvc repro base` first)")
+        self.setup_data()
+        self.setup_model()
+        self.setup_optimizer()
+        self.setup_resume()
 
-        # data: validated, deterministic tier-stratified subsets, encoded by stages.prompt
+    def setup_data(self):
+        """Validated, deterministic tier-stratified subsets, encoded by stages.prompt."""
+        from stages.batching import collate
+        from stages.modeling import load_tokenizer
+        from stages.train_data import encode_records, read_split, stratified_subset, tier_counts
+
+        tp = self.p.train
         self.tok = load_tokenizer(self.paths.base)
         train_all, val_all = read_split(self.paths.train), read_split(self.paths.val)
         train_recs = stratified_subset(train_all, tp.max_train_examples, tp.seed)
@@ -117,15 +118,25 @@ class Trainer:
         system = self.p.prompt.system
         self.train_ex, self.train_stats = encode_records(self.tok, train_recs, system, tp.max_len)
         self.val_ex, self.val_stats = encode_records(self.tok, val_recs, system, tp.max_len)
+        self.collate = lambda idx, ex: collate([ex[i] for i in idx], self.tok.pad_token_id)
         self.info(f"data: train {len(train_recs)}/{len(train_all)} {tier_counts(train_recs)}, "
                   f"val {len(val_recs)}/{len(val_all)}; max_len {tp.max_len}: "
                   f"{self.train_stats.truncated} train / {self.val_stats.truncated} val answers truncated "
                   f"({self.train_stats.answer_tokens_cut} answer tokens cut), "
                   f"{self.train_stats.tokens} train tokens")
 
-        # model + LoRA
+    def setup_model(self):
+        """Base model + LoRA, the answer-only loss module (self-checked) and the prefix cache."""
+        import psutil
+        from accelerate.utils import set_seed
+
+        from stages.answer_loss import AnswerLoss, PrefixCache, first_trainable_layer, prefix_cache_blocker
+        from stages.lora_setup import apply_lora
+        from stages.modeling import load_model
+
+        tp, lp, acc = self.p.train, self.p.lora, self.acc
         base_dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(self.mp, "float32")
-        set_seed(tp.seed)
+        set_seed(tp.seed)                       # same LoRA init on every process and every run
         model = load_model(self.paths.base, dtype=base_dtype, device=str(acc.device))
         model.config.use_cache = False
         if tp.gradient_checkpointing:
@@ -134,54 +145,66 @@ class Trainer:
         start = first_trainable_layer(self.peft_model)
         blocker = ("train.cache_frozen_prefix is off" if not tp.cache_frozen_prefix else
                    "sharded model (FSDP/DeepSpeed)" if self.sharded else prefix_cache_blocker(self.peft_model, start))
-        self.loss_module = AnswerLoss(self.peft_model, prefix_start=0 if blocker else start)
-        self.loss_module.eval()
-        probe = collate([min(self.val_ex, key=lambda e: len(e.input_ids))], self.tok.pad_token_id)
-        probe = {k: v.to(acc.device) for k, v in probe.items()}
+        self.loss_module = AnswerLoss(self.peft_model, prefix_start=0 if blocker else start).eval()
+        probe = self.collate([min(range(len(self.val_ex)), key=lambda i: len(self.val_ex[i].input_ids))], self.val_ex)
         with acc.autocast():
-            ok, why = self.loss_module.self_check(probe)
+            ok, why = self.loss_module.self_check({k: v.to(acc.device) for k, v in probe.items()},
+                                                  rtol=2e-4 if self.mp == "no" else 2e-2)
         if not ok:
             blocker = why
             self.loss_module.prefix_start = 0
         self.info(f"LoRA r={lp.r} on {lp.layers} ({self.trainable:,} of {total:,} params trainable); "
                   f"{why}; frozen-prefix cache: " + (f"on (layers < {start} run once per example)" if not blocker
                                                     else f"off ({blocker})"))
-        self.cache = PrefixCache(self.loss_module, enabled=not blocker)
+        # host memory for cached activations: a quarter of what is free now, shared by the processes
+        budget = int(psutil.virtual_memory().available * 0.25 / self.acc.num_processes)
+        self.cache = PrefixCache(self.loss_module, enabled=not blocker, budget_bytes=budget)
 
-        # plan, optimizer, schedule
+    def setup_optimizer(self):
+        """Step plan, AdamW over the LoRA parameters, warmup + decay schedule, accelerate.prepare."""
+        from accelerate.utils import set_seed
+        from transformers import get_scheduler
+
+        from stages.batching import Planner
+
+        tp = self.p.train
         self.planner = Planner([len(e.input_ids) for e in self.train_ex], [e.targets for e in self.train_ex],
                                tp.batch_size, tp.grad_accum, self.world, tp.seed)
         self.total_steps = max(1, math.ceil(tp.epochs * self.planner.steps_per_epoch - 1e-9))
-        params = [p for p in self.peft_model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=tp.learning_rate, weight_decay=tp.weight_decay)
+        self.params_list = [p for p in self.peft_model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(self.params_list, lr=tp.learning_rate, weight_decay=tp.weight_decay)
+        # the schedule is stepped by us once per optimizer step (not prepared: accelerate would step it
+        # once per process)
         self.scheduler = get_scheduler(tp.lr_scheduler, optimizer,
                                        num_warmup_steps=math.ceil(tp.warmup_ratio * self.total_steps),
                                        num_training_steps=self.total_steps)
-        self.model, self.optimizer = acc.prepare(self.loss_module, optimizer)
-        self.params_list = params
+        self.model, self.optimizer = self.acc.prepare(self.loss_module, optimizer)
         set_seed(tp.seed + 1000 * self.rank)   # distinct dropout streams per process
 
-        # resume
+    def setup_resume(self):
+        """Run key, checkpoint hooks, and loading the newest checkpoint of this key if any."""
+        from stages.checkpoint import Checkpointer, model_dir_fingerprint, run_key, sha256_file
+
+        tp = self.p.train
         self.state = TrainState()
         self.key_parts = {
-            "lora": lp.model_dump(), "train": tp.model_dump(exclude={"num_threads", "save_steps"}),
+            "lora": self.p.lora.model_dump(), "train": tp.model_dump(exclude={"num_threads", "save_steps"}),
             "prompt": self.p.prompt.model_dump(), "world_size": self.world, "mixed_precision": self.mp,
             "data": {"train": sha256_file(self.paths.train), "val": sha256_file(self.paths.val)},
             "base": model_dir_fingerprint(self.paths.base),
             "code": {f: sha256_file(REPO / f) for f in CODE_FILES if (REPO / f).exists()},
         }
         self.key = run_key(self.key_parts)
-        self.ckpt = Checkpointer(acc, self.paths.checkpoints, self.key, self.peft_model, [self.scheduler, self.state])
+        self.ckpt = Checkpointer(self.acc, self.paths.checkpoints, self.key, self.peft_model,
+                                 [self.scheduler, self.state])
         for other in self.ckpt.others():
             self.info(f"note: {other} holds a checkpoint of another config (kept; delete it if unneeded)")
         self.resumed_from = 0
         latest = self.ckpt.latest()
         if latest:
-            step, path = latest
-            self.ckpt.load(path)
+            self.ckpt.load(latest[1])
             self.resumed_from = self.state.step
-            self.info(f"resumed from {path} (step {self.state.step}/{self.total_steps})")
-        self.collate = lambda idx, ex: collate([ex[i] for i in idx], self.tok.pad_token_id)
+            self.info(f"resumed from {latest[1]} (step {self.state.step}/{self.total_steps})")
 
     def info(self, msg: str) -> None:
         if self.acc.is_main_process:

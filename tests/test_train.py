@@ -23,6 +23,7 @@ from stages.tiers import TIERS
 from stages.train_data import DataError, encode_records, read_split, stratified_subset
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
 PY = sys.executable
 SYMPTOMS = ["头疼", "发热", "咳嗽", "胃痛", "腹泻", "失眠", "胸闷", "皮疹"]
 ADVICE = ["多喝水，注意休息", "清淡饮食，按时服药", "避免劳累，保持作息规律", "及时到医院就诊"]
@@ -226,6 +227,30 @@ def test_lora_layers_and_answer_only_loss_match_the_model(tiny_model_dir, tokeni
     lp_all = p.lora.model_copy(update={"layers": "all"})
     model_all, _, _ = apply_lora(load_model(tiny_model_dir), lp_all)
     assert "layer 0" in prefix_cache_blocker(model_all, first_trainable_layer(model_all))
+
+
+def test_prefix_cache_reuses_activations_within_its_memory_budget(tiny_model_dir, tokenizer, caplog):
+    from stages.answer_loss import AnswerLoss, PrefixCache
+    from stages.lora_setup import apply_lora
+    from stages.modeling import load_model
+
+    p = parse_params(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8")))
+    model, _, _ = apply_lora(load_model(tiny_model_dir), p.lora.model_copy(update={"layers": "last:1"}))
+    loss_mod = AnswerLoss(model, prefix_start=1).eval()
+    ex, _ = encode_records(tokenizer, make_records(4), "你是客服。", max_len=256)
+    batch = collate(ex, tokenizer.pad_token_id)
+    with torch.no_grad():
+        ref, _ = loss_mod(**batch)
+    one = len(ex[0].input_ids) * 64 * 4                     # bytes of example 0's hidden states (fp32)
+    for budget, stored in ((1 << 30, 4), (one, 1)):
+        cache = PrefixCache(loss_mod, enabled=True, budget_bytes=budget)
+        for _ in range(2):
+            with torch.no_grad():
+                got, _ = loss_mod(**batch, prefix_hidden=cache.batch("train", [0, 1, 2, 3], batch))
+            assert torch.allclose(got, ref, rtol=1e-5)
+        assert len(cache.store) == stored and cache.used <= budget
+    assert cache.full and "cache full" in caplog.text
+    assert not PrefixCache(AnswerLoss(model, prefix_start=0), enabled=True).enabled
 
 
 # ---------------------------------------------------------------------------------- training runs
