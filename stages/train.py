@@ -3,7 +3,7 @@ resolved training config), dvclive/ curves and metrics/train.json.
 
     python -m stages.train                       # one process (CPU or one GPU)
     torchrun --nproc_per_node 2 -m stages.train  # DDP (gloo on CPU, nccl on GPUs)
-    accelerate launch --config_file configs/accelerate/ddp.yaml -m stages.train
+    accelerate launch --config_file stages/accelerate/ddp.yaml -m stages.train
 
 Prompts come only from stages.prompt (loss on answer tokens only). Batches are length-grouped.
 Validation loss is measured before training (the base model) and every ``train.eval_steps``;

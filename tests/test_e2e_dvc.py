@@ -15,7 +15,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COPY = ["stages", "serve", "data/raw", "data/terms.tsv", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots",
-        ".dvcignore", "configs", "metrics/.gitkeep"]
+        ".dvcignore", "metrics/.gitkeep"]
 
 pytestmark = pytest.mark.e2e
 

@@ -341,13 +341,13 @@ def test_early_stopping_keeps_the_best_adapter(tmp_path, tiny_model_dir, split_d
 
 
 def test_two_process_ddp_matches_single_process_accumulation(tmp_path, tiny_model_dir, split_dir):
-    """accelerate launch (configs/accelerate/cpu_ddp.yaml, gloo): 2 processes × batch 2 must give the
+    """accelerate launch (stages/accelerate/cpu_ddp.yaml, gloo): 2 processes × batch 2 must give the
     adapter of 1 process × batch 2 × grad_accum 2 (same global micro-batches, token-weighted loss)."""
     over = dict(train__batch_size=2, train__epochs=1, train__eval_steps=4)
     single = run_inproc(tmp_path / "one", tiny_model_dir, split_dir, train__grad_accum=2, **over)
     job(tmp_path / "ddp", tiny_model_dir, split_dir, train__grad_accum=1, **over)
     launcher = [str(Path(PY).parent / "accelerate"), "launch", "--config_file",
-                str(REPO / "configs/accelerate/cpu_ddp.yaml"), "--main_process_port", "29617", "-m"]
+                str(REPO / "stages/accelerate/cpu_ddp.yaml"), "--main_process_port", "29617", "-m"]
     res = run_cli(tmp_path / "ddp", tiny_model_dir, split_dir, launcher=launcher, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "2 replicas hold identical adapters" in res.stderr
