@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install repro test test-fast serve bench clean-venv
+.PHONY: install repro test test-fast serve serve-dev bench clean-venv
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,9 @@ test-fast: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/python -m serve --model models/merged --host 127.0.0.1 --port 8000
+
+serve-dev: $(STAMP)   # base + adapter, unmerged (dynamic loading)
+	$(BIN)/python -m serve --model models/base --adapter models/lora --host 127.0.0.1 --port 8000
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
