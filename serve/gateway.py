@@ -230,29 +230,40 @@ class Gateway:
     async def _predict(self, scope, receive, send, ctx: _Ctx) -> None:
         body = await self._read_body(receive, self.s.limits.max_body_bytes)
         q = predict_question(parse_json(body, self.s.limits), self.s.limits)
-        pre = self._pre(ctx, q)
-        if pre.action != "pass":
-            ctx.cached = False
-            return await self._predict_reply(send, ctx, pre.reply, truncated=False)
-        key = AnswerCache.key(q.text, q.max_new_tokens)
-        hit = self.cache.get(key)
-        if hit is not None:
-            ctx.cached, ctx.rules = True, list(hit["rules"])
-            return await self._predict_reply(send, ctx, hit["answer"], truncated=hit["truncated"])
-        ctx.cached = False
-        if not self.s.model_enabled:
-            raise self._model_unavailable()
-        ctx.model_used = True
+        key, ready = self._without_model(ctx, q)
+        if ready is not None:
+            return await self._predict_reply(send, ctx, ready["answer"], truncated=ready["truncated"])
         status, out = await self._call_model(scope, receive, _json_bytes(
             {"question": q.text, "max_new_tokens": q.max_new_tokens}))
         if status != 200:
             return await self._model_error(send, ctx, status, out)
         gen = json.loads(out)
-        post = postcheck(q.text, gen["answer"])
+        answer = self._post_and_cache(ctx, q, key, gen["answer"], truncated=bool(gen["hit_cap"]))
+        await self._predict_reply(send, ctx, answer, truncated=bool(gen["hit_cap"]))
+
+    def _without_model(self, ctx: _Ctx, q: Question):
+        """Pre-check and cache, shared by /predict and chat: returns (cache key, ready reply or None).
+        A ready reply is ``{"answer", "truncated"}``; None means the model must answer (503 if disabled)."""
+        pre = self._pre(ctx, q)
+        ctx.cached = False
+        if pre.action != "pass":
+            return None, {"answer": pre.reply, "truncated": False}
+        key = AnswerCache.key(q.text, q.max_new_tokens)
+        hit = self.cache.get(key)
+        if hit is not None:
+            ctx.cached, ctx.rules = True, list(hit["rules"])
+            return key, hit
+        if not self.s.model_enabled:
+            raise self._model_unavailable()
+        ctx.model_used = True
+        return key, None
+
+    def _post_and_cache(self, ctx: _Ctx, q: Question, key, raw_answer: str, truncated: bool) -> str:
+        post = postcheck(q.text, raw_answer)
         answer = post.answer.strip()
         ctx.rules = post.rules
-        self.cache.put(key, {"answer": answer, "rules": post.rules, "truncated": bool(gen["hit_cap"])})
-        await self._predict_reply(send, ctx, answer, truncated=bool(gen["hit_cap"]))
+        self.cache.put(key, {"answer": answer, "rules": post.rules, "truncated": truncated})
+        return answer
 
     async def _predict_reply(self, send, ctx: _Ctx, answer: str, truncated: bool) -> None:
         ctx.answer_chars = len(answer)
@@ -276,19 +287,9 @@ class Gateway:
     async def _chat(self, scope, receive, send, ctx: _Ctx) -> None:
         body = await self._read_body(receive, self.s.limits.max_body_bytes)
         q = chat_question(parse_json(body, self.s.limits), self.s.limits)
-        pre = self._pre(ctx, q)
-        if pre.action != "pass":
-            ctx.cached = False
-            return await self._chat_ready(send, ctx, q, pre.reply)
-        key = AnswerCache.key(q.text, q.max_new_tokens)
-        hit = self.cache.get(key)
-        if hit is not None:
-            ctx.cached, ctx.rules = True, list(hit["rules"])
-            return await self._chat_ready(send, ctx, q, hit["answer"])
-        ctx.cached = False
-        if not self.s.model_enabled:
-            raise self._model_unavailable()
-        ctx.model_used = True
+        key, ready = self._without_model(ctx, q)
+        if ready is not None:
+            return await self._chat_ready(send, ctx, q, ready["answer"])
         forward = _json_bytes({"model": q.model_name, "messages": [{"role": "user", "content": q.text}],
                                "stream": q.stream, "max_tokens": q.max_new_tokens})
         if not q.stream:
@@ -296,10 +297,8 @@ class Gateway:
             if status != 200:
                 return await self._model_error(send, ctx, status, out)
             resp = json.loads(out)
-            post = postcheck(q.text, resp["choices"][0]["message"]["content"] or "")
-            answer = post.answer.strip()
-            ctx.rules = post.rules
-            self.cache.put(key, {"answer": answer, "rules": post.rules, "truncated": False})
+            answer = self._post_and_cache(ctx, q, key, resp["choices"][0]["message"]["content"] or "",
+                                          truncated=False)
             return await self._chat_ready(send, ctx, q, answer)
         await self._chat_stream(scope, receive, send, ctx, q, key, forward)
 
