@@ -21,14 +21,13 @@ SPLITS = ("train", "val", "test")
 
 def stratum_keys(records: list[dict], by: list[str], min_size: int) -> list[str]:
     """Full key (e.g. tier|category) where that stratum has ≥ min_size records, else coarser keys."""
-    keys = []
-    for k in range(len(by), 0, -1):
-        counts = Counter("|".join(r[f] for f in by[:k]) for r in records)
-        keys.append({i: "|".join(r[f] for f in by[:k]) for i, r in enumerate(records)
-                     if counts["|".join(r[f] for f in by[:k])] >= min_size})
-    out = []
-    for i in range(len(records)):
-        out.append(next((level[i] for level in keys if i in level), "*"))
+    out = ["*"] * len(records)
+    for k in range(1, len(by) + 1):          # coarse → fine: a finer key wins when its stratum is big enough
+        labels = ["|".join(r[f] for f in by[:k]) for r in records]
+        counts = Counter(labels)
+        for i, label in enumerate(labels):
+            if counts[label] >= min_size:
+                out[i] = label
     return out
 
 
