@@ -1,14 +1,14 @@
 """Model service: the LitServe LitAPIs that run the merged model (or base + LoRA adapter, unmerged).
 
-Two APIs over one model spec, each with LitServe's dynamic batching (``max_batch_size``,
-``batch_timeout`` from params ``serve.*``):
-- ``ChatAPI`` — ``OpenAISpec`` at /v1/chat/completions, token streaming for a whole batch;
-- ``PredictAPI`` — plain POST /predict, batched greedy generation via stages/generate.py.
+One API, ``ModelAPI`` (``OpenAISpec`` at /v1/chat/completions, token streaming for a whole batch),
+with LitServe's dynamic batching (``max_batch_size``, ``batch_timeout`` from params ``serve.*``).
+The gateway sends /predict through it as well, so both endpoints share one model copy and one
+batching queue.
 
-They only generate. Validation, safety pre/post checks, the cache, auth and the audit log run in
+It only generates. Validation, safety pre/post checks, the cache, auth and the audit log run in
 front of the batching queue, in serve/gateway.py, so an emergency question is answered even when
-the model is down and a cache hit never waits for a batch. The gateway sends these APIs an already
-cleaned question: ``{"question": text, "max_new_tokens": n}`` / one user message."""
+the model is down and a cache hit never waits for a batch. The gateway sends it an already
+cleaned question as one user message."""
 from __future__ import annotations
 
 import logging
@@ -33,14 +33,26 @@ class ModelConfig:
     system: str
     max_new_tokens: int
     warmup: bool = True
+    prefix_cache: bool = True        # reuse the system prompt's KV cache (stages/prefix_cache.py)
 
 
-class _ModelService(ls.LitAPI):
+class ModelAPI(ls.LitAPI):
+    """The one model service: OpenAI chat completions (``OpenAISpec``) with token streaming, batched.
+
+    /predict is served through it too (the gateway turns a /predict call into a non-streaming chat
+    call), so both endpoints share one model copy and one batching queue. Each row's last chunk
+    carries its token usage (prompt/completion tokens, summed into the OpenAI ``usage`` object), from
+    which /predict reports ``new_tokens`` and ``truncated``."""
+
     def __init__(self, config: ModelConfig, **kwargs):
+        from litserve.specs.openai import OpenAISpec
+
+        kwargs.setdefault("spec", OpenAISpec())
         super().__init__(**kwargs)
         self.config = config
         self.model = None
         self.tokenizer = None
+        self.prefix = None
 
     def setup(self, device):
         if not logging.getLogger().handlers:     # spawned worker: nothing configured logging yet
@@ -56,14 +68,17 @@ class _ModelService(ls.LitAPI):
         self.model = load_model(self.config.path, self.config.dtype, str(device), adapter=self.config.adapter)
         self.model.generation_config.use_cache = True          # KV cache on for every generate call
         load_s = time.perf_counter() - t0
+        if self.config.prefix_cache:
+            from stages.prefix_cache import PromptPrefix
+
+            self.prefix = PromptPrefix(self.model, self.tokenizer, self.config.system)
+            logger.info("system-prompt KV cache: %d prompt tokens computed once, shared by every request",
+                        len(self.prefix))
         warm_s = self._warmup() if self.config.warmup else 0.0
         logger.info("%s ready on %s: model %s%s loaded in %.1fs, warm-up (batch %d × %d tokens) %.1fs",
                     type(self).__name__, device, self.config.path,
                     f" + adapter {self.config.adapter}" if self.config.adapter else "",
                     load_s, self.max_batch_size, WARMUP_TOKENS, warm_s)
-
-    def _warmup(self) -> float:
-        raise NotImplementedError
 
     def _require_model(self):
         if self.model is None:
@@ -75,64 +90,12 @@ class _ModelService(ls.LitAPI):
             raise HTTPException(422, f"max_new_tokens must be between 1 and {self.config.max_new_tokens}")
         return n
 
-
-class PredictAPI(_ModelService):
-    """POST /predict → ``{"answer", "new_tokens", "hit_cap"}`` (the gateway adds safety/cache fields)."""
-
-    def __init__(self, config: ModelConfig, **kwargs):
-        kwargs.setdefault("api_path", "/predict")
-        super().__init__(config, **kwargs)
-
     def _warmup(self) -> float:
-        from stages.generate import generate_answers
+        from serve.streaming import BatchStream
 
         t0 = time.perf_counter()
-        generate_answers(self.model, self.tokenizer, [WARMUP_QUESTION] * self.max_batch_size, self.config.system,
-                         max_new_tokens=WARMUP_TOKENS, batch_size=self.max_batch_size, progress=False)
-        return time.perf_counter() - t0
-
-    def decode_request(self, request):
-        if not isinstance(request, dict) or not isinstance(request.get("question"), str):
-            raise HTTPException(422, 'expected {"question": "..."}')
-        return request["question"], self._cap(request.get("max_new_tokens"))
-
-    def _generate(self, items: list[tuple[str, int]]) -> list[dict]:
-        from stages.generate import generate_answers
-
-        self._require_model()
-        out: list[dict | None] = [None] * len(items)
-        for n in sorted({n for _, n in items}):           # one generate call per token budget
-            idx = [i for i, (_, m) in enumerate(items) if m == n]
-            res = generate_answers(self.model, self.tokenizer, [items[i][0] for i in idx], self.config.system,
-                                   max_new_tokens=n, batch_size=len(idx), progress=False)
-            for i, r in zip(idx, res):
-                out[i] = r
-        return out  # type: ignore[return-value]
-
-    def predict(self, x):
-        if self.max_batch_size > 1:
-            return self._generate(list(x))
-        return self._generate([x])[0]
-
-    def encode_response(self, output):
-        return {"answer": output["answer"], "new_tokens": output["new_tokens"], "hit_cap": output["hit_cap"]}
-
-
-class ChatAPI(_ModelService):
-    """OpenAI chat completions with streaming; batched requests stream together."""
-
-    def __init__(self, config: ModelConfig, **kwargs):
-        from litserve.specs.openai import OpenAISpec
-
-        kwargs.setdefault("spec", OpenAISpec())
-        super().__init__(config, **kwargs)
-
-    def _warmup(self) -> float:
-        from serve.streaming import stream_answers
-
-        t0 = time.perf_counter()
-        for _ in stream_answers(self.model, self.tokenizer, [WARMUP_QUESTION] * self.max_batch_size,
-                                self.config.system, [WARMUP_TOKENS] * self.max_batch_size):
+        for _ in BatchStream(self.model, self.tokenizer, [WARMUP_QUESTION] * self.max_batch_size,
+                             self.config.system, [WARMUP_TOKENS] * self.max_batch_size, self.prefix):
             pass
         return time.perf_counter() - t0
 
@@ -144,17 +107,27 @@ class ChatAPI(_ModelService):
         return users[-1].content, self._cap(n)
 
     def predict(self, x, context=None):
-        from serve.streaming import stream_answers
+        from serve.streaming import BatchStream
 
         self._require_model()
-        items = list(x) if self.max_batch_size > 1 else [x]
-        for deltas in stream_answers(self.model, self.tokenizer, [q for q, _ in items], self.config.system,
-                                     [n for _, n in items]):
-            yield deltas if self.max_batch_size > 1 else deltas[0]
+        batched = self.max_batch_size > 1
+        items = list(x) if batched else [x]
+        stream = BatchStream(self.model, self.tokenizer, [q for q, _ in items], self.config.system,
+                             [n for _, n in items], self.prefix)
+        for deltas in stream:
+            yield [{"content": d} for d in deltas] if batched else {"content": deltas[0]}
+        usage = [{"content": "", "prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+                 for p, c in zip(stream.prompt_tokens, stream.new_tokens)]
+        new = sum(stream.new_tokens)
+        logger.info("batch of %d: %d prompt tokens (%d from the shared prefix cache), %d new tokens "
+                    "(longest %d), %.2fs, %.1f new tokens/s", len(items), sum(stream.prompt_tokens),
+                    stream.cached_tokens * len(items), new, max(stream.new_tokens), stream.seconds,
+                    new / stream.seconds if stream.seconds else 0.0)
+        yield usage if batched else usage[0]
 
     def encode_response(self, output, context=None):
         for step in output:
             if self.max_batch_size > 1:
-                yield [{"role": "assistant", "content": d} for d in step]
+                yield [dict(d, role="assistant") for d in step]
             else:
-                yield {"role": "assistant", "content": step}
+                yield dict(step, role="assistant")

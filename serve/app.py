@@ -1,5 +1,5 @@
-"""Assemble the LitServer: the two model APIs (serve/api.py), the gateway middleware
-(serve/gateway.py) and the static chat page at / (serve/static/)."""
+"""Assemble the LitServer: the model API (serve/api.py), the gateway middleware (serve/gateway.py)
+and the static chat page at / (serve/static/)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from serve.api import ChatAPI, PredictAPI
+from serve.api import ModelAPI
 from serve.gateway import Gateway
 from serve.settings import ServeSettings
 
@@ -28,9 +28,10 @@ def install_page(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
-def build_server(settings: ServeSettings, chat_api_cls=ChatAPI, predict_api_cls=PredictAPI) -> ls.LitServer:
-    batching = {"max_batch_size": settings.max_batch_size, "batch_timeout": settings.batch_timeout}
-    apis = [chat_api_cls(settings.model, **batching), predict_api_cls(settings.model, **batching)]
+def build_server(settings: ServeSettings, api_cls=ModelAPI) -> ls.LitServer:
+    """One model API → one inference worker holding one copy of the model; /predict and chat both
+    reach it through the gateway, so their requests are batched together."""
+    apis = [api_cls(settings.model, max_batch_size=settings.max_batch_size, batch_timeout=settings.batch_timeout)]
     timeout = settings.request_timeout_s if settings.request_timeout_s > 0 else False
     server = ls.LitServer(
         apis, accelerator="auto", workers_per_device=1, timeout=timeout,

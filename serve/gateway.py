@@ -168,9 +168,10 @@ class Gateway:
                 return b"".join(chunks)
 
     def _forward(self, scope, receive, body: bytes):
-        """(scope, receive) for the downstream LitServe route with a replaced JSON body."""
+        """(scope, receive) for LitServe's chat route (the one model API) with a replaced JSON body."""
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"content-length", b"content-type")]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        scope = dict(scope, path=CHAT_PATH, raw_path=CHAT_PATH.encode())
         sent = False
 
         async def replay():
@@ -181,6 +182,20 @@ class Gateway:
             return await receive()      # after the body: wait for the client's disconnect, as usual
 
         return dict(scope, headers=headers), replay
+
+    async def _generate(self, scope, receive, send, ctx: _Ctx, q: Question) -> dict | None:
+        """Non-streaming model call for ``q``: ``{"answer", "usage"}``, or None after an error reply."""
+        status, out = await self._call_model(scope, receive, self._chat_body(q, stream=False))
+        if status != 200:
+            await self._model_error(send, ctx, status, out)
+            return None
+        resp = json.loads(out)
+        return {"answer": resp["choices"][0]["message"]["content"] or "", "usage": resp.get("usage") or {}}
+
+    @staticmethod
+    def _chat_body(q: Question, stream: bool) -> bytes:
+        return _json_bytes({"model": q.model_name, "messages": [{"role": "user", "content": q.text}],
+                            "stream": stream, "max_tokens": q.max_new_tokens})
 
     async def _call_model(self, scope, receive, body: bytes) -> tuple[int, bytes]:
         """Non-streaming call into LitServe; returns (status, body)."""
@@ -233,13 +248,13 @@ class Gateway:
         key, ready = self._without_model(ctx, q)
         if ready is not None:
             return await self._predict_reply(send, ctx, ready["answer"], truncated=ready["truncated"])
-        status, out = await self._call_model(scope, receive, _json_bytes(
-            {"question": q.text, "max_new_tokens": q.max_new_tokens}))
-        if status != 200:
-            return await self._model_error(send, ctx, status, out)
-        gen = json.loads(out)
-        answer = self._post_and_cache(ctx, q, key, gen["answer"], truncated=bool(gen["hit_cap"]))
-        await self._predict_reply(send, ctx, answer, truncated=bool(gen["hit_cap"]))
+        gen = await self._generate(scope, receive, send, ctx, q)
+        if gen is None:
+            return
+        new_tokens = int(gen["usage"].get("completion_tokens") or 0)
+        truncated = new_tokens >= q.max_new_tokens
+        answer = self._post_and_cache(ctx, q, key, gen["answer"], truncated=truncated)
+        await self._predict_reply(send, ctx, answer, truncated=truncated, new_tokens=new_tokens)
 
     def _without_model(self, ctx: _Ctx, q: Question):
         """Pre-check and cache, shared by /predict and chat: returns (cache key, ready reply or None).
@@ -265,24 +280,24 @@ class Gateway:
         self.cache.put(key, {"answer": answer, "rules": post.rules, "truncated": truncated})
         return answer
 
-    async def _predict_reply(self, send, ctx: _Ctx, answer: str, truncated: bool) -> None:
+    async def _predict_reply(self, send, ctx: _Ctx, answer: str, truncated: bool, new_tokens: int = 0) -> None:
         ctx.answer_chars = len(answer)
         await self._send_json(send, ctx, 200, {
             "answer": answer, "safety": self._safety(ctx), "cached": bool(ctx.cached), "truncated": truncated,
-            "latency_ms": ctx.elapsed_ms(), "request_id": ctx.request_id})
+            "new_tokens": new_tokens, "latency_ms": ctx.elapsed_ms(), "request_id": ctx.request_id})
 
     # ---------------------------------------------------------------- /v1/chat/completions
     def _medqa(self, ctx: _Ctx) -> dict:
         return {"safety": self._safety(ctx), "cached": bool(ctx.cached), "latency_ms": ctx.elapsed_ms(),
                 "request_id": ctx.request_id}
 
-    async def _chat_ready(self, send, ctx: _Ctx, q: Question, answer: str) -> None:
+    async def _chat_ready(self, send, ctx: _Ctx, q: Question, answer: str, usage: dict | None = None) -> None:
         ctx.answer_chars = len(answer)
         if q.stream:
             ctx.ttft_ms = ctx.elapsed_ms()
             await self._send_sse(send, ctx, stream_events(q.model_name, answer, self._medqa(ctx)))
         else:
-            await self._send_json(send, ctx, 200, completion_body(q.model_name, answer, self._medqa(ctx)))
+            await self._send_json(send, ctx, 200, completion_body(q.model_name, answer, self._medqa(ctx), usage))
 
     async def _chat(self, scope, receive, send, ctx: _Ctx) -> None:
         body = await self._read_body(receive, self.s.limits.max_body_bytes)
@@ -290,17 +305,14 @@ class Gateway:
         key, ready = self._without_model(ctx, q)
         if ready is not None:
             return await self._chat_ready(send, ctx, q, ready["answer"])
-        forward = _json_bytes({"model": q.model_name, "messages": [{"role": "user", "content": q.text}],
-                               "stream": q.stream, "max_tokens": q.max_new_tokens})
-        if not q.stream:
-            status, out = await self._call_model(scope, receive, forward)
-            if status != 200:
-                return await self._model_error(send, ctx, status, out)
-            resp = json.loads(out)
-            answer = self._post_and_cache(ctx, q, key, resp["choices"][0]["message"]["content"] or "",
-                                          truncated=False)
-            return await self._chat_ready(send, ctx, q, answer)
-        await self._chat_stream(scope, receive, send, ctx, q, key, forward)
+        if q.stream:
+            return await self._chat_stream(scope, receive, send, ctx, q, key, self._chat_body(q, stream=True))
+        gen = await self._generate(scope, receive, send, ctx, q)
+        if gen is None:
+            return
+        truncated = int(gen["usage"].get("completion_tokens") or 0) >= q.max_new_tokens
+        answer = self._post_and_cache(ctx, q, key, gen["answer"], truncated=truncated)
+        await self._chat_ready(send, ctx, q, answer, gen["usage"])
 
     @staticmethod
     def _stream_tail(streamed: str, checked: str, rules: list[str]) -> str:
@@ -358,7 +370,8 @@ class Gateway:
         if rewriter.error is not None:
             ctx.error = f"stream error: {rewriter.error}"
         elif rewriter.finished:
-            self.cache.put(key, {"answer": rewriter.content.strip(), "rules": ctx.rules, "truncated": False})
+            truncated = int(rewriter.usage.get("completion_tokens") or 0) >= q.max_new_tokens
+            self.cache.put(key, {"answer": rewriter.content.strip(), "rules": ctx.rules, "truncated": truncated})
         elif started:
             ctx.error = "stream ended without a final chunk"
 

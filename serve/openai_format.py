@@ -24,9 +24,10 @@ def sse(obj) -> bytes:
 SSE_DONE = b"data: [DONE]\n\n"
 
 
-def completion_body(model: str, content: str, medqa: dict) -> bytes:
+def completion_body(model: str, content: str, medqa: dict, usage: dict | None = None) -> bytes:
+    """``usage``: the model's token counts; zeros when no model ran (safety reply, cache hit)."""
     resp = ChatCompletionResponse(
-        model=model, usage=UsageInfo(),
+        model=model, usage=UsageInfo(**(usage or {})),
         choices=[ChatCompletionResponseChoice(index=0, finish_reason="stop",
                                               message=ChatMessage(role="assistant", content=content))])
     body = resp.model_dump(mode="json")
@@ -65,6 +66,7 @@ class StreamRewriter:
         self.finished = False
         self.error: str | None = None
         self.first_content_at: float | None = None
+        self.usage: dict = {}
         self._buf = b""
 
     def feed(self, data: bytes, now: float = 0.0) -> bytes:
@@ -96,6 +98,7 @@ class StreamRewriter:
         text = delta.get("content") or ""
         if choice.get("finish_reason") == "stop":
             self.finished = True
+            self.usage = obj.get("usage") or {}
             tail, medqa = self.on_finish(self.content)
             obj["medqa"] = medqa
             events = []

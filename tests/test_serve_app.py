@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from litserve.utils import wrap_litserve_start
 
-from serve.api import ChatAPI, PredictAPI
+from serve.api import ModelAPI
 from serve.app import build_server
 from serve.settings import ServeSettings
 from stages.config import load_params
@@ -82,6 +82,7 @@ def test_predict_round_trip_then_cache_hit(app_client):
     a = first.json()
     assert set(a) >= {"answer", "safety", "cached", "latency_ms"} and a["cached"] is False
     assert a["safety"]["action"] == "pass" and a["safety"]["model_used"] is True
+    assert 1 <= a["new_tokens"] <= 8 and a["truncated"] is (a["new_tokens"] == 8)   # max_new_tokens=8
     second = client.post("/predict", json={"question": "  高血压平时饮食要注意什么？ "}, headers=AUTH)  # same after normalize
     b = second.json()
     assert b["cached"] is True and b["answer"] == a["answer"] and b["safety"]["rules"] == a["safety"]["rules"]
@@ -121,6 +122,9 @@ def test_chat_non_streaming_and_streaming(app_client):
     content = full["choices"][0]["message"]["content"]
     assert full["object"] == "chat.completion" and full["medqa"]["cached"] is False
     assert "reminder_added" in full["medqa"]["safety"]["rules"] and content.endswith("具体诊断和用药请遵医嘱。")
+    usage = full["usage"]                                     # the model's own token counts
+    assert usage["prompt_tokens"] > 20 and 1 <= usage["completion_tokens"] <= 8
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     body2 = {"model": "medqa", "stream": True, "messages": [{"role": "user", "content": "孩子咳嗽一周了怎么办？"}]}
     with client.stream("POST", "/v1/chat/completions", json=body2, headers=AUTH) as s:
         assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
@@ -131,6 +135,7 @@ def test_chat_non_streaming_and_streaming(app_client):
     assert len(chunks) >= 3 and chunks[-1]["choices"][0]["finish_reason"] == "stop"
     streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
     assert streamed.strip() and chunks[-1]["medqa"]["safety"]["action"] == "pass"
+    assert 1 <= chunks[-1]["usage"]["completion_tokens"] <= 8 and chunks[-1]["usage"]["prompt_tokens"] > 20
     # the streamed answer is now cached: same question, non-streaming → cached and identical
     again = client.post("/v1/chat/completions", json=dict(body2, stream=False), headers=AUTH).json()
     assert again["medqa"]["cached"] is True and again["choices"][0]["message"]["content"] == streamed.strip()
@@ -171,12 +176,7 @@ def test_audit_log_one_line_per_request_pii_masked(app_client):
 
 
 # --- the model failing: emergencies are still answered ---------------------------------------------
-class BrokenPredictAPI(PredictAPI):
-    def _generate(self, items):
-        raise RuntimeError("simulated model failure")
-
-
-class BrokenChatAPI(ChatAPI):
+class BrokenModelAPI(ModelAPI):
     def predict(self, x, context=None):
         raise RuntimeError("simulated model failure")
         yield  # noqa: unreachable — keeps predict a generator, as OpenAISpec requires
@@ -184,7 +184,7 @@ class BrokenChatAPI(ChatAPI):
 
 def test_emergency_answered_when_model_fails(tiny_model_dir, tmp_path):
     settings = _settings(str(tiny_model_dir), tmp_path, warmup=False)
-    server = build_server(settings, chat_api_cls=BrokenChatAPI, predict_api_cls=BrokenPredictAPI)
+    server = build_server(settings, api_cls=BrokenModelAPI)
     with wrap_litserve_start(server) as srv, TestClient(srv.app) as client:
         _wait_ready(client)
         r = client.post("/predict", json={"question": "头疼怎么办"}, headers=AUTH)

@@ -223,3 +223,29 @@ def test_stream_answers_matches_batched_generation(tiny_model_dir):
         short = [g + d for g, d in zip(short, deltas)]
     assert len(tok(short[0].strip(), add_special_tokens=False)["input_ids"]) <= 4
     assert short[1].strip() == ref[1]["answer"]
+
+
+def test_batch_stream_with_prefix_cache_matches_and_counts_tokens(tiny_model_dir):
+    """The serving path (shared system-prompt KV cache) streams the same answers as batched generation,
+    and reports per-row prompt/new token counts (they feed the OpenAI ``usage`` and /predict's fields)."""
+    from serve.streaming import BatchStream
+    from stages.generate import generate_answers
+    from stages.modeling import load_model, load_tokenizer
+    from stages.prefix_cache import PromptPrefix
+    from stages.prompt import encode_prompts
+
+    tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
+    system = "你是一家医院的智能客服助手，请用简体中文回答患者的问题。"
+    qs = ["头疼怎么办？", "挂号需要带身份证吗，还是医保卡就可以？", "高血压"]
+    ref = generate_answers(model, tok, qs, system, max_new_tokens=10, batch_size=3, sort_by_length=False,
+                           progress=False)
+    prefix = PromptPrefix(model, tok, system)
+    stream = BatchStream(model, tok, qs, system, [10, 10, 4], prefix)
+    got = ["", "", ""]
+    for deltas in stream:
+        got = [g + d for g, d in zip(got, deltas)]
+    assert [g.strip() for g in got[:2]] == [r["answer"] for r in ref[:2]]
+    assert stream.new_tokens[:2] == [r["new_tokens"] for r in ref[:2]] and stream.new_tokens[2] <= 4
+    assert stream.hit_cap[:2] == [r["hit_cap"] for r in ref[:2]] and stream.hit_cap[2] is (stream.new_tokens[2] == 4)
+    unpadded = [len(encode_prompts(tok, [q], system)["input_ids"][0]) for q in qs]
+    assert stream.prompt_tokens == unpadded and stream.cached_tokens == len(prefix) and stream.seconds > 0
