@@ -35,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--cache-ttl", type=float, dest="cache_ttl_s")
     g.add_argument("--request-timeout", type=float, dest="request_timeout_s", help="0 = no limit")
     g.add_argument("--no-warmup", action="store_true", help="skip the warm-up generation at start")
+    g.add_argument("--no-prefix-cache", action="store_true",
+                   help="prefill the system prompt for every request instead of reusing its KV cache")
     p.add_argument("--enable-shutdown-api", action="store_true",
                    help="LitServe's POST /shutdown (needs LIT_SHUTDOWN_API_KEY in the environment)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -74,6 +76,7 @@ def settings_from_args(args):
         batch_timeout=args.batch_timeout, max_new_tokens=args.max_new_tokens,
         max_question_chars=args.max_question_chars, cache_size=args.cache_size, cache_ttl_s=args.cache_ttl_s,
         request_timeout_s=args.request_timeout_s, warmup=False if args.no_warmup else None,
+        prefix_cache=False if args.no_prefix_cache else None,
         enable_shutdown_api=args.enable_shutdown_api)
 
 

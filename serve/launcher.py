@@ -95,11 +95,20 @@ class ServerProcess:
                 pass
         return sorted(alive | set(self.group_members()))
 
+    def pause(self) -> None:
+        """Freeze the whole server (SIGSTOP to its process group): it uses no CPU until ``resume``.
+        Benchmarks use it to run two servers side by side without the idle one's polling competing."""
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
     def stop(self, how: str = "api", timeout: float = 60) -> list[int]:
         """Graceful shutdown (``api``: POST /shutdown; ``sigterm``: SIGTERM to the main process only).
         Waits for the main process, then returns the PIDs of the server tree still alive after a
         short grace period (empty = clean)."""
         self.tree = sorted(set(self.tree) | set(self.process_tree()))
+        self.resume()                   # a paused server could not shut down
         if how == "api":
             r = requests.post(self.url + "/shutdown", headers={"Authorization": f"Bearer {self.shutdown_key}"},
                               timeout=10)

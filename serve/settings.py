@@ -37,14 +37,16 @@ class ServeSettings:
 
     @classmethod
     def from_params(cls, params: Params, model: str | None, adapter: str | None = None, **overrides) -> "ServeSettings":
-        """``overrides``: any field name here, or ``max_new_tokens``/``warmup`` for the model; None = keep."""
+        """``overrides``: any field name here, or ``max_new_tokens``/``warmup``/``prefix_cache`` for the
+        model; None = keep."""
         s = params.serve
         overrides = {k: v for k, v in overrides.items() if v is not None}
         model_cfg = ModelConfig(path=str(model) if model is not None else None,
                                 adapter=str(adapter) if adapter is not None else None,
                                 dtype=params.model.dtype, system=params.prompt.system,
                                 max_new_tokens=overrides.pop("max_new_tokens", s.max_new_tokens),
-                                warmup=overrides.pop("warmup", True))
+                                warmup=overrides.pop("warmup", True),
+                                prefix_cache=overrides.pop("prefix_cache", True))
         api_key_env = overrides.pop("api_key_env", s.api_key_env)
         settings = cls(model=model_cfg, max_batch_size=s.max_batch_size, batch_timeout=s.batch_timeout,
                        max_question_chars=s.max_question_chars, cache_size=s.cache_size, cache_ttl_s=s.cache_ttl_s,
@@ -66,7 +68,8 @@ class ServeSettings:
                 "max_question_chars": self.max_question_chars, "cache_size": self.cache_size,
                 "cache_ttl_s": self.cache_ttl_s, "request_timeout_s": self.request_timeout_s,
                 "auth": self.api_key is not None, "api_key_env": self.api_key_env,
-                "decoding": "greedy", "kv_cache": True}
+                "decoding": "greedy", "kv_cache": True,
+                "system_prompt_kv_cache": self.model.prefix_cache}
 
 
 def check_model_dir(path: str | Path, what: str = "model") -> None:
