@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from serve.launcher import ServerProcess  # noqa: E402
 from stages.config import load_params  # noqa: E402
+from stages.modeling import resolve_serving_dtype  # noqa: E402
 from stages.safety import precheck  # noqa: E402
 
 KEY = "bench-key"
@@ -153,6 +154,8 @@ def run_server(args, batch: int, tag: str, out_dir: Path) -> ServerProcess:
         cmd += ["--batch-timeout", str(args.batch_timeout)]
     if args.no_prefix_cache:
         cmd.append("--no-prefix-cache")
+    if args.dtype:
+        cmd += ["--dtype", args.dtype]
     srv = ServerProcess(cmd, log_path=out_dir / f"serve_{tag}.log", env={"MEDQA_BENCH_KEY": KEY},
                         shutdown_key="bench-shutdown")
     t0 = time.perf_counter()
@@ -175,6 +178,7 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=params.serve.max_batch_size, help="batching-on max_batch_size")
     ap.add_argument("--batch-timeout", type=float, help="default: params serve.batch_timeout")
+    ap.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], help="default: params serve.dtype")
     ap.add_argument("--no-prefix-cache", action="store_true", help="both servers without the system-prompt KV cache")
     ap.add_argument("--cache-repeats", type=int, default=200)
     ap.add_argument("--out", default=str(REPO / "artifacts/bench/serve_load.json"))
@@ -191,11 +195,13 @@ def main() -> int:
     assert len(set(qs)) == n and all(precheck(q).action == "pass" for q in qs), "bench questions must reach the model"
     per_client = [qs[c::args.clients] for c in range(args.clients)]
     print(f"model {args.model}{' + ' + args.adapter if args.adapter else ''}; {args.clients} clients × "
-          f"{args.requests} requests, max_new_tokens {args.max_new_tokens}", flush=True)
+          f"{args.requests} requests, max_new_tokens {args.max_new_tokens}, dtype {args.dtype or params.serve.dtype}",
+          flush=True)
 
     report = {"model": args.model, "adapter": args.adapter, "clients": args.clients, "requests_per_client":
               args.requests, "max_new_tokens": args.max_new_tokens, "batch_size_on": args.batch_size,
-              "prefix_cache": not args.no_prefix_cache}
+              "prefix_cache": not args.no_prefix_cache, "dtype": args.dtype or params.serve.dtype,
+              "dtype_resolved": str(resolve_serving_dtype(args.dtype or params.serve.dtype)).replace("torch.", "")}
     servers = {}
     try:
         for tag, batch in (("batching_off", 1), ("batching_on", args.batch_size)):

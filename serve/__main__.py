@@ -21,7 +21,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--adapter", help="LoRA adapter directory, attached unmerged to --model (dynamic loading)")
     p.add_argument("--no-model", action="store_true",
                    help="load no model: safety pre-check replies and cached answers only, others get 503")
-    p.add_argument("--params", default="params.yaml", help="params file (serve.*, prompt.system, model.dtype)")
+    p.add_argument("--params", default="params.yaml", help="params file (serve.*, prompt.system)")
     p.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1", "0.0.0.0", "::"])
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key-env", help="env var holding the API key (default: params serve.api_key_env)")
@@ -34,6 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--cache-size", type=int, help="0 disables the answer cache")
     g.add_argument("--cache-ttl", type=float, dest="cache_ttl_s")
     g.add_argument("--request-timeout", type=float, dest="request_timeout_s", help="0 = no limit")
+    g.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
     g.add_argument("--no-warmup", action="store_true", help="skip the warm-up generation at start")
     g.add_argument("--no-prefix-cache", action="store_true",
                    help="prefill the system prompt for every request instead of reusing its KV cache")
@@ -76,7 +77,7 @@ def settings_from_args(args):
         batch_timeout=args.batch_timeout, max_new_tokens=args.max_new_tokens,
         max_question_chars=args.max_question_chars, cache_size=args.cache_size, cache_ttl_s=args.cache_ttl_s,
         request_timeout_s=args.request_timeout_s, warmup=False if args.no_warmup else None,
-        prefix_cache=False if args.no_prefix_cache else None,
+        prefix_cache=False if args.no_prefix_cache else None, dtype=args.dtype,
         enable_shutdown_api=args.enable_shutdown_api)
 
 

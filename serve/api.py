@@ -29,7 +29,7 @@ class ModelConfig:
     """Everything a worker needs to load and run the model (pickled into each worker process)."""
     path: str | None                 # None: model disabled (--no-model), safety-only mode
     adapter: str | None
-    dtype: str
+    dtype: str                       # serve.dtype (auto: bf16 where the hardware has it natively)
     system: str
     max_new_tokens: int
     warmup: bool = True
@@ -60,12 +60,13 @@ class ModelAPI(ls.LitAPI):
         if self.config.path is None:
             logger.warning("model disabled (--no-model): only safety replies and cached answers are served")
             return
-        from stages.modeling import load_model, load_tokenizer, set_threads
+        from stages.modeling import load_model, load_tokenizer, resolve_serving_dtype, set_threads
 
         set_threads(0)
         t0 = time.perf_counter()
         self.tokenizer = load_tokenizer(self.config.path)
-        self.model = load_model(self.config.path, self.config.dtype, str(device), adapter=self.config.adapter)
+        dtype = resolve_serving_dtype(self.config.dtype, str(device))
+        self.model = load_model(self.config.path, dtype, str(device), adapter=self.config.adapter)
         self.model.generation_config.use_cache = True          # KV cache on for every generate call
         load_s = time.perf_counter() - t0
         if self.config.prefix_cache:
@@ -75,10 +76,10 @@ class ModelAPI(ls.LitAPI):
             logger.info("system-prompt KV cache: %d prompt tokens computed once, shared by every request",
                         len(self.prefix))
         warm_s = self._warmup() if self.config.warmup else 0.0
-        logger.info("%s ready on %s: model %s%s loaded in %.1fs, warm-up (batch %d × %d tokens) %.1fs",
+        logger.info("%s ready on %s: model %s%s (%s) loaded in %.1fs, warm-up (batch %d × %d tokens) %.1fs",
                     type(self).__name__, device, self.config.path,
                     f" + adapter {self.config.adapter}" if self.config.adapter else "",
-                    load_s, self.max_batch_size, WARMUP_TOKENS, warm_s)
+                    str(dtype).replace("torch.", ""), load_s, self.max_batch_size, WARMUP_TOKENS, warm_s)
 
     def _require_model(self):
         if self.model is None:

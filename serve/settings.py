@@ -1,4 +1,4 @@
-"""Serving settings: params.yaml ``serve`` + ``prompt.system`` + ``model.dtype``, with CLI overrides."""
+"""Serving settings: params.yaml ``serve`` + ``prompt.system``, with CLI overrides."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -43,7 +43,7 @@ class ServeSettings:
         overrides = {k: v for k, v in overrides.items() if v is not None}
         model_cfg = ModelConfig(path=str(model) if model is not None else None,
                                 adapter=str(adapter) if adapter is not None else None,
-                                dtype=params.model.dtype, system=params.prompt.system,
+                                dtype=overrides.pop("dtype", s.dtype), system=params.prompt.system,
                                 max_new_tokens=overrides.pop("max_new_tokens", s.max_new_tokens),
                                 warmup=overrides.pop("warmup", True),
                                 prefix_cache=overrides.pop("prefix_cache", True))
@@ -62,7 +62,10 @@ class ServeSettings:
 
     def describe(self) -> dict:
         """JSON-safe summary for /info (never the key itself)."""
+        from stages.modeling import resolve_serving_dtype
+
         return {"model": self.model.path, "adapter": self.model.adapter, "dtype": self.model.dtype,
+                "dtype_resolved": str(resolve_serving_dtype(self.model.dtype)).replace("torch.", ""),
                 "model_enabled": self.model.path is not None, "max_new_tokens": self.model.max_new_tokens,
                 "max_batch_size": self.max_batch_size, "batch_timeout": self.batch_timeout,
                 "max_question_chars": self.max_question_chars, "cache_size": self.cache_size,

@@ -149,6 +149,7 @@ class ServeParams(_Section):
     api_key_env: str = "MEDQA_API_KEY"
     request_timeout_s: float = Field(600, ge=0)
     audit_log: str = "artifacts/serve/audit.jsonl"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
 
 class Params(_Section):

@@ -28,6 +28,29 @@ def resolve_dtype(name: str, device: str | None = None) -> torch.dtype:
     return torch.float32
 
 
+def has_native_bf16(device: str) -> bool:
+    """bf16 matrix multiplies in hardware: a CUDA GPU with bf16, or an x86 CPU with AMX / AVX512-BF16."""
+    if device == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device == "cpu":
+        cpu = torch.cpu
+        checks = [getattr(cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+        return any(bool(c()) for c in checks if c is not None)
+    return False
+
+
+def resolve_serving_dtype(name: str, device: str | None = None) -> torch.dtype:
+    """``serve.dtype``: ``auto`` is bf16 wherever the hardware multiplies bf16 natively (serving is
+    inference only, and on such CPUs a batch-8 decoding step costs about what a batch-1 step does),
+    else fp32; on a GPU without bf16 it follows ``resolve_dtype`` (fp16)."""
+    if name != "auto":
+        return DTYPES[name]
+    device = device or pick_device()
+    if device == "cuda":
+        return resolve_dtype("auto", device)
+    return torch.bfloat16 if has_native_bf16(device) else torch.float32
+
+
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
@@ -37,13 +60,15 @@ def load_tokenizer(path: str | Path):
     return tok
 
 
-def load_model(path: str | Path, dtype: str = "auto", device: str | None = None, adapter: str | Path | None = None):
-    """Load a causal LM from an HF directory; with ``adapter`` the LoRA adapter is attached
-    unmerged (dynamic loading for development)."""
+def load_model(path: str | Path, dtype: "str | torch.dtype" = "auto", device: str | None = None,
+               adapter: str | Path | None = None):
+    """Load a causal LM from an HF directory (``dtype``: a params name or a torch dtype); with
+    ``adapter`` the LoRA adapter is attached unmerged (dynamic loading for development)."""
     from transformers import AutoModelForCausalLM
 
     device = device or pick_device()
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=resolve_dtype(dtype, device))
+    torch_dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype, device)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
     if adapter is not None:
         from peft import PeftModel
 

@@ -47,3 +47,17 @@ def test_prefix_cache_copies_are_independent(tiny_model_dir):
     _cached(model, tok, prefix, QUESTIONS[2:], 8)                  # generate extends its cache copy in place
     assert _cached(model, tok, prefix, QUESTIONS[:2], 4)[0].tolist() == first
     assert prefix.cache(3, len(prefix)).get_seq_length() == len(prefix)
+
+
+@torch.inference_mode()
+def test_prefix_cache_with_unmerged_adapter(tiny_model_dir, tmp_path):
+    """Development serving (--model base --adapter lora): the prefix cache works through PeftModel."""
+    from stages.random_adapter import write_random_adapter
+
+    adapter = write_random_adapter(tiny_model_dir, tmp_path / "lora", r=4, alpha=8, layers="all")
+    tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir, adapter=adapter)
+    prefix = PromptPrefix(model, tok, DEFAULT_SYSTEM)
+    seq_a, scores_a = _plain(model, tok, QUESTIONS[:3], 5)
+    seq_b, scores_b = _cached(model, tok, prefix, QUESTIONS[:3], 5)
+    assert seq_a.tolist() == seq_b.tolist()
+    torch.testing.assert_close(scores_a[0], scores_b[0], atol=1e-4, rtol=1e-4)
