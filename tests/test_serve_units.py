@@ -249,3 +249,17 @@ def test_batch_stream_with_prefix_cache_matches_and_counts_tokens(tiny_model_dir
     assert stream.hit_cap[:2] == [r["hit_cap"] for r in ref[:2]] and stream.hit_cap[2] is (stream.new_tokens[2] == 4)
     unpadded = [len(encode_prompts(tok, [q], system)["input_ids"][0]) for q in qs]
     assert stream.prompt_tokens == unpadded and stream.cached_tokens == len(prefix) and stream.seconds > 0
+
+
+def test_serving_dtype_auto_follows_native_bf16(monkeypatch):
+    import torch
+
+    from stages import modeling
+
+    assert modeling.resolve_serving_dtype("float32", "cpu") is torch.float32
+    assert modeling.resolve_serving_dtype("bfloat16", "cpu") is torch.bfloat16
+    monkeypatch.setattr(modeling, "has_native_bf16", lambda device: False)
+    assert modeling.resolve_serving_dtype("auto", "cpu") is torch.float32
+    monkeypatch.setattr(modeling, "has_native_bf16", lambda device: device == "cpu")
+    assert modeling.resolve_serving_dtype("auto", "cpu") is torch.bfloat16
+    assert modeling.resolve_dtype("auto", "cpu") is torch.float32          # the pipeline's choice is unchanged
