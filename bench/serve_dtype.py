@@ -30,7 +30,7 @@ from stages.generate import generate_answers  # noqa: E402
 from stages.metrics.overlap import corpus_bleu, rouge  # noqa: E402
 from stages.metrics.perplexity import answer_nll  # noqa: E402
 from stages.metrics.safety import safety_flags  # noqa: E402
-from stages.modeling import has_native_bf16, load_model, load_tokenizer, set_threads  # noqa: E402
+from stages.modeling import cpu_has_native_bf16, load_model, load_tokenizer, set_threads  # noqa: E402
 
 
 def run(model_dir: str, dtype: torch.dtype, examples: list[dict], params) -> dict:
@@ -74,7 +74,7 @@ def main() -> int:
     set_threads(0)
     examples = load_eval_examples(args.split, args.max_examples)
     print(f"{len(examples)} examples, max_new_tokens {params.eval.max_new_tokens}; native bf16 on this CPU: "
-          f"{has_native_bf16('cpu')}", flush=True)
+          f"{cpu_has_native_bf16()}", flush=True)
     runs = {name: run(args.model, dt, examples, params) for name, dt in
             (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
     report = {"model": args.model, "examples": len(examples), "max_new_tokens": params.eval.max_new_tokens}

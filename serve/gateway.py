@@ -171,7 +171,6 @@ class Gateway:
         """(scope, receive) for LitServe's chat route (the one model API) with a replaced JSON body."""
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"content-length", b"content-type")]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        scope = dict(scope, path=CHAT_PATH, raw_path=CHAT_PATH.encode())
         sent = False
 
         async def replay():
@@ -181,16 +180,26 @@ class Gateway:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()      # after the body: wait for the client's disconnect, as usual
 
-        return dict(scope, headers=headers), replay
+        return dict(scope, path=CHAT_PATH, raw_path=CHAT_PATH.encode(), headers=headers), replay
 
     async def _generate(self, scope, receive, send, ctx: _Ctx, q: Question) -> dict | None:
-        """Non-streaming model call for ``q``: ``{"answer", "usage"}``, or None after an error reply."""
+        """Non-streaming model call for ``q``: ``{"answer", "usage", "new_tokens", "truncated"}``, or None
+        after an error reply."""
         status, out = await self._call_model(scope, receive, self._chat_body(q, stream=False))
         if status != 200:
             await self._model_error(send, ctx, status, out)
             return None
         resp = json.loads(out)
-        return {"answer": resp["choices"][0]["message"]["content"] or "", "usage": resp.get("usage") or {}}
+        usage = resp.get("usage") or {}
+        new_tokens, truncated = self._token_budget(usage, q)
+        return {"answer": resp["choices"][0]["message"]["content"] or "", "usage": usage,
+                "new_tokens": new_tokens, "truncated": truncated}
+
+    @staticmethod
+    def _token_budget(usage: dict, q: Question) -> tuple[int, bool]:
+        """(generated tokens, whether they hit the request's max_new_tokens) from the model's usage."""
+        new_tokens = int(usage.get("completion_tokens") or 0)
+        return new_tokens, new_tokens >= q.max_new_tokens
 
     @staticmethod
     def _chat_body(q: Question, stream: bool) -> bytes:
@@ -251,10 +260,8 @@ class Gateway:
         gen = await self._generate(scope, receive, send, ctx, q)
         if gen is None:
             return
-        new_tokens = int(gen["usage"].get("completion_tokens") or 0)
-        truncated = new_tokens >= q.max_new_tokens
-        answer = self._post_and_cache(ctx, q, key, gen["answer"], truncated=truncated)
-        await self._predict_reply(send, ctx, answer, truncated=truncated, new_tokens=new_tokens)
+        answer = self._post_and_cache(ctx, q, key, gen["answer"], truncated=gen["truncated"])
+        await self._predict_reply(send, ctx, answer, truncated=gen["truncated"], new_tokens=gen["new_tokens"])
 
     def _without_model(self, ctx: _Ctx, q: Question):
         """Pre-check and cache, shared by /predict and chat: returns (cache key, ready reply or None).
@@ -310,8 +317,7 @@ class Gateway:
         gen = await self._generate(scope, receive, send, ctx, q)
         if gen is None:
             return
-        truncated = int(gen["usage"].get("completion_tokens") or 0) >= q.max_new_tokens
-        answer = self._post_and_cache(ctx, q, key, gen["answer"], truncated=truncated)
+        answer = self._post_and_cache(ctx, q, key, gen["answer"], truncated=gen["truncated"])
         await self._chat_ready(send, ctx, q, answer, gen["usage"])
 
     @staticmethod
@@ -370,7 +376,7 @@ class Gateway:
         if rewriter.error is not None:
             ctx.error = f"stream error: {rewriter.error}"
         elif rewriter.finished:
-            truncated = int(rewriter.usage.get("completion_tokens") or 0) >= q.max_new_tokens
+            truncated = self._token_budget(rewriter.usage, q)[1]
             self.cache.put(key, {"answer": rewriter.content.strip(), "rules": ctx.rules, "truncated": truncated})
         elif started:
             ctx.error = "stream ended without a final chunk"

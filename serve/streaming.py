@@ -133,8 +133,3 @@ class BatchStream:
         if errors:
             raise errors[0]
 
-
-def stream_answers(model, tokenizer, questions: list[str], system: str, max_new_tokens: list[int],
-                   prefix: PromptPrefix | None = None) -> Iterator[list[str]]:
-    """``BatchStream`` without the per-row statistics."""
-    return iter(BatchStream(model, tokenizer, questions, system, max_new_tokens, prefix))

@@ -45,6 +45,11 @@ def run_key(parts: dict) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
+def is_sharded(accelerator) -> bool:
+    """FSDP / DeepSpeed: each process holds a shard of the model, and accelerate saves it natively."""
+    return accelerator.distributed_type.value in ("FSDP", "DEEPSPEED")
+
+
 class Checkpointer:
     """Save/find/load checkpoints of one run key. Call after ``accelerator.prepare``."""
 
@@ -57,15 +62,11 @@ class Checkpointer:
         accelerator.register_load_state_pre_hook(self._load_hook)
 
     # accelerate hooks: adapter weights only, instead of the whole model's state dict
-    def _native(self) -> bool:
-        # FSDP/DeepSpeed: accelerate saves the sharded model itself; leave it to it
-        return self.acc.distributed_type.value in ("FSDP", "DEEPSPEED")
-
     def _save_hook(self, models, weights, output_dir):
         from peft import get_peft_model_state_dict
         from safetensors.torch import save_file
 
-        if self._native():
+        if is_sharded(self.acc):         # accelerate saves/loads the sharded model itself
             return
         if self.acc.is_main_process:
             state = get_peft_model_state_dict(self.peft_model)
@@ -76,7 +77,7 @@ class Checkpointer:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        if self._native():
+        if is_sharded(self.acc):         # accelerate saves/loads the sharded model itself
             return
         state = load_file(str(Path(input_dir) / ADAPTER_FILE))
         result = set_peft_model_state_dict(self.peft_model, state)

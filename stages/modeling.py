@@ -28,27 +28,22 @@ def resolve_dtype(name: str, device: str | None = None) -> torch.dtype:
     return torch.float32
 
 
-def has_native_bf16(device: str) -> bool:
-    """bf16 matrix multiplies in hardware: a CUDA GPU with bf16, or an x86 CPU with AMX / AVX512-BF16."""
-    if device == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device == "cpu":
-        cpu = torch.cpu
-        checks = [getattr(cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-        return any(bool(c()) for c in checks if c is not None)
-    return False
+def cpu_has_native_bf16() -> bool:
+    """bf16 matrix multiplies in the CPU's hardware: x86 AMX or AVX512-BF16."""
+    checks = [getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(bool(c()) for c in checks if c is not None)
 
 
 def resolve_serving_dtype(name: str, device: str | None = None) -> torch.dtype:
     """``serve.dtype``: ``auto`` is bf16 wherever the hardware multiplies bf16 natively (serving is
     inference only, and on such CPUs a batch-8 decoding step costs about what a batch-1 step does),
-    else fp32; on a GPU without bf16 it follows ``resolve_dtype`` (fp16)."""
+    else fp32; on accelerators it is ``resolve_dtype``'s choice (bf16 on a GPU that has it)."""
     if name != "auto":
         return DTYPES[name]
     device = device or pick_device()
-    if device == "cuda":
+    if device != "cpu":
         return resolve_dtype("auto", device)
-    return torch.bfloat16 if has_native_bf16(device) else torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 def load_tokenizer(path: str | Path):

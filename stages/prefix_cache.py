@@ -64,7 +64,7 @@ class PromptPrefix:
                 for q in questions]
         # a question whose first token merges with the end of the template head shares fewer tokens
         p = min(_token_prefix_len(self.ids, r) for r in rows)
-        if p == len(rows[0]) or any(len(r) == p for r in rows):
+        if any(len(r) == p for r in rows):
             p -= 1                       # keep at least one token per row for the prefill step
         rests = [r[p:] for r in rows]
         out_cache = self.cache(len(rows), p) if p > 0 else None

@@ -85,6 +85,7 @@ class Trainer:
     def setup(self):
         from accelerate import Accelerator
 
+        from stages.checkpoint import is_sharded
         from stages.modeling import pick_device, set_threads
 
         tp = self.p.train
@@ -93,7 +94,7 @@ class Trainer:
         # cpu=True lets accelerate set up gloo DDP when launched by torchrun/accelerate on CPUs
         self.acc = Accelerator(mixed_precision=self.mp, cpu=pick_device() == "cpu")
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
-        self.sharded = self.acc.distributed_type.value in ("FSDP", "DEEPSPEED")
+        self.sharded = is_sharded(self.acc)
         if self.acc.distributed_type.value == "DEEPSPEED" and tp.grad_accum != 1:
             raise ValueError("train.grad_accum must be 1 under DeepSpeed (its engine steps inside backward); "
                              "raise train.batch_size or the number of processes instead")

@@ -202,8 +202,8 @@ def test_stream_tail_appends_reminder_or_restates_softened_dosing():
 
 
 # --- batched token streaming -------------------------------------------------------------------------
-def test_stream_answers_matches_batched_generation(tiny_model_dir):
-    from serve.streaming import stream_answers
+def test_batch_stream_matches_batched_generation(tiny_model_dir):
+    from serve.streaming import BatchStream
     from stages.generate import generate_answers
     from stages.modeling import load_model, load_tokenizer
 
@@ -213,13 +213,13 @@ def test_stream_answers_matches_batched_generation(tiny_model_dir):
                            progress=False)
     got = ["", "", ""]
     steps = 0
-    for deltas in stream_answers(model, tok, qs, "你是客服。", [12, 12, 12]):
+    for deltas in BatchStream(model, tok, qs, "你是客服。", [12, 12, 12]):
         steps += 1
         got = [g + d for g, d in zip(got, deltas)]
     assert steps > 1                                  # it really streamed, not one final chunk
     assert [g.strip() for g in got] == [r["answer"] for r in ref]
     short = ["", "", ""]
-    for deltas in stream_answers(model, tok, qs, "你是客服。", [3, 12, 5]):   # per-row token budgets
+    for deltas in BatchStream(model, tok, qs, "你是客服。", [3, 12, 5]):   # per-row token budgets
         short = [g + d for g, d in zip(short, deltas)]
     assert len(tok(short[0].strip(), add_special_tokens=False)["input_ids"]) <= 4
     assert short[1].strip() == ref[1]["answer"]
@@ -258,8 +258,8 @@ def test_serving_dtype_auto_follows_native_bf16(monkeypatch):
 
     assert modeling.resolve_serving_dtype("float32", "cpu") is torch.float32
     assert modeling.resolve_serving_dtype("bfloat16", "cpu") is torch.bfloat16
-    monkeypatch.setattr(modeling, "has_native_bf16", lambda device: False)
+    monkeypatch.setattr(modeling, "cpu_has_native_bf16", lambda: False)
     assert modeling.resolve_serving_dtype("auto", "cpu") is torch.float32
-    monkeypatch.setattr(modeling, "has_native_bf16", lambda device: device == "cpu")
+    monkeypatch.setattr(modeling, "cpu_has_native_bf16", lambda: True)
     assert modeling.resolve_serving_dtype("auto", "cpu") is torch.bfloat16
     assert modeling.resolve_dtype("auto", "cpu") is torch.float32          # the pipeline's choice is unchanged
