@@ -1,4 +1,4 @@
-"""Batched vs unbatched greedy generation throughput, in one run, through stages.generate (the code
+"""Batched vs unbatched greedy generation throughput, in one run, through stages.model.generate (the code
 evaluate and serve use).
 
     flock /tmp/medqa-heavy.lock python bench/generation.py [--model models/base] [--batch-sizes 8 16 32]
@@ -25,7 +25,7 @@ TARGET = 4.0
 
 
 def load_questions(path: str | None, n: int) -> tuple[list[str], str]:
-    from stages.jsonio import read_jsonl
+    from stages.common.jsonio import read_jsonl
 
     candidates = [path] if path else [str(REPO / "data/split/test.jsonl"), *sorted(glob.glob(str(REPO / "data/raw/*.jsonl")))]
     qs, used = [], []
@@ -43,7 +43,7 @@ def load_questions(path: str | None, n: int) -> tuple[list[str], str]:
 
 
 def run(model, tok, questions, system, max_new_tokens, batch_size) -> dict:
-    from stages.generate import generate_answers
+    from stages.model.generate import generate_answers
 
     t0 = time.perf_counter()
     res = generate_answers(model, tok, questions, system, max_new_tokens=max_new_tokens, batch_size=batch_size,
@@ -63,8 +63,8 @@ def main() -> None:
     ap.add_argument("--questions", default=None, help="JSONL with a 'question' field")
     args = ap.parse_args()
 
-    from stages.config import load_params
-    from stages.modeling import load_model, load_tokenizer, set_threads
+    from stages.common.config import load_params
+    from stages.model.modeling import load_model, load_tokenizer, set_threads
 
     system = load_params(REPO / "params.yaml").prompt.system
     questions, source = load_questions(args.questions, max(args.batch_sizes + [args.unbatched_prompts]))

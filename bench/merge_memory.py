@@ -6,7 +6,7 @@ Runs ``python -m stages.merge --method peft`` (baseline: peft merge_and_unload) 
 ``--method streaming`` as child processes with verification off, takes each child's peak RSS from
 the kernel (os.wait4 → ru_maxrss, so imports and everything else the process did are included),
 then compares the two outputs tensor by tensor. Without --adapter and with no models/lora, a random
-adapter (stages.random_adapter) is written first — said so in the output.
+adapter (stages.model.random_adapter) is written first — said so in the output.
 
 Targets (issue 5): streaming peak ≤ 0.4 × peft peak on a base with ≥ 2 shards; max |Δ| ≤ 1e-6 (fp32).
 Exit status 1 when a target is missed."""
@@ -41,7 +41,7 @@ def run_child(method: str, base: Path, adapter: Path, out: Path, scale: float) -
 
 
 def tensor_files(model_dir: Path):
-    from stages.safetensors_stream import model_shards, read_header
+    from stages.model.safetensors_stream import model_shards, read_header
 
     out = {}
     for f in model_shards(model_dir)[0]:
@@ -54,7 +54,7 @@ def compare(a_dir: Path, b_dir: Path, base_dir: Path) -> dict:
     """max |a − b| over all tensors (one tensor in memory at a time), and how far b moved from the base."""
     from tqdm import tqdm
 
-    from stages.safetensors_stream import load_tensor
+    from stages.model.safetensors_stream import load_tensor
 
     a, b, base = tensor_files(a_dir), tensor_files(b_dir), tensor_files(base_dir)
     if set(a) != set(b):
@@ -79,7 +79,7 @@ def compare(a_dir: Path, b_dir: Path, base_dir: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    from stages.safetensors_stream import model_shards
+    from stages.model.safetensors_stream import model_shards
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", type=Path, default=REPO / "models/base")
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         adapter = args.adapter or (REPO / "models/lora" if (REPO / "models/lora/adapter_config.json").exists() else None)
         if adapter is None:
-            from stages.random_adapter import write_random_adapter
+            from stages.model.random_adapter import write_random_adapter
 
             adapter = write_random_adapter(args.base, work / "lora-random", r=8, alpha=16, layers="all")
             print(f"NOTE: models/lora absent — using a RANDOM adapter (r=8, all layers, 7 projections) at {adapter}")

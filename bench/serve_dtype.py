@@ -24,13 +24,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stages.config import load_params  # noqa: E402
-from stages.evalset import load_eval_examples  # noqa: E402
-from stages.generate import generate_answers  # noqa: E402
-from stages.metrics.overlap import corpus_bleu, rouge  # noqa: E402
-from stages.metrics.perplexity import answer_nll  # noqa: E402
-from stages.metrics.safety import safety_flags  # noqa: E402
-from stages.modeling import cpu_has_native_bf16, load_model, load_tokenizer, set_threads  # noqa: E402
+from stages.common.config import load_params  # noqa: E402
+from stages.evaluation.evalset import load_eval_examples  # noqa: E402
+from stages.model.generate import generate_answers  # noqa: E402
+from stages.evaluation.metrics.overlap import corpus_bleu, rouge  # noqa: E402
+from stages.evaluation.metrics.perplexity import answer_nll  # noqa: E402
+from stages.evaluation.metrics.safety import safety_flags  # noqa: E402
+from stages.model.modeling import cpu_has_native_bf16, load_model, load_tokenizer, set_threads  # noqa: E402
 
 
 def run(model_dir: str, dtype: torch.dtype, examples: list[dict], params) -> dict:

@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from serve.launcher import ServerProcess  # noqa: E402
-from stages.config import load_params  # noqa: E402
-from stages.modeling import resolve_serving_dtype  # noqa: E402
-from stages.safety import precheck  # noqa: E402
+from stages.common.config import load_params  # noqa: E402
+from stages.model.modeling import resolve_serving_dtype  # noqa: E402
+from stages.safety.rules import precheck  # noqa: E402
 
 KEY = "bench-key"
 BASE_QUESTIONS = [

@@ -58,8 +58,8 @@ def naive(params, model: Path, examples, steps: int, warmup: int) -> dict:
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
-    from stages.lora_setup import apply_lora
-    from stages.modeling import load_model, load_tokenizer
+    from stages.training.lora_setup import apply_lora
+    from stages.model.modeling import load_model, load_tokenizer
 
     tok = load_tokenizer(model)
     lp = params.lora.model_copy(update={"layers": "all"})
@@ -113,9 +113,9 @@ def main() -> None:
     ap.add_argument("--no-ablation", action="store_true", help="skip ours with LoRA on all layers")
     args = ap.parse_args()
 
-    from stages.config import load_params
-    from stages.modeling import load_tokenizer, set_threads
-    from stages.train_data import encode_records, read_split, stratified_subset
+    from stages.common.config import load_params
+    from stages.model.modeling import load_tokenizer, set_threads
+    from stages.training.train_data import encode_records, read_split, stratified_subset
 
     p = load_params(args.params)
     upd = {"grad_accum": 1, "epochs": 1}

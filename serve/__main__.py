@@ -61,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def settings_from_args(args):
     from serve.settings import ServeSettings, check_model_dir
-    from stages.config import ParamsError, load_params
+    from stages.common.config import ParamsError, load_params
 
     try:
         params = load_params(args.params)

@@ -33,7 +33,7 @@ class ModelConfig:
     system: str
     max_new_tokens: int
     warmup: bool = True
-    prefix_cache: bool = True        # reuse the system prompt's KV cache (stages/prefix_cache.py)
+    prefix_cache: bool = True        # reuse the system prompt's KV cache (stages/model/prefix_cache.py)
 
 
 class ModelAPI(ls.LitAPI):
@@ -60,7 +60,7 @@ class ModelAPI(ls.LitAPI):
         if self.config.path is None:
             logger.warning("model disabled (--no-model): only safety replies and cached answers are served")
             return
-        from stages.modeling import load_model, load_tokenizer, resolve_serving_dtype, set_threads
+        from stages.model.modeling import load_model, load_tokenizer, resolve_serving_dtype, set_threads
 
         set_threads(0)
         t0 = time.perf_counter()
@@ -70,7 +70,7 @@ class ModelAPI(ls.LitAPI):
         self.model.generation_config.use_cache = True          # KV cache on for every generate call
         load_s = time.perf_counter() - t0
         if self.config.prefix_cache:
-            from stages.prefix_cache import PromptPrefix
+            from stages.model.prefix_cache import PromptPrefix
 
             self.prefix = PromptPrefix(self.model, self.tokenizer, self.config.system)
             logger.info("system-prompt KV cache: %d prompt tokens computed once, shared by every request",

@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from stages.text import mask_pii
+from stages.data.text import mask_pii
 
 QUESTION_LOG_CHARS = 200
 

@@ -4,7 +4,7 @@ API-server process (registered through ``LitServer(middlewares=...)``):
 1. auth — API key on everything except /health, the page and its static files (401 otherwise);
 2. question understanding — parse/validate the body (4xx with a clear message, never a 500),
    normalise + mask the question (serve/questions.py);
-3. safety pre-check (stages/safety.py ``precheck``) — emergencies, prompt injection and
+3. safety pre-check (stages/safety/rules.py ``precheck``) — emergencies, prompt injection and
    out-of-scope requests are answered here, without the model, so they work even when it is down;
 4. cache — LRU + TTL keyed on the cleaned question and generation params; hits skip the queue;
 5. model — the request goes on to LitServe (serve/api.py) with the cleaned question;
@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from stages.safety import DISCLAIMER, SOFTENED_DOSING, postcheck, precheck
+from stages.safety.rules import DISCLAIMER, SOFTENED_DOSING, postcheck, precheck
 
 from serve.audit import AuditLog
 from serve.auth import is_open_path, key_ok

@@ -1,5 +1,5 @@
 """Question understanding for both endpoints: parse and validate the request body, pull out the
-question, and turn it into model input (``normalize`` + ``mask_pii`` from stages/text.py — the same
+question, and turn it into model input (``normalize`` + ``mask_pii`` from stages/data/text.py — the same
 cleaning the training data got, and the model never sees a phone number or ID).
 
 Every problem raises ``Rejected`` with a 4xx status and a message that names the field; nothing
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from stages.text import mask_pii, normalize
+from stages.data.text import mask_pii, normalize
 
 
 class Rejected(Exception):

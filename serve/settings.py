@@ -7,7 +7,7 @@ from pathlib import Path
 from serve.api import ModelConfig
 from serve.auth import key_from_env
 from serve.questions import Limits
-from stages.config import Params
+from stages.common.config import Params
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class ServeSettings:
 
     def describe(self) -> dict:
         """JSON-safe summary for /info (never the key itself)."""
-        from stages.modeling import resolve_serving_dtype
+        from stages.model.modeling import resolve_serving_dtype
 
         return {"model": self.model.path, "adapter": self.model.adapter, "dtype": self.model.dtype,
                 "dtype_resolved": str(resolve_serving_dtype(self.model.dtype)).replace("torch.", ""),

@@ -1,6 +1,6 @@
 """Token streaming for a whole batch: ``model.generate`` runs in a thread and hands every decoding
 step to ``BatchStreamer``; ``BatchStream`` turns those steps into per-row text deltas.
-Prompts are built by stages/prompt.py (``encode_prompts``), exactly as for training and evaluate."""
+Prompts are built by stages/model/prompt.py (``encode_prompts``), exactly as for training and evaluate."""
 from __future__ import annotations
 
 import queue
@@ -11,8 +11,8 @@ from typing import Iterator
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from stages.prefix_cache import PromptPrefix
-from stages.prompt import encode_prompts
+from stages.model.prefix_cache import PromptPrefix
+from stages.model.prompt import encode_prompts
 
 _END = object()
 
@@ -72,7 +72,7 @@ def _generate(model, inputs, max_new_tokens, pad_id, streamer, errors):
 class BatchStream:
     """Greedy, KV-cached generation for a batch, iterated as one list of text deltas (one per question)
     per decoding step. Rows that finished yield "" until the batch ends; each row stops at its own
-    ``max_new_tokens``. With ``prefix`` (stages/prefix_cache.py) the shared system-prompt head is not
+    ``max_new_tokens``. With ``prefix`` (stages/model/prefix_cache.py) the shared system-prompt head is not
     prefilled again. After iteration: ``prompt_tokens``, ``new_tokens``, ``hit_cap`` per row, and
     ``seconds`` for the whole batch."""
 

@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages.config import load_params
-from stages.jsonio import atomic_dir, write_json
+from stages.common.config import load_params
+from stages.common.jsonio import atomic_dir, write_json
 
 log = logging.getLogger("stages.base")
 OUT = Path("models/base")
@@ -27,7 +27,7 @@ def _load(spec: str, dtype, trust_remote_code: bool, workdir: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if spec.startswith("bundled:"):
-        from stages.bundled import materialise_gguf
+        from stages.model.bundled import materialise_gguf
 
         gguf = materialise_gguf(spec, workdir)
         log.info("joined %s (%.0f MB, sha256 verified); de-quantising GGUF…", gguf.name, gguf.stat().st_size / 1e6)
@@ -62,7 +62,7 @@ def _load(spec: str, dtype, trust_remote_code: bool, workdir: Path):
 
 def materialise(spec: str, out: Path = OUT, dtype_name: str = "auto", max_shard_size: str = "2GB",
                 trust_remote_code: bool = False) -> dict:
-    from stages.modeling import resolve_dtype
+    from stages.model.modeling import resolve_dtype
 
     t0 = time.time()
     dtype = resolve_dtype(dtype_name)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from stages.config import CleanParams, DataParams, load_params
-from stages.dedup import NearDupIndex, content_id, dedup_key
-from stages.formats import MALFORMED, RawRecord, Reject, list_source_files, read_source
-from stages.jsonio import write_json, write_jsonl
-from stages.text import HAS_CHINESE, load_terms, mask_pii, normalize, strip_boilerplate
-from stages.tiers import infer_tier, normalize_tier
+from stages.common.config import CleanParams, DataParams, load_params
+from stages.data.dedup import NearDupIndex, content_id, dedup_key
+from stages.data.formats import MALFORMED, RawRecord, Reject, list_source_files, read_source
+from stages.common.jsonio import write_json, write_jsonl
+from stages.data.text import HAS_CHINESE, load_terms, mask_pii, normalize, strip_boilerplate
+from stages.data.tiers import infer_tier, normalize_tier
 
 log = logging.getLogger("stages.clean")
 DEFAULT_CATEGORY = "综合"

@@ -1,7 +1,7 @@
 """evaluate stage: tuned vs base on the test split's tier-stratified subset.
 
 Generates the tuned model's answers (same prompt and generation code as serve), reads the base
-answers made by predict_base, scores both with every metric (stages/metrics/), and writes
+answers made by predict_base, scores both with every metric (stages/evaluation/metrics/), and writes
 
     metrics/eval.json               flat keys: tuned.* base.* delta.* (tuned − base), time.*
     metrics/eval_by_tier.json       the same per difficulty tier
@@ -19,14 +19,14 @@ import gc
 import time
 from pathlib import Path
 
-from stages.config import Params, load_params
-from stages.evalset import load_eval_examples
-from stages.jsonio import read_jsonl, write_json, write_jsonl
-from stages.metrics.aggregate import by_group, compare, flatten
-from stages.metrics.answers import score_answers
-from stages.modeling import load_model, load_tokenizer, set_threads
-from stages.predict import predict, settings
-from stages.tiers import TIERS
+from stages.common.config import Params, load_params
+from stages.evaluation.evalset import load_eval_examples
+from stages.common.jsonio import read_jsonl, write_json, write_jsonl
+from stages.evaluation.metrics.aggregate import by_group, compare, flatten
+from stages.evaluation.metrics.answers import score_answers
+from stages.model.modeling import load_model, load_tokenizer, set_threads
+from stages.evaluation.predict import predict, settings
+from stages.data.tiers import TIERS
 
 OUT = Path("metrics")
 
@@ -48,7 +48,7 @@ def load_base_predictions(path: str | Path, examples: list[dict], params: Params
 
 
 def run_mcq(model_dir, adapter, params: Params, progress: bool) -> list[dict]:
-    from stages.metrics.mcq import load_mcq, mcq_predict
+    from stages.evaluation.metrics.mcq import load_mcq, mcq_predict
 
     items = load_mcq(params.eval.mcq_file)
     tok = load_tokenizer(model_dir)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     if not Path(args.model).is_dir():
         raise FileNotFoundError(f"{args.model}: tuned model not found (run `dvc repro merge`, or pass "
                                 "--model models/base --adapter models/lora)")
-    from stages.text import load_terms
+    from stages.data.text import load_terms
 
     if not Path(params.clean.terms_file).is_file():
         raise FileNotFoundError(f"clean.terms_file: {params.clean.terms_file} not found (needed for term accuracy)")
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         timing["mcq_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    from stages.metrics.bertscore import BertScoreEncoder
+    from stages.evaluation.metrics.bertscore import BertScoreEncoder
 
     encoder = BertScoreEncoder(ev.bertscore_model, ev.bertscore_layers, ev.bertscore_batch_size)
     score_answers(rows, models, terms, encoder, progress)
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
 
     overall = compare(rows, models)
     if mcq:
-        from stages.metrics.mcq import mcq_accuracy
+        from stages.evaluation.metrics.mcq import mcq_accuracy
 
         overall["mcq_n"] = len(mcq["tuned"])
         for m, res in mcq.items():
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(OUT / "eval_by_tier.json", _round(by_tier))
     write_json(OUT / "eval_by_category.json", _round(by_category))
     write_jsonl(OUT / "predictions.jsonl", (_prediction_row(r, models) for r in rows))
-    from stages import eval_plots
+    from stages.evaluation import eval_plots
 
     write_json(OUT / "plots" / "eval_by_tier.json", eval_plots.rows(by_tier))
     eval_plots.write_png(by_tier, OUT / "plots" / "eval_by_tier.png")

@@ -1,10 +1,10 @@
 """merge stage: models/base + models/lora → models/merged (a plain HF directory), verified.
 
 ``merge.method``: ``peft`` (load base + adapter, ``merge_and_unload``, save) or ``streaming``
-(stages.merge_streaming: tensor by tensor, never the whole model in memory). ``merge.scale`` ∈ [0, 1]
+(stages.model.merge_streaming: tensor by tensor, never the whole model in memory). ``merge.scale`` ∈ [0, 1]
 interpolates (0 = base, 1 = full adapter) in both. Both keep the base dtype (``merge.dtype: auto``)
 and copy tokenizer, chat template and generation config. The merged model is then compared with
-base + adapter on a few val prompts (stages.merge_verify) and the stage fails on drift. Everything
+base + adapter on a few val prompts (stages.model.merge_verify) and the stage fails on drift. Everything
 is written into a temp dir next to the output and renamed only after verification passed.
 
     python -m stages.merge [--method streaming] [--scale 0.5] [--base DIR] [--adapter DIR] [--out DIR]
@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from stages.config import load_params
-from stages.jsonio import atomic_dir, write_json
+from stages.common.config import load_params
+from stages.common.jsonio import atomic_dir, write_json
 
 log = logging.getLogger("stages.merge")
 
@@ -40,7 +40,7 @@ def peak_rss_mb() -> float:
 
 def base_dtype_name(base_dir: Path) -> str:
     """The float dtype holding most of the base's weight bytes, read from shard headers."""
-    from stages.safetensors_stream import model_shards, read_header
+    from stages.model.safetensors_stream import model_shards, read_header
 
     names = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
     size: dict[str, int] = {}
@@ -85,8 +85,8 @@ def merge_peft(base_dir: Path, adapter_dir: Path, out_dir: Path, scale: float, b
     The NaN check it would do is done here afterwards.)"""
     import torch
 
-    from stages.adapters import load_with_adapter
-    from stages.modeling import DTYPES
+    from stages.model.adapters import load_with_adapter
+    from stages.model.modeling import DTYPES
 
     model = load_with_adapter(base_dir, adapter_dir, scale=scale, dtype=base_dtype, device="cpu")
     model = model.merge_and_unload(progressbar=True)
@@ -123,8 +123,8 @@ def run_merge(*, base: Path, adapter: Path, out: Path, method: str, scale: float
               metrics_path: Path | None, progress: bool = True) -> dict:
     """Merge, verify (unless ``questions`` is empty), then atomically publish ``out``.
     Metrics are written whether it passes or fails."""
-    from stages.adapters import ADAPTER_WEIGHTS, read_adapter_config
-    from stages.modeling import DTYPES, pick_device
+    from stages.model.adapters import ADAPTER_WEIGHTS, read_adapter_config
+    from stages.model.modeling import DTYPES, pick_device
 
     t0 = time.time()
     base, adapter, out = Path(base), Path(adapter), Path(out)
@@ -141,7 +141,7 @@ def run_merge(*, base: Path, adapter: Path, out: Path, method: str, scale: float
         with atomic_dir(out) as tmp:
             log.info("merging %s + %s → %s (method %s, scale %g, %s)", base, adapter, out, method, scale, o_dtype)
             if method == "streaming":
-                from stages.merge_streaming import merge_streaming
+                from stages.model.merge_streaming import merge_streaming
 
                 stats = merge_streaming(base, adapter, tmp, scale, None if dtype == "auto" else DTYPES[o_dtype],
                                         progress=progress)
@@ -160,7 +160,7 @@ def run_merge(*, base: Path, adapter: Path, out: Path, method: str, scale: float
             t1 = time.time()
             metrics["prompt_source"] = prompt_source
             if questions:
-                from stages.merge_verify import verify_merge
+                from stages.model.merge_verify import verify_merge
 
                 # fp32 on any device: the check measures the merge, not bf16 arithmetic noise
                 metrics["verify"] = verify_merge(tmp, base, adapter, scale, questions, system, tolerance,
@@ -175,7 +175,7 @@ def run_merge(*, base: Path, adapter: Path, out: Path, method: str, scale: float
         metrics["verified"] = metrics["verify"] is not None
         metrics["passed"] = True
     except BaseException as err:          # also Ctrl-C: record that this attempt did not finish
-        from stages.merge_verify import MergeVerificationError
+        from stages.model.merge_verify import MergeVerificationError
 
         metrics["passed"] = False
         metrics["error"] = f"{type(err).__name__}: {err}"
@@ -212,7 +212,7 @@ def main(argv=None) -> dict:
     if args.no_verify or p.merge.verify_prompts == 0:
         questions, source = [], "none (verification skipped)"
     else:
-        from stages.merge_verify import verification_questions
+        from stages.model.merge_verify import verification_questions
 
         questions, source = verification_questions(p.merge.verify_prompts, args.val, args.question)
     return run_merge(base=args.base, adapter=args.adapter, out=args.out, method=args.method or p.merge.method,

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from stages.config import load_params
-from stages.evalset import load_eval_examples
-from stages.jsonio import write_json, write_jsonl
-from stages.modeling import load_model, load_tokenizer, set_threads
-from stages.predict import predict, settings
+from stages.common.config import load_params
+from stages.evaluation.evalset import load_eval_examples
+from stages.common.jsonio import write_json, write_jsonl
+from stages.model.modeling import load_model, load_tokenizer, set_threads
+from stages.evaluation.predict import predict, settings
 
 DEFAULT_OUT = "metrics/base_predictions.jsonl"
 DEFAULT_TIMING = "metrics/base_predictions_timing.json"

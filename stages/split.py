@@ -11,9 +11,9 @@ import random
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from stages.config import SplitParams, load_params
-from stages.dedup import clusters
-from stages.jsonio import read_jsonl, write_json, write_jsonl
+from stages.common.config import SplitParams, load_params
+from stages.data.dedup import clusters
+from stages.common.jsonio import read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("stages.split")
 SPLITS = ("train", "val", "test")

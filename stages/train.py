@@ -5,7 +5,7 @@ resolved training config), dvclive/ curves and metrics/train.json.
     torchrun --nproc_per_node 2 -m stages.train  # DDP (gloo on CPU, nccl on GPUs)
     accelerate launch --config_file stages/accelerate/ddp.yaml -m stages.train
 
-Prompts come only from stages.prompt (loss on answer tokens only). Batches are length-grouped.
+Prompts come only from stages.model.prompt (loss on answer tokens only). Batches are length-grouped.
 Validation loss is measured before training (the base model) and every ``train.eval_steps``;
 early stopping and keep-best act on it. A killed run resumes from models/checkpoints/<run key>/."""
 from __future__ import annotations
@@ -24,14 +24,14 @@ from pathlib import Path
 
 import torch
 
-from stages.config import Params, load_params
+from stages.common.config import Params, load_params
 
 log = logging.getLogger("stages.train")
 
 # modules whose code decides the result: they key checkpoints and are the stage deps in dvc.yaml
-CODE_FILES = ("stages/train.py", "stages/train_data.py", "stages/batching.py", "stages/answer_loss.py",
-              "stages/lora_setup.py", "stages/checkpoint.py", "stages/prompt.py", "stages/config.py",
-              "stages/modeling.py", "stages/jsonio.py", "stages/tiers.py", "stages/safety.py")
+CODE_FILES = ("stages/train.py", "stages/training/train_data.py", "stages/training/batching.py", "stages/training/answer_loss.py",
+              "stages/training/lora_setup.py", "stages/training/checkpoint.py", "stages/model/prompt.py", "stages/common/config.py",
+              "stages/model/modeling.py", "stages/common/jsonio.py", "stages/data/tiers.py", "stages/safety/rules.py")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -85,8 +85,8 @@ class Trainer:
     def setup(self):
         from accelerate import Accelerator
 
-        from stages.checkpoint import is_sharded
-        from stages.modeling import pick_device, set_threads
+        from stages.training.checkpoint import is_sharded
+        from stages.model.modeling import pick_device, set_threads
 
         tp = self.p.train
         set_threads(tp.num_threads)
@@ -106,10 +106,10 @@ class Trainer:
         self.setup_resume()
 
     def setup_data(self):
-        """Validated, deterministic tier-stratified subsets, encoded by stages.prompt."""
-        from stages.batching import collate
-        from stages.modeling import load_tokenizer
-        from stages.train_data import encode_records, read_split, stratified_subset, tier_counts
+        """Validated, deterministic tier-stratified subsets, encoded by stages.model.prompt."""
+        from stages.training.batching import collate
+        from stages.model.modeling import load_tokenizer
+        from stages.training.train_data import encode_records, read_split, stratified_subset, tier_counts
 
         tp = self.p.train
         self.tok = load_tokenizer(self.paths.base)
@@ -131,9 +131,9 @@ class Trainer:
         import psutil
         from accelerate.utils import set_seed
 
-        from stages.answer_loss import AnswerLoss, PrefixCache, first_trainable_layer, prefix_cache_blocker
-        from stages.lora_setup import apply_lora
-        from stages.modeling import load_model
+        from stages.training.answer_loss import AnswerLoss, PrefixCache, first_trainable_layer, prefix_cache_blocker
+        from stages.training.lora_setup import apply_lora
+        from stages.model.modeling import load_model
 
         tp, lp, acc = self.p.train, self.p.lora, self.acc
         base_dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(self.mp, "float32")
@@ -166,7 +166,7 @@ class Trainer:
         from accelerate.utils import set_seed
         from transformers import get_scheduler
 
-        from stages.batching import Planner
+        from stages.training.batching import Planner
 
         tp = self.p.train
         self.planner = Planner([len(e.input_ids) for e in self.train_ex], [e.targets for e in self.train_ex],
@@ -184,7 +184,7 @@ class Trainer:
 
     def setup_resume(self):
         """Run key, checkpoint hooks, and loading the newest checkpoint of this key if any."""
-        from stages.checkpoint import Checkpointer, model_dir_fingerprint, run_key, sha256_file
+        from stages.training.checkpoint import Checkpointer, model_dir_fingerprint, run_key, sha256_file
 
         tp = self.p.train
         self.state = TrainState()
@@ -214,7 +214,7 @@ class Trainer:
     # ----------------------------------------------------------------- evaluation
     @torch.no_grad()
     def evaluate(self, disable_adapter: bool = False) -> float:
-        from stages.batching import eval_batches
+        from stages.training.batching import eval_batches
 
         self.model.eval()
         batches = eval_batches([len(e.input_ids) for e in self.val_ex], self.p.train.batch_size)
@@ -363,7 +363,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- outputs
     def finish(self, seconds: float, eval_seconds: float) -> dict:
-        from stages.jsonio import atomic_dir, write_json
+        from stages.common.jsonio import atomic_dir, write_json
 
         tp, st = self.p.train, self.state
         self.check_replicas()

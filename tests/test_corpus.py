@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.safety import has_consult_reminder, has_emergency_guidance
-from stages.tiers import TIERS
+from stages.safety.rules import has_consult_reminder, has_emergency_guidance
+from stages.data.tiers import TIERS
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 KEYS = {"question", "answer", "category", "difficulty", "source"}

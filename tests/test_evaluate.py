@@ -13,8 +13,8 @@ import yaml
 from conftest import REPO, make_tiny_model
 from eval_fixtures import TERMS_TSV, split_records
 from stages import evaluate, predict_base
-from stages.jsonio import read_jsonl, write_jsonl
-from stages.tiers import TIERS
+from stages.common.jsonio import read_jsonl, write_jsonl
+from stages.data.tiers import TIERS
 
 MCQ = [{"question": "高血压的诊断标准是？\nA. 140/90 mmHg\nB. 120/80 mmHg", "answer": "A"},
        {"question": "下列属于急症的是 A、感冒 B、脑卒中 C、脚气", "answer": "B"}]

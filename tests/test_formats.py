@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from stages.formats import RawRecord, Reject, SourceError, list_source_files, read_source, sniff_encoding
+from stages.data.formats import RawRecord, Reject, SourceError, list_source_files, read_source, sniff_encoding
 
 COLS = {"question": ["title", "ask"], "answer": "answer", "category": "department"}
 

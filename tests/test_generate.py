@@ -1,5 +1,5 @@
-from stages.generate import generate_answers
-from stages.modeling import load_model, load_tokenizer
+from stages.model.generate import generate_answers
+from stages.model.modeling import load_model, load_tokenizer
 
 
 def test_batched_equals_unbatched_and_keeps_order(tiny_model_dir):

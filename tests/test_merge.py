@@ -11,11 +11,11 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from stages.adapters import AdapterError, load_with_adapter, module_rank_alpha, pattern_key, set_adapter_scale
+from stages.model.adapters import AdapterError, load_with_adapter, module_rank_alpha, pattern_key, set_adapter_scale
 from stages.merge import merge_peft, run_merge
-from stages.merge_streaming import StreamingMergeError, merge_streaming
-from stages.merge_verify import MergeVerificationError, verification_questions
-from stages.safetensors_stream import INDEX_NAME, StreamingShardWriter, read_header
+from stages.model.merge_streaming import StreamingMergeError, merge_streaming
+from stages.model.merge_verify import MergeVerificationError, verification_questions
+from stages.model.safetensors_stream import INDEX_NAME, StreamingShardWriter, read_header
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -330,7 +330,7 @@ def test_stage_main_on_tiny_model(tmp_path, tiny_model_copy, method):
 
 
 def test_crash_mid_merge_leaves_no_output(tmp_path, monkeypatch):
-    import stages.safetensors_stream as sts
+    import stages.model.safetensors_stream as sts
 
     base = synthetic_shards(tmp_path / "base")
     adapter = peft_adapter(base, tmp_path / "lora")
@@ -356,7 +356,7 @@ def test_crash_mid_merge_leaves_no_output(tmp_path, monkeypatch):
 
 def test_verification_fails_when_merge_disagrees_with_adapter(tmp_path, tiny_model_copy, monkeypatch):
     """A merge that applies the adapter wrongly (here: 3× too strong) must not be published."""
-    import stages.merge_streaming as ms
+    import stages.model.merge_streaming as ms
 
     adapter = peft_adapter(tiny_model_copy, tmp_path / "lora", target_modules=["v_proj", "down_proj"])
     real = ms.lora_delta
@@ -412,7 +412,7 @@ def test_dynamic_loading_scale(tmp_path):
 
 
 def test_random_adapter_is_valid_peft(tmp_path):
-    from stages.random_adapter import write_random_adapter
+    from stages.model.random_adapter import write_random_adapter
 
     base = synthetic_shards(tmp_path / "base")
     adapter = write_random_adapter(base, tmp_path / "lora", r=4, alpha=8, layers="last:1")

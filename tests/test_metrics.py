@@ -1,4 +1,4 @@
-"""Unit tests for stages/metrics/ (tiny model where a model is needed)."""
+"""Unit tests for stages/evaluation/metrics/ (tiny model where a model is needed)."""
 from __future__ import annotations
 
 import json
@@ -11,15 +11,15 @@ import torch
 from rouge_score import rouge_scorer
 
 from eval_fixtures import TERMS_TSV, split_records
-from stages.evalset import load_eval_examples, select_examples
-from stages.metrics.aggregate import by_group, compare, delta, flatten, summarize
-from stages.metrics.overlap import CharTokenizer, JiebaTokenizer, corpus_bleu, corpus_chrf, rouge
-from stages.metrics.perplexity import answer_nll, perplexity
-from stages.metrics.safety import safety_flags
-from stages.metrics.terms import term_match
-from stages.modeling import load_model, load_tokenizer
-from stages.prompt import encode_example
-from stages.text import TermDict
+from stages.evaluation.evalset import load_eval_examples, select_examples
+from stages.evaluation.metrics.aggregate import by_group, compare, delta, flatten, summarize
+from stages.evaluation.metrics.overlap import CharTokenizer, JiebaTokenizer, corpus_bleu, corpus_chrf, rouge
+from stages.evaluation.metrics.perplexity import answer_nll, perplexity
+from stages.evaluation.metrics.safety import safety_flags
+from stages.evaluation.metrics.terms import term_match
+from stages.model.modeling import load_model, load_tokenizer
+from stages.model.prompt import encode_example
+from stages.data.text import TermDict
 
 PRED, REF = "高血压患者要低盐饮食。", "高血压病人应该低盐饮食，多运动。"
 
@@ -72,7 +72,7 @@ def test_unknown_rouge_tokenizer_is_rejected():
 # --- BERTScore -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def encoder(tiny_model_dir):
-    from stages.metrics.bertscore import BertScoreEncoder
+    from stages.evaluation.metrics.bertscore import BertScoreEncoder
 
     return BertScoreEncoder(str(tiny_model_dir), num_layers=1, batch_size=4)
 
@@ -85,7 +85,7 @@ def test_bertscore_identical_is_one_empty_is_zero(encoder):
 
 
 def test_bertscore_config_errors(tmp_path, tiny_model_dir):
-    from stages.metrics.bertscore import BertScoreEncoder
+    from stages.evaluation.metrics.bertscore import BertScoreEncoder
 
     with pytest.raises(OSError, match="eval.bertscore_model"):
         BertScoreEncoder(str(tmp_path / "absent"), 1)
@@ -205,7 +205,7 @@ MCQ = [{"question": "高血压的诊断标准是？\nA. 140/90 mmHg\nB. 120/80 m
 
 
 def test_mcq_parsing_and_errors(tmp_path):
-    from stages.metrics.mcq import load_mcq, option_letters
+    from stages.evaluation.metrics.mcq import load_mcq, option_letters
 
     assert option_letters(MCQ[0]["question"]) == ["A", "B", "C"]
     assert option_letters(MCQ[1]["question"]) == ["A", "B"]
@@ -222,7 +222,7 @@ def test_mcq_parsing_and_errors(tmp_path):
 
 
 def test_mcq_scores_options_by_loglik(tmp_path, tiny_model_dir):
-    from stages.metrics.mcq import MCQ_INSTRUCTION, load_mcq, mcq_accuracy, mcq_predict
+    from stages.evaluation.metrics.mcq import MCQ_INSTRUCTION, load_mcq, mcq_accuracy, mcq_predict
 
     tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
     p = tmp_path / "mcq.jsonl"

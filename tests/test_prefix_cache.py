@@ -1,13 +1,13 @@
-"""The shared system-prompt KV cache (stages/prefix_cache.py) gives the same greedy output and the same
+"""The shared system-prompt KV cache (stages/model/prefix_cache.py) gives the same greedy output and the same
 next-token logits as a plain generate call on the full prompt, batched and unbatched."""
 from __future__ import annotations
 
 import torch
 
-from stages.modeling import load_model, load_tokenizer
-from stages.config import load_params
-from stages.prefix_cache import PromptPrefix
-from stages.prompt import encode_prompts
+from stages.model.modeling import load_model, load_tokenizer
+from stages.common.config import load_params
+from stages.model.prefix_cache import PromptPrefix
+from stages.model.prompt import encode_prompts
 
 DEFAULT_SYSTEM = load_params("params.yaml").prompt.system
 QUESTIONS = ["头疼怎么办？", "挂号需要带身份证吗，还是医保卡就可以？", "高血压", "Hello，医生在吗"]
@@ -52,7 +52,7 @@ def test_prefix_cache_copies_are_independent(tiny_model_dir):
 @torch.inference_mode()
 def test_prefix_cache_with_unmerged_adapter(tiny_model_dir, tmp_path):
     """Development serving (--model base --adapter lora): the prefix cache works through PeftModel."""
-    from stages.random_adapter import write_random_adapter
+    from stages.model.random_adapter import write_random_adapter
 
     adapter = write_random_adapter(tiny_model_dir, tmp_path / "lora", r=4, alpha=8, layers="all")
     tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir, adapter=adapter)

@@ -1,6 +1,6 @@
 import pytest
 
-from stages.safety import (DISCLAIMER, EMERGENCY_REPLY, detect_emergency, has_consult_reminder,
+from stages.safety.rules import (DISCLAIMER, EMERGENCY_REPLY, detect_emergency, has_consult_reminder,
                            has_emergency_guidance, postcheck, precheck, risky_advice)
 
 

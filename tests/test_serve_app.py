@@ -12,8 +12,8 @@ from litserve.utils import wrap_litserve_start
 from serve.api import ModelAPI
 from serve.app import build_server
 from serve.settings import ServeSettings
-from stages.config import load_params
-from stages.safety import EMERGENCY_REPLY, INJECTION_REPLY
+from stages.common.config import load_params
+from stages.safety.rules import EMERGENCY_REPLY, INJECTION_REPLY
 
 KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -20,10 +20,16 @@ import pytest
 import requests
 
 from serve.launcher import REPO, ServerProcess, free_port
-from stages.safety import EMERGENCY_REPLY
+from stages.safety.rules import EMERGENCY_REPLY
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+
+
+@pytest.fixture(autouse=True)
+def _needs_chromium():
+    if CHROMIUM is None:
+        from conftest import skip_or_fail
+        skip_or_fail("chromium not installed (apt-get install -y chromium fonts-noto-cjk)")
 
 KEY = "page-key-5d1"
 WIDTH, HEIGHT = 1000, 900

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from serve.launcher import REPO, ServerProcess
-from stages.safety import EMERGENCY_REPLY
+from stages.safety.rules import EMERGENCY_REPLY
 
 KEY = "e2e-key-7f3a"
 SHUTDOWN_KEY = "e2e-shutdown-91c"

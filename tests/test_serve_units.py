@@ -12,7 +12,7 @@ from serve.cache import AnswerCache
 from serve.gateway import Gateway
 from serve.openai_format import SSE_DONE, StreamRewriter, completion_body, stream_events
 from serve.questions import Rejected, Limits, chat_question, parse_json, predict_question
-from stages.safety import DISCLAIMER, SOFTENED_DOSING, postcheck
+from stages.safety.rules import DISCLAIMER, SOFTENED_DOSING, postcheck
 
 LIMITS = Limits(max_question_chars=50, max_new_tokens=32, max_body_bytes=4096)
 PHONE, ID_NO = "13812345678", "11010519491231002X"      # ID has a valid GB 11643 checksum
@@ -204,8 +204,8 @@ def test_stream_tail_appends_reminder_or_restates_softened_dosing():
 # --- batched token streaming -------------------------------------------------------------------------
 def test_batch_stream_matches_batched_generation(tiny_model_dir):
     from serve.streaming import BatchStream
-    from stages.generate import generate_answers
-    from stages.modeling import load_model, load_tokenizer
+    from stages.model.generate import generate_answers
+    from stages.model.modeling import load_model, load_tokenizer
 
     tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
     qs = ["头疼怎么办？", "挂号需要带身份证吗，还是医保卡就可以？", "高血压"]
@@ -229,10 +229,10 @@ def test_batch_stream_with_prefix_cache_matches_and_counts_tokens(tiny_model_dir
     """The serving path (shared system-prompt KV cache) streams the same answers as batched generation,
     and reports per-row prompt/new token counts (they feed the OpenAI ``usage`` and /predict's fields)."""
     from serve.streaming import BatchStream
-    from stages.generate import generate_answers
-    from stages.modeling import load_model, load_tokenizer
-    from stages.prefix_cache import PromptPrefix
-    from stages.prompt import encode_prompts
+    from stages.model.generate import generate_answers
+    from stages.model.modeling import load_model, load_tokenizer
+    from stages.model.prefix_cache import PromptPrefix
+    from stages.model.prompt import encode_prompts
 
     tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
     system = "你是一家医院的智能客服助手，请用简体中文回答患者的问题。"
@@ -254,7 +254,7 @@ def test_batch_stream_with_prefix_cache_matches_and_counts_tokens(tiny_model_dir
 def test_serving_dtype_auto_follows_native_bf16(monkeypatch):
     import torch
 
-    from stages import modeling
+    from stages.model import modeling
 
     assert modeling.resolve_serving_dtype("float32", "cpu") is torch.float32
     assert modeling.resolve_serving_dtype("bfloat16", "cpu") is torch.bfloat16

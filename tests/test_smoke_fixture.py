@@ -1,6 +1,6 @@
 def test_tiny_model_loads_and_generates(tiny_model_dir):
-    from stages.modeling import load_model, load_tokenizer
-    from stages.prompt import encode_prompts
+    from stages.model.modeling import load_model, load_tokenizer
+    from stages.model.prompt import encode_prompts
 
     tok = load_tokenizer(tiny_model_dir)
     model = load_model(tiny_model_dir)

@@ -1,8 +1,8 @@
 import random
 
 from stages import split
-from stages.config import SplitParams
-from stages.jsonio import read_jsonl, write_jsonl
+from stages.common.config import SplitParams
+from stages.common.jsonio import read_jsonl, write_jsonl
 
 TIERS = ["basic", "intermediate", "advanced", "emergency", "prevention"]
 

@@ -1,6 +1,6 @@
 import pytest
 
-from stages.text import TermDict, luhn_ok, mask_pii, normalize, strip_boilerplate, valid_id_number
+from stages.data.text import TermDict, luhn_ok, mask_pii, normalize, strip_boilerplate, valid_id_number
 
 VALID_ID = "11010519491231002X"        # GB 11643 checksum valid
 INVALID_ID = "110105194912310021"      # same digits, wrong check character

@@ -16,11 +16,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from stages.batching import Planner, collate, length_grouped_batches
-from stages.config import load_params, parse_params
-from stages.prompt import IGNORE_INDEX, encode_example, render_prompt
-from stages.tiers import TIERS
-from stages.train_data import DataError, encode_records, read_split, stratified_subset
+from stages.training.batching import Planner, collate, length_grouped_batches
+from stages.common.config import load_params, parse_params
+from stages.model.prompt import IGNORE_INDEX, encode_example, render_prompt
+from stages.data.tiers import TIERS
+from stages.training.train_data import DataError, encode_records, read_split, stratified_subset
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
@@ -194,9 +194,9 @@ def test_collate_right_pads_and_masks(tokenizer):
 
 # ---------------------------------------------------------------------------------- model pieces
 def test_lora_layers_and_answer_only_loss_match_the_model(tiny_model_dir, tokenizer):
-    from stages.answer_loss import AnswerLoss, first_trainable_layer, prefix_cache_blocker
-    from stages.lora_setup import apply_lora, resolve_layers
-    from stages.modeling import load_model
+    from stages.training.answer_loss import AnswerLoss, first_trainable_layer, prefix_cache_blocker
+    from stages.training.lora_setup import apply_lora, resolve_layers
+    from stages.model.modeling import load_model
 
     assert resolve_layers("all", 24) is None and resolve_layers("last:4", 24) == [20, 21, 22, 23]
     assert resolve_layers("last:30", 24) is None and resolve_layers([3, 1], 24) == [1, 3]
@@ -230,9 +230,9 @@ def test_lora_layers_and_answer_only_loss_match_the_model(tiny_model_dir, tokeni
 
 
 def test_prefix_cache_reuses_activations_within_its_memory_budget(tiny_model_dir, tokenizer, caplog):
-    from stages.answer_loss import AnswerLoss, PrefixCache
-    from stages.lora_setup import apply_lora
-    from stages.modeling import load_model
+    from stages.training.answer_loss import AnswerLoss, PrefixCache
+    from stages.training.lora_setup import apply_lora
+    from stages.model.modeling import load_model
 
     p = parse_params(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8")))
     model, _, _ = apply_lora(load_model(tiny_model_dir), p.lora.model_copy(update={"layers": "last:1"}))
@@ -279,8 +279,8 @@ def test_training_reduces_val_loss_and_writes_outputs(tmp_path, tiny_model_dir, 
 
 
 def val_loss_of_saved_adapter(tmp: Path, base: Path, val: Path) -> float:
-    from stages.answer_loss import AnswerLoss
-    from stages.modeling import load_model, load_tokenizer
+    from stages.training.answer_loss import AnswerLoss
+    from stages.model.modeling import load_model, load_tokenizer
 
     tok = load_tokenizer(tmp / "lora")
     tuned = load_model(base, adapter=tmp / "lora")
@@ -365,14 +365,9 @@ def test_dvc_stage_lists_every_module_train_imports():
     deps = {d if isinstance(d, str) else next(iter(d)) for d in stage["deps"]}
     from stages.train import CODE_FILES
 
-    todo, seen = ["stages/train.py"], set()
-    while todo:
-        f = todo.pop()
-        if f in seen:
-            continue
-        seen.add(f)
-        for mod in re.findall(r"^\s*(?:from|import) stages\.(\w+)", (REPO / f).read_text(encoding="utf-8"), re.M):
-            todo.append(f"stages/{mod}.py")
+    from dvc_deps import imported_files
+
+    seen = imported_files("stages/train.py")
     assert seen <= deps, seen - deps
     assert seen <= set(CODE_FILES), seen - set(CODE_FILES)
     assert {"models/base", "data/split/train.jsonl", "data/split/val.jsonl"} <= deps

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from stages.safety import detect_emergency
+from stages.safety.rules import detect_emergency
 
 TIERS = ("basic", "intermediate", "advanced", "emergency", "prevention")
 TIER_ALIASES = {

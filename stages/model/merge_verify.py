@@ -1,6 +1,6 @@
 """Check a merged model against the unmerged base + adapter it came from.
 
-Both are run on the same prompts (built by stages.prompt) and their next-token logits compared
+Both are run on the same prompts (built by stages.model.prompt) and their next-token logits compared
 at every real (non-padding) position: max |Δ| must stay within the tolerance, and we report how
 often the argmax agrees. The models are loaded one after the other, so peak memory is one model.
 We also report how far the adapter moves the logits away from the base (``adapter_effect``) —
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from stages.jsonio import read_jsonl
+from stages.common.jsonio import read_jsonl
 
-log = logging.getLogger("stages.merge_verify")
+log = logging.getLogger("stages.model.merge_verify")
 
 # Used only when no validation split exists and no questions were passed: logged and recorded.
 BUILTIN_QUESTIONS = [
@@ -62,9 +62,9 @@ def verify_merge(merged_dir: str | Path, base_dir: str | Path, adapter_dir: str 
                  dtype: str = "float32") -> dict:
     """Compare merged vs base+adapter (same scale). Raises MergeVerificationError on drift > tolerance
     or non-finite logits; otherwise returns the figures for metrics/merge.json."""
-    from stages.adapters import load_with_adapter
-    from stages.modeling import load_model, load_tokenizer
-    from stages.prompt import encode_prompts
+    from stages.model.adapters import load_with_adapter
+    from stages.model.modeling import load_model, load_tokenizer
+    from stages.model.prompt import encode_prompts
 
     tok = load_tokenizer(merged_dir)
     batch = encode_prompts(tok, questions, system)

@@ -1,4 +1,4 @@
-"""Per-answer safety flags, computed with the exact rules serve/ enforces (stages.safety):
+"""Per-answer safety flags, computed with the exact rules serve/ enforces (stages.safety.rules):
 
 - ``needs_reminder``: the question or answer touches diagnosis/medication → a consultation reminder
   is required; ``has_reminder`` says whether the answer has one (scored as the reminder rate where
@@ -9,7 +9,7 @@
   self-medicating antibiotics)."""
 from __future__ import annotations
 
-from stages.safety import (detect_emergency, has_consult_reminder, has_emergency_guidance, needs_reminder,
+from stages.safety.rules import (detect_emergency, has_consult_reminder, has_emergency_guidance, needs_reminder,
                            risky_advice)
 
 

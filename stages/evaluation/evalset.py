@@ -9,8 +9,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from stages.jsonio import read_jsonl
-from stages.tiers import TIERS
+from stages.common.jsonio import read_jsonl
+from stages.data.tiers import TIERS
 
 REQUIRED = ("id", "question", "answer")
 

@@ -1,7 +1,7 @@
 """LoRA adapters: reading their config, per-module scaling, and **dynamic loading** — base model +
 adapter kept unmerged, at an adjustable strength — for development in serve/ and evaluate.
 
-    from stages.adapters import load_with_adapter, set_adapter_scale
+    from stages.model.adapters import load_with_adapter, set_adapter_scale
     model = load_with_adapter("models/base", "models/lora", scale=0.5)   # PeftModel, unmerged
     set_adapter_scale(model, 1.0)                                        # change strength in place
     with model.disable_adapter(): ...                                    # plain base behaviour
@@ -91,7 +91,7 @@ def load_with_adapter(base: str | Path, adapter: str | Path, scale: float = 1.0,
     """Base model + LoRA adapter, **unmerged** (peft ``PeftModel``), at ``scale``.
     Strict: an adapter whose weights do not cover the modules its config targets (renamed or
     missing keys, which peft only warns about) raises instead of silently running half-adapted."""
-    from stages.modeling import load_model
+    from stages.model.modeling import load_model
 
     read_adapter_config(adapter)
     with warnings.catch_warnings(record=True) as caught:

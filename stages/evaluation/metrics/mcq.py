@@ -3,7 +3,7 @@
 Input JSONL, one item per line: ``{"question": "...A. ...\\nB. ...", "answer": "B"}`` — options inline
 in the question, labelled with capital letters (``A.`` ``A、`` ``A)`` ``A：``…); an optional
 ``"options": ["A", "B", ...]`` overrides the detected letters. Each letter is scored as the whole
-assistant reply (prompt built by stages.prompt, question followed by MCQ_INSTRUCTION) and the
+assistant reply (prompt built by stages.model.prompt, question followed by MCQ_INSTRUCTION) and the
 most likely letter is the model's choice. Run for base and tuned on the same items: a drop means
 LoRA cost general ability."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from stages.jsonio import read_jsonl
-from stages.metrics.perplexity import answer_nll
+from stages.common.jsonio import read_jsonl
+from stages.evaluation.metrics.perplexity import answer_nll
 
 MCQ_INSTRUCTION = "\n请直接回答正确选项的字母。"
 _OPTION = re.compile(r"(?<![A-Za-z])([A-H])\s*[.．、:：)）]")

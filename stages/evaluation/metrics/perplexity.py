@@ -1,5 +1,5 @@
 """Negative log-likelihood of answer tokens given the prompt, exactly as training sees them
-(stages.prompt.encode_example: same chat template, same label mask — answer tokens plus the
+(stages.model.prompt.encode_example: same chat template, same label mask — answer tokens plus the
 end-of-turn tokens the model must emit). Used for reference-answer perplexity and for scoring
 multiple-choice options.
 
@@ -12,7 +12,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from stages.prompt import IGNORE_INDEX, encode_example
+from stages.model.prompt import IGNORE_INDEX, encode_example
 
 LOGIT_CHUNK = 1024  # answer positions per LM-head call
 

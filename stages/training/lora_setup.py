@@ -2,7 +2,7 @@
 adapters (``lora.layers``: ``all`` | ``last:N`` | list of indices → peft ``layers_to_transform``)."""
 from __future__ import annotations
 
-from stages.config import LoraParams
+from stages.common.config import LoraParams
 
 
 def num_decoder_layers(model) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from stages.prompt import IGNORE_INDEX
+from stages.model.prompt import IGNORE_INDEX
 
 MEGA_BATCHES = 16   # a mega-batch holds this many batches before sorting by length
 

@@ -7,7 +7,7 @@ from typing import Iterable
 import torch
 from tqdm.auto import tqdm
 
-from stages.prompt import encode_prompts
+from stages.model.prompt import encode_prompts
 
 
 def _batches(items: list, size: int) -> Iterable[list]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from stages.metrics.overlap import rouge
-from stages.metrics.safety import safety_flags
-from stages.metrics.terms import term_match
-from stages.text import TermDict
+from stages.evaluation.metrics.overlap import rouge
+from stages.evaluation.metrics.safety import safety_flags
+from stages.evaluation.metrics.terms import term_match
+from stages.data.text import TermDict
 
 
 def score_answers(rows: list[dict], models: list[str], terms: TermDict | None = None, bertscore=None,

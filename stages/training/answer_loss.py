@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.prompt import IGNORE_INDEX
+from stages.model.prompt import IGNORE_INDEX
 
 log = logging.getLogger("stages.train")
 
@@ -127,7 +127,7 @@ class AnswerLoss(nn.Module):
         ref = out.loss.float() * n
         if not torch.isclose(ours, ref, rtol=rtol, atol=1e-4):
             raise RuntimeError(f"answer-only loss {ours.item():.6f} != model loss {ref.item():.6f}: "
-                               f"unsupported model head for stages.answer_loss")
+                               f"unsupported model head for stages.training.answer_loss")
         if self.prefix_start:
             h = self.prefix(batch["input_ids"], batch["attention_mask"])
             cached, _ = self.forward(batch["input_ids"], batch["attention_mask"], batch["labels"], prefix_hidden=h)

@@ -1,5 +1,5 @@
-"""One model over the evaluation examples: greedy answers (stages.generate, the code path serve uses)
-and the reference answers' token NLL (stages.metrics.perplexity). predict_base runs it for the base
+"""One model over the evaluation examples: greedy answers (stages.model.generate, the code path serve uses)
+and the reference answers' token NLL (stages.evaluation.metrics.perplexity). predict_base runs it for the base
 model, evaluate for the tuned one; ``settings`` records what the predictions depend on so evaluate
 can refuse base predictions made with different settings."""
 from __future__ import annotations
@@ -7,9 +7,9 @@ from __future__ import annotations
 import hashlib
 import time
 
-from stages.config import Params
-from stages.generate import generate_answers
-from stages.metrics.perplexity import answer_nll
+from stages.common.config import Params
+from stages.model.generate import generate_answers
+from stages.evaluation.metrics.perplexity import answer_nll
 
 
 def settings(params: Params) -> dict:

@@ -2,7 +2,7 @@
 loading the base (shapes come from the safetensors headers). For tests, benchmarks and checking
 the merge stage before training has produced models/lora — never a substitute for training.
 
-    python -m stages.random_adapter --base models/base --out /tmp/lora-random --r 8 --layers last:4
+    python -m stages.model.random_adapter --base models/base --out /tmp/lora-random --r 8 --layers last:4
 
 ``lora_B`` is non-zero (unlike peft's training init), so the adapter really changes the model."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from stages.safetensors_stream import model_shards, read_header
+from stages.model.safetensors_stream import model_shards, read_header
 
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 LAYER_RE = re.compile(r"\.layers\.(\d+)\.")
@@ -36,7 +36,7 @@ def write_random_adapter(base_dir: str | Path, out_dir: str | Path, r: int = 8, 
     from peft import LoraConfig
     from safetensors.torch import save_file
 
-    from stages.adapters import module_rank_alpha
+    from stages.model.adapters import module_rank_alpha
 
     base_dir, out_dir = Path(base_dir), Path(out_dir)
     targets = list(target_modules or DEFAULT_TARGETS)

@@ -3,7 +3,7 @@ mentioned in an answer vs those in the reference. Per answer we keep the counts;
 micro-averaged (precision = Σ matched / Σ predicted terms, recall = Σ matched / Σ reference terms)."""
 from __future__ import annotations
 
-from stages.text import TermDict
+from stages.data.text import TermDict
 
 
 def term_match(terms: TermDict, prediction: str, reference: str) -> dict:

@@ -15,7 +15,7 @@ import logging
 
 import torch
 
-from stages.prompt import render_prompt
+from stages.model.prompt import render_prompt
 
 logger = logging.getLogger(__name__)
 

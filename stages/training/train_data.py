@@ -2,7 +2,7 @@
 tier-stratified subset, and encode it through the shared prompt module (answer-only labels).
 
 The subset here is *proportional* (each difficulty tier keeps its share of the split, every tier
-present gets at least one example, seeded), unlike ``stages.evalset`` which round-robins tiers for
+present gets at least one example, seeded), unlike ``stages.evaluation.evalset`` which round-robins tiers for
 a balanced test set: training should see the corpus distribution."""
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.jsonio import iter_lines
-from stages.prompt import IGNORE_INDEX, encode_example
-from stages.tiers import TIERS
+from stages.common.jsonio import iter_lines
+from stages.model.prompt import IGNORE_INDEX, encode_example
+from stages.data.tiers import TIERS
 
 REQUIRED_TEXT = ("id", "question", "answer")
 
@@ -114,7 +114,7 @@ class EncodeStats:
 
 
 def encode_records(tokenizer, records: list[dict], system: str, max_len: int) -> tuple[list[Example], EncodeStats]:
-    """Encode with ``stages.prompt.encode_example``; every example is kept (over-long answers are cut
+    """Encode with ``stages.model.prompt.encode_example``; every example is kept (over-long answers are cut
     and counted, never dropped)."""
     out = []
     for r in records:

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from stages.adapters import ADAPTER_WEIGHTS, lora_scaling, module_rank_alpha, read_adapter_config
-from stages.safetensors_stream import (FLOAT_CODES, INDEX_NAME, ST_TO_TORCH, TORCH_TO_ST, ShardHeader,
+from stages.model.adapters import ADAPTER_WEIGHTS, lora_scaling, module_rank_alpha, read_adapter_config
+from stages.model.safetensors_stream import (FLOAT_CODES, INDEX_NAME, ST_TO_TORCH, TORCH_TO_ST, ShardHeader,
                                        StreamingShardWriter, check_index_matches, load_tensor, model_shards,
                                        read_header)
 
-log = logging.getLogger("stages.merge_streaming")
+log = logging.getLogger("stages.model.merge_streaming")
 
 PREFIX = "base_model.model."
 LORA_PARTS = {".lora_A.weight": "A", ".lora_B.weight": "B", ".lora_B.bias": "B_bias",

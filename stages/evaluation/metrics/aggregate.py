@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections import defaultdict
 from statistics import fmean
 
-from stages.metrics.overlap import corpus_bleu, corpus_chrf
-from stages.metrics.perplexity import perplexity
+from stages.evaluation.metrics.overlap import corpus_bleu, corpus_chrf
+from stages.evaluation.metrics.perplexity import perplexity
 
 MEAN_KEYS = ("rouge1_char", "rouge2_char", "rougeL_char", "rouge1_word", "rouge2_word", "rougeL_word",
              "bertscore_p", "bertscore_r", "bertscore_f1")

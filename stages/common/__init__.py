@@ -1,0 +1,1 @@
+"""Shared plumbing: typed params (config) and deterministic JSON/JSONL I/O (jsonio)."""

@@ -1,0 +1,1 @@
+"""Evaluation internals: eval-set selection, prediction, metrics, plots."""

@@ -1,0 +1,1 @@
+"""Model handling: base-model resolution, loading, prompts, generation, prefix KV cache, adapters, merging."""

@@ -1,0 +1,1 @@
+"""Safety layer shared by evaluate and serve: emergency/self-harm triage, reminders, risky advice, injection."""

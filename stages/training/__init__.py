@@ -1,0 +1,1 @@
+"""LoRA training internals: data encoding, length-grouped batches, answer-only loss, LoRA setup, checkpoints."""
