@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from stages.safety.injection import INJECTION  # noqa: F401  (the INJECTION rule lives there)
+
 EMERGENCY_RULES: dict[str, str] = {
     "chest_pain": r"胸痛|胸口(?:剧?痛|疼|压榨|憋闷|压着疼|压着痛)|心口(?:剧?痛|疼)|心前区(?:疼|痛)",
     "breathing": r"呼吸困难|喘不(?:上|过)气|憋气|窒息|呼吸(?:急促|停止)|上不来气",
@@ -48,8 +50,6 @@ RISKY_RULES: dict[str, str] = {
 }
 _RISKY = {k: re.compile(v, re.I) for k, v in RISKY_RULES.items()}
 
-INJECTION = re.compile(r"忽略(?:你)?(?:之前|以上|上面|前面|所有)?的?(?:指令|提示|规则|设定)|ignore (?:all |the )?(?:previous|above|prior) "
-                       r"(?:instructions|prompts?)|system prompt|系统提示词|越狱|jailbreak", re.I)
 OUT_OF_SCOPE = re.compile(r"写(?:一段|个)?代码|写(?:一首)?诗|股票|彩票|炒股|比特币|数字货币|天气预报|写作业|翻译成英文")
 
 DISCLAIMER = "温馨提示：以上内容仅供参考，不能替代医生面诊，具体诊断和用药请遵医嘱。"
