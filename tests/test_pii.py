@@ -1,6 +1,8 @@
 """stages.safety.pii.mask_pii: every form of the table in its docstring, both directions (PII masked,
 medical numbers untouched), and property tests for the number formats."""
+import json
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -15,81 +17,11 @@ ID15 = "110105491231002"
 CARD = "6222600260001072444"
 BAD_CARD = "6222600260001072445"
 
-# (text, the PII substring that must disappear, placeholder, kind)
-FORMS = [
-    # mobiles
-    ("我的手机13812345678请回电", "13812345678", "[手机号]", "mobile"),
-    ("电话 138 1234 5678", "1234 5678", "[手机号]", "mobile"),
-    ("电话138  1234  5678", "1234", "[手机号]", "mobile"),
-    ("联系我1381-234-5678", "234-5678", "[手机号]", "mobile"),
-    ("手机138.1234.5678", "1234.5678", "[手机号]", "mobile"),
-    ("138-1234-5678", "1234-5678", "[手机号]", "mobile"),
-    ("+86 138 1234 5678", "1234 5678", "[手机号]", "mobile"),
-    ("0086-13812345678", "13812345678", "[手机号]", "mobile"),
-    ("8613812345678", "13812345678", "[手机号]", "mobile"),
-    ("138\u200b1234\u200b5678", "1234", "[手机号]", "mobile"),
-    ("138\u30001234\u30005678", "1234", "[手机号]", "mobile"),
-    ("１３８１２３４５６７８", "5678", "[手机号]", "mobile"),
-    # landlines and service numbers
-    ("座机010-62345678", "62345678", "[电话]", "landline"),
-    ("（010）6234 5678", "6234", "[电话]", "landline"),
-    ("(0755)88886666", "88886666", "[电话]", "landline"),
-    ("0755 8888 6666", "8888", "[电话]", "landline"),
-    ("电话：6234 5678", "6234", "[电话]", "landline"),
-    ("座机62345678", "62345678", "[电话]", "landline"),
-    ("拨打8765432", "8765432", "[电话]", "landline"),
-    ("客服400-123-4567", "4567", "[电话]", "landline"),
-    ("800 810 8888", "8888", "[电话]", "landline"),
-    # IDs
-    (f"身份证{ID18}", ID18, "[身份证号]", "id"),
-    ("110105 19491231 002X", "19491231", "[身份证号]", "id"),
-    ("1101 0519 4912 3100 2X", "4912", "[身份证号]", "id"),
-    (f"证件{ID15}", ID15, "[身份证号]", "id"),
-    ("身份证号 110105194912310021", "194912310021", "[身份证号]", "id"),   # bad checksum, but labelled
-    # emails
-    ("邮箱 zhang.san@example.com", "zhang.san", "[邮箱]", "email"),
-    ("zhangsan＠qq.com", "zhangsan", "[邮箱]", "email"),
-    ("邮箱12345678@qq.com", "12345678", "[邮箱]", "email"),
-    # bank cards
-    (f"卡号{CARD}", CARD, "[银行卡号]", "bank"),
-    ("6222 6002 6000 1072 444", "6002", "[银行卡号]", "bank"),
-    (f"银行卡{BAD_CARD}", BAD_CARD, "[银行卡号]", "bank"),                # fails Luhn, but labelled
-    # names
-    ("我叫王小明，今年30岁", "王小明", "[姓名]", "name"),
-    ("我叫小红，头疼", "小红", "[姓名]", "name"),
-    ("患者姓名：李四，男", "李四", "[姓名]", "name"),
-    ("病人姓名:赵六", "赵六", "[姓名]", "name"),
-    ("患者张三，男，45岁", "张三", "[姓名]", "name"),
-    ("病人王五今年60岁", "王五", "[姓名]", "name"),
-    ("患者：刘德华", "刘德华", "[姓名]", "name"),
-    ("我是李四，想问一下", "李四", "[姓名]", "name"),
-    ("我姓张，", "张", "[姓名]", "name"),
-    ("姓名：欧阳明月，", "欧阳明月", "[姓名]", "name"),
-    ("联系人：司马相如", "司马相如", "[姓名]", "name"),
-    # addresses
-    ("我住在北京市朝阳区建国路88号，最近头疼", "建国路", "[地址]", "address"),
-    ("家住广东省深圳市南山区科技园3栋2单元301室", "301室", "[地址]", "address"),
-    ("地址：杭州市西湖区文三路100号5幢", "文三路", "[地址]", "address"),
-    ("上海市浦东新区世纪大道100号", "世纪大道", "[地址]", "address"),
-    ("我家在建国路88号3栋2单元301室", "建国路88号", "[地址]", "address"),
-    # WeChat / QQ
-    ("微信号：wxid_abc123", "wxid_abc123", "[微信号]", "wechat"),
-    ("vx: zhang_san88", "zhang_san88", "[微信号]", "wechat"),
-    ("加我微信13812345678", "13812345678", "[微信号]", "wechat"),
-    ("QQ号：123456789", "123456789", "[QQ号]", "qq"),
-    ("扣扣 88886666", "88886666", "[QQ号]", "qq"),
-    # record numbers
-    ("病历号：ZY20230001", "ZY20230001", "[编号]", "record"),
-    ("住院号 123456", "123456", "[编号]", "record"),
-    ("门诊号:MZ-2023-0088", "MZ-2023-0088", "[编号]", "record"),
-    ("医保卡号：1234567890", "1234567890", "[编号]", "record"),
-    ("就诊卡号 A12345678", "A12345678", "[编号]", "record"),
-    ("病案号是2023000123", "2023000123", "[编号]", "record"),
-    # passports
-    ("护照号码：E12345678", "E12345678", "[护照号]", "passport"),
-    ("护照 EA1234567", "EA1234567", "[护照号]", "passport"),
-    ("出国用G12345678办的", "G12345678", "[护照号]", "passport"),
-]
+# one line per form of the table: {"kind", "text", "secret" (must disappear), "tag" (placeholder)};
+# also the probe that test_pii_probe.py runs through the clean stage and the audit log
+PROBE = Path(__file__).parent / "fixtures" / "pii_probe.jsonl"
+FORMS = [(r["text"], r["secret"], r["tag"], r["kind"])
+         for r in map(json.loads, PROBE.read_text(encoding="utf-8").splitlines())]
 
 
 @pytest.mark.parametrize("text,secret,tag,kind", FORMS)
@@ -155,8 +87,6 @@ def test_masking_is_idempotent_and_placeholders_survive():
 def test_real_medical_qa_is_almost_never_masked(shared_data):
     """The shared real QA (1,000 ShareGPT conversations) has no phone numbers or IDs: masking may
     change at most a handful of its texts (it finds one real name, '我叫窦磊', in the CSV)."""
-    import json
-
     changed = total = 0
     with open(shared_data / "medicalgpt_sft_1k.sharegpt.jsonl", encoding="utf-8") as fh:
         for line in fh:

@@ -189,7 +189,7 @@ _NOT_NAME = set("的了是在有不没很也都就要会能还被吗呢吧啊呀
                 "儿妈爸爷奶姐哥弟妹婆家人友事省市县区镇乡村路街号已经刚最近因所但候里外过得着想觉坏太需用做名叫姓")
 _SURNAME = "(?:" + "|".join(COMPOUND_SURNAMES) + f"|[{SURNAMES}])"
 _NAME_CHAR = "[^" + "".join(sorted(_NOT_NAME)) + r"\W\da-zA-Z_]"
-_BOUNDARY = r"[ ,，。.;；:：!！?？、()（）\[\]【】\d]|男|女|今年|岁|$"
+_BOUNDARY = r"[^\u4e00-\u9fa5]|男|女|今年|岁|$"      # a name ends at a non-Chinese character or these
 # labelled: any 2-4-character name; 我叫/我的名字 also need a surname (or 小/阿) so "我叫救护车" is not one
 _LABELLED = re.compile(r"((?:本人姓名|患者姓名|病人姓名|家属姓名|联系人|姓名)[:：]? ?)(" + _NAME_CHAR + "{2,4})"
                        r"(?=" + _BOUNDARY + r"|的|在|来自|住|电话|手机|身份证|患有|得了|有|因)")
