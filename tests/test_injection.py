@@ -1,4 +1,4 @@
-"""Prompt injection: the INJECTION rule (stages/safety/injection.py) on a varied list of attacks and of
+"""Prompt injection: the INJECTION rule (stages/safety/rules.py) on a varied list of attacks and of
 ordinary medical questions, and special-token stripping (stages/model/prompt.py): no special-token id
 from user content reaches the model input ids, for every injection form of issue 12."""
 import pytest
@@ -91,15 +91,25 @@ BENIGN = [
 ]
 
 
+_ASCII_PUNCT = str.maketrans("，。：；？！（）", ",.:;?!()")
+
+
+def _matched_forms(text: str) -> list[str]:
+    """The normalised text, and the same lower-cased with Chinese punctuation folded to ASCII (the
+    form a width-folding safety matcher may use): the rule must give the same answer on both."""
+    n = normalize(text)
+    return [n, n.translate(_ASCII_PUNCT).lower()]
+
+
 @pytest.mark.parametrize("text", ATTACKS)
 def test_injection_variants_detected(text):
-    assert INJECTION.search(normalize(text)), text
+    assert all(INJECTION.search(t) for t in _matched_forms(text)), text
     assert precheck(normalize(text)).action in ("injection", "emergency")
 
 
 @pytest.mark.parametrize("text", BENIGN)
 def test_medical_questions_are_not_injection(text):
-    assert not INJECTION.search(normalize(text)), text
+    assert not any(INJECTION.search(t) for t in _matched_forms(text)), text
 
 
 def test_the_three_issue_examples():

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from stages.safety.normalize import MAX_ROUNDS, normalize
+from stages.data.text import MAX_ROUNDS, normalize
 
 IGNORE_INDEX = -100
 # any <|name|> control-token spelling, also ones this tokenizer does not define

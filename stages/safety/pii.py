@@ -1,6 +1,6 @@
 """PII masking: THE one function (``mask_pii``) every stored or logged text goes through — clean
-(qa.jsonl and rejected.jsonl), the audit log and serving. Text is normalised first
-(``stages.safety.normalize``), so zero-width characters, full-width digits/＠ or ideographic spaces
+(qa.jsonl and rejected.jsonl), the audit log and serving (stages/data/text.py re-exports it). Text is
+normalised first (``stages.data.text.normalize``), so zero-width characters, full-width digits/＠ or ideographic spaces
 cannot hide a number. Each form is replaced by a typed placeholder; the label before it is kept.
 
 | form | examples | placeholder |
@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-
-from stages.safety.normalize import normalize
 
 PII_TAGS = {"email": "[邮箱]", "wechat": "[微信号]", "qq": "[QQ号]", "record": "[编号]",
             "passport": "[护照号]", "id": "[身份证号]", "bank": "[银行卡号]", "mobile": "[手机号]",
@@ -247,6 +245,8 @@ def _labelled(kind: str, pattern: re.Pattern, text: str, counts: Counter) -> str
 
 def mask_pii_counts(text: str) -> tuple[str, dict[str, int]]:
     """``mask_pii`` plus how many of each form were masked (for clean metrics and the audit line)."""
+    from stages.data.text import normalize  # deferred: text.py re-exports this module
+
     counts: Counter = Counter()
     text = normalize(text)
 
