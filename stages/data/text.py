@@ -3,8 +3,8 @@ it is stripped, masked, length-checked or matched), boilerplate greetings/sign-o
 standardisation. PII masking lives in stages/safety/pii.py (the one masking function) and is
 re-exported here.
 
-Normalisation: One round is: ``html.unescape`` → NFKC (Chinese full-width punctuation kept) → line endings and
-every unicode space (ideographic space, NBSP, thin spaces …) folded → invisible characters removed
+``normalize``: one round is ``html.unescape`` → NFKC (Chinese full-width punctuation kept) → line
+endings and every unicode space (ideographic space, NBSP, thin spaces …) folded → invisible characters removed
 (zero-width U+200B–200F, U+2060–2064, BOM U+FEFF, soft hyphen U+00AD, bidi controls U+202A–202E /
 U+2066–2069 / U+061C, and every other control/format/private-use/unassigned code point) → HTML tags
 removed → whitespace collapsed (no spaces between Chinese characters). Rounds repeat until the text
@@ -40,9 +40,12 @@ _NL = re.compile(r"[ \t]*\n\s*")
 _SPACE_CJK = re.compile(rf"(?<=[{CJK}，。！？：；、）])\s+(?=[{CJK}，。！？：；、（])")
 
 
+_DROP_KEEP = {ord(c): None for c in KEEP}
+
+
 def nfkc(text: str) -> str:
     """NFKC on everything except the kept Chinese punctuation."""
-    if text.isascii():
+    if text.isascii() or unicodedata.is_normalized("NFKC", text.translate(_DROP_KEEP)):
         return text
     return _FOLD_RUN.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
 
@@ -67,8 +70,8 @@ def _round(text: str) -> str:
         text = html.unescape(text)
     text = nfkc(text)
     text = _NEWLINES.sub("\n", text)
-    if not text.isascii() or not text.isprintable():
-        text = _fold_chars(text)
+    if not text.isprintable() and not text.replace("\n", "").isprintable():
+        text = _fold_chars(text)        # isprintable() is False for every Zs but " " and every C* character
     if "<" in text:
         text = _BR.sub("\n", text)
         text = _TAG.sub("", text)
