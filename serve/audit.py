@@ -1,6 +1,6 @@
 """Audit log: one JSON line per request (time, endpoint, status, latency, safety rules, cache hit),
-with the question and the error message normalised and masked by the same ``mask_pii`` the clean
-stage uses (stages/safety/pii.py) — raw phone numbers, ID numbers, emails or names never reach the log."""
+with the question masked by the same ``mask_pii`` the clean stage uses — raw phone numbers, ID
+numbers, emails or names never reach the log."""
 from __future__ import annotations
 
 import json
@@ -10,14 +10,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from stages.safety.pii import mask_pii_counts
+from stages.data.text import mask_pii
 
 QUESTION_LOG_CHARS = 200
 
 
 def masked_excerpt(text: str) -> tuple[str, dict[str, int]]:
-    """Normalised, masked, then cut (cutting first could leave part of a number unmasked)."""
-    masked, counts = mask_pii_counts(text)
+    masked, counts = mask_pii(text)
     if len(masked) > QUESTION_LOG_CHARS:
         masked = masked[:QUESTION_LOG_CHARS] + "…"
     return masked, counts
@@ -46,8 +45,6 @@ class AuditLog:
         rec.update(record)
         if "question" in rec and rec["question"] is not None:
             rec["question"], rec["pii"] = masked_excerpt(str(rec["question"]))
-        if rec.get("error") is not None:           # error messages may echo client content
-            rec["error"] = masked_excerpt(str(rec["error"]))[0]
         line = json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
         with self._lock:
             fh = self._stream()

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from stages.data.text import mask_pii_counts, normalize
+from stages.data.text import mask_pii, normalize
 
 
 class Rejected(Exception):
@@ -64,20 +64,14 @@ def parse_json(body: bytes, limits: Limits) -> Any:
         raise Rejected(400, f"request body is not valid JSON: {err}", "invalid_json") from None
 
 
-def _check_length(n: int, limits: Limits) -> None:
-    if n > limits.max_question_chars:
-        raise Rejected(422, f"question is too long: {n} characters, the limit is "
-                              f"{limits.max_question_chars} (serve.max_question_chars)", "question_too_long")
-
-
 def _make_question(raw: str, limits: Limits, **kw) -> Question:
     stripped = raw.strip()
     if not stripped:
         raise Rejected(422, "question is empty", "empty_question")
-    _check_length(len(stripped), limits)           # cheap bound before any work
-    normalized = normalize(stripped)
-    _check_length(len(normalized), limits)         # NFKC can expand a character up to 18x (U+FDFA)
-    text, counts = mask_pii_counts(normalized)
+    if len(stripped) > limits.max_question_chars:
+        raise Rejected(422, f"question is too long: {len(stripped)} characters, the limit is "
+                              f"{limits.max_question_chars} (serve.max_question_chars)", "question_too_long")
+    text, counts = mask_pii(normalize(stripped))
     if not text:
         raise Rejected(422, "question is empty after normalisation", "empty_question")
     return Question(raw=stripped, text=text, pii=counts, **kw)

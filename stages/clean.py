@@ -16,7 +16,7 @@ from stages.common.config import CleanParams, DataParams, load_params
 from stages.data.dedup import NearDupIndex, content_id, dedup_key
 from stages.data.formats import MALFORMED, RawRecord, Reject, list_source_files, read_source
 from stages.common.jsonio import write_json, write_jsonl
-from stages.data.text import HAS_CHINESE, load_terms, mask_pii, mask_pii_counts, normalize, strip_boilerplate
+from stages.data.text import HAS_CHINESE, load_terms, mask_pii, normalize, strip_boilerplate
 from stages.data.tiers import infer_tier, normalize_tier
 
 log = logging.getLogger("stages.clean")
@@ -42,8 +42,8 @@ def clean_text(rec: RawRecord, cp: CleanParams, terms, stats: Counter) -> tuple[
         stats["boilerplate_stripped"] += stripped != a
         a = stripped
     if cp.mask_pii:
-        q, cq = mask_pii_counts(q)
-        a, ca = mask_pii_counts(a)
+        q, cq = mask_pii(q)
+        a, ca = mask_pii(a)
         for k, v in (Counter(cq) + Counter(ca)).items():
             stats[f"pii_{k}"] += v
     if terms is not None:
@@ -56,13 +56,13 @@ def masked_content(value, chars: int = REJECT_CHARS):
     """Every string (and key, and number that looks like PII) inside ``value`` masked with
     ``mask_pii``, then cut to ``chars`` (masking first, so a cut cannot leave part of a number)."""
     if isinstance(value, str):
-        return mask_pii(value)[:chars]
+        return mask_pii(value)[0][:chars]
     if isinstance(value, dict):
         return {masked_content(str(k), chars): masked_content(v, chars) for k, v in value.items()}
     if isinstance(value, list):
         return [masked_content(v, chars) for v in value]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        masked = mask_pii(str(value))
+        masked = mask_pii(str(value))[0]
         return value if masked == str(value) else masked
     return value
 

@@ -1,6 +1,6 @@
 import pytest
 
-from stages.data.text import TermDict, luhn_ok, mask_pii_counts, normalize, strip_boilerplate, valid_id_number
+from stages.data.text import TermDict, luhn_ok, mask_pii, normalize, strip_boilerplate, valid_id_number
 
 VALID_ID = "11010519491231002X"        # GB 11643 checksum valid
 INVALID_ID = "110105194912310021"      # same digits, wrong check character
@@ -57,7 +57,7 @@ def test_luhn():
     ("患者姓名：李四，男", "患者姓名：[姓名]", "name"),
 ])
 def test_pii_masked(text, tag, kind):
-    out, counts = mask_pii_counts(text)
+    out, counts = mask_pii(text)
     assert tag in out and counts.get(kind) == 1
 
 
@@ -69,5 +69,5 @@ def test_pii_masked(text, tag, kind):
     "我叫不出名字的病",                  # no name after 我叫 in a name pattern position
 ])
 def test_pii_negative(text):
-    out, counts = mask_pii_counts(text)
+    out, counts = mask_pii(text)
     assert out == text and not counts

@@ -1,7 +1,7 @@
 """Text handling shared by clean and serve: normalisation (the first thing done to any text, before
 it is stripped, masked, length-checked or matched), boilerplate greetings/sign-offs and term
 standardisation. PII masking lives in stages/safety/pii.py (the one masking function) and is
-re-exported here.
+re-exported here (``mask_pii`` here returns ``(text, counts)``, see below).
 
 ``normalize``: one round is ``html.unescape`` → NFKC (Chinese full-width punctuation kept) → line
 endings and every unicode space (ideographic space, NBSP, thin spaces …) folded → invisible characters removed
@@ -18,7 +18,12 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
-from stages.safety.pii import PII_TAGS, luhn_ok, mask_pii, mask_pii_counts, valid_id_number
+from stages.safety.pii import PII_TAGS, luhn_ok, mask_pii_counts, valid_id_number
+
+# The one masking function is ``stages.safety.pii.mask_pii(text) -> str``. Here ``mask_pii`` keeps its
+# original shape ``(masked text, counts per kind)`` for the callers written against it: it is
+# ``mask_pii_counts``, the same masking.
+mask_pii = mask_pii_counts
 
 __all__ = ["HAS_CHINESE", "normalize", "nfkc", "PII_TAGS", "luhn_ok", "mask_pii", "mask_pii_counts",
            "valid_id_number", "GREETINGS", "SIGN_OFFS", "strip_boilerplate", "TermDict", "load_terms"]
