@@ -52,7 +52,7 @@ def test_malformed_human_turn_takes_its_answer_with_it(tmp_path):
 
 
 def test_unknown_roles_are_rejected_with_a_reason(tmp_path):
-    conv = [turn("system", "你是医生"), turn("human", "问1"), turn("tool", "{}"), turn("gpt", "答1"),
+    conv = [turn("system", "你是医生"), turn("human", "问1"), {"from": "tool", "value": {"name": "x"}}, turn("gpt", "答1"),
             turn("observation", "x"), turn("human", "问2"), turn("assistant", "答2")]
     f = write(tmp_path / "s.jsonl", [{"conversations": conv}])
     out = items(f)

@@ -185,25 +185,24 @@ def _sharegpt(obj: dict, origin: str, source: str) -> Iterator[Item]:
             if pending is not None:
                 yield _unanswered(pending, source)
             pending = (turn["value"] if ok else None, where, turn)
-        elif role in _BOT or not ok:
-            if pending is None:
-                if ok:
-                    yield Reject(where, source, "unpaired_turn", "answer without a question", {"turn": turn})
-                else:
-                    yield Reject(where, source, "bad_type", _BAD_TURN, {"turn": turn})
-                continue
+        elif role in _SYSTEM:
+            yield Reject(where, source, "system_turn", "system turns are not QA pairs", {"turn": turn})
+        elif role and role not in _BOT:
+            yield Reject(where, source, "unknown_role",
+                         f"role {turn['from']!r} is not one of {sorted(_HUMAN | _BOT | _SYSTEM)}", {"turn": turn})
+        elif pending is None:                   # an answer (or a turn without 'from') with no question
+            if ok:
+                yield Reject(where, source, "unpaired_turn", "answer without a question", {"turn": turn})
+            else:
+                yield Reject(where, source, "bad_type", _BAD_TURN, {"turn": turn})
+        else:
             question, q_origin, q_turn = pending
             pending = None
             if question is None or not ok:
                 bad = q_origin if question is None else where
                 yield Reject(q_origin, source, "bad_type", f"{bad}: {_BAD_TURN}", {"turns": [q_turn, turn]})
-                continue
-            yield RawRecord(question, turn["value"], q_origin, source, obj.get("category"), obj.get("difficulty"))
-        elif role in _SYSTEM:
-            yield Reject(where, source, "system_turn", "system turns are not QA pairs", {"turn": turn})
-        else:
-            yield Reject(where, source, "unknown_role",
-                         f"role {turn['from']!r} is not one of {sorted(_HUMAN | _BOT | _SYSTEM)}", {"turn": turn})
+            else:
+                yield RawRecord(question, turn["value"], q_origin, source, obj.get("category"), obj.get("difficulty"))
     if pending is not None:
         yield _unanswered(pending, source)
 
