@@ -21,6 +21,7 @@ from stages.data.tiers import infer_tier, normalize_tier
 
 log = logging.getLogger("stages.clean")
 DEFAULT_CATEGORY = "综合"
+REJECT_CHARS = 200          # text kept per field in rejected.jsonl
 
 
 class StrictModeError(RuntimeError):
@@ -51,6 +52,21 @@ def clean_text(rec: RawRecord, cp: CleanParams, terms, stats: Counter) -> tuple[
     return q, a
 
 
+def masked_content(value, chars: int = REJECT_CHARS):
+    """Every string (and key, and number that looks like PII) inside ``value`` masked with
+    ``mask_pii``, then cut to ``chars`` (masking first, so a cut cannot leave part of a number)."""
+    if isinstance(value, str):
+        return mask_pii(value)[0][:chars]
+    if isinstance(value, dict):
+        return {masked_content(str(k), chars): masked_content(v, chars) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked_content(v, chars) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        masked = mask_pii(str(value))[0]
+        return value if masked == str(value) else masked
+    return value
+
+
 def filter_reason(q: str, a: str, cp: CleanParams) -> str | None:
     if not HAS_CHINESE.search(q):
         return "question_no_chinese"
@@ -77,6 +93,8 @@ def run(data: DataParams, cp: CleanParams, out_dir: Path, metrics_path: Path) ->
     near = NearDupIndex(cp.near_dup_threshold, cp.minhash_perm, cp.shingle_chars) if cp.near_dup_threshold < 1 else None
 
     def reject(origin, source, reason, detail="", record=None):
+        if cp.mask_pii:                         # reader rejects carry raw input: mask like kept records
+            detail, record = masked_content(detail), masked_content(record)
         if cp.strict and reason in MALFORMED:
             raise StrictModeError(f"{origin}: {reason}: {detail} (clean.strict is true)")
         rejected.append({"origin": origin, "source": source, "reason": reason, "detail": detail,
@@ -95,7 +113,7 @@ def run(data: DataParams, cp: CleanParams, out_dir: Path, metrics_path: Path) ->
             q, a = clean_text(item, cp, terms, stats)
             reason = filter_reason(q, a, cp)
             if reason:
-                reject(item.origin, item.source, reason, "", {"question": q[:200], "answer": a[:200]})
+                reject(item.origin, item.source, reason, "", {"question": q[:REJECT_CHARS], "answer": a[:REJECT_CHARS]})
                 continue
             tier, rule = normalize_tier(item.difficulty), None
             if item.difficulty is not None and tier is None:

@@ -15,7 +15,8 @@ from typing import Iterator, Union
 
 SUFFIXES = {".jsonl", ".json", ".csv"}
 # reasons that mean malformed input (clean.strict fails on these)
-MALFORMED = {"bad_json", "missing_field", "bad_type", "undecodable", "unpaired_turn", "bad_difficulty", "bad_csv_row"}
+MALFORMED = {"bad_json", "missing_field", "bad_type", "undecodable", "unpaired_turn", "bad_difficulty", "bad_csv_row",
+             "unknown_role"}
 
 
 @dataclass
@@ -110,7 +111,29 @@ def _str_field(obj: dict, key: str, origin: str, source: str, required=True):
     return v, None
 
 
+# a JSON object holding a list of records under one of these keys is a container, not a record
+CONTAINER_KEYS = ("data", "records", "items", "examples", "rows", "instances")
+_RECORD_KEYS = {"question", "answer", "instruction", "output", "conversations"}
+
+
+def unwrap_container(obj) -> tuple[str, list] | None:
+    """``{"records": [...]}`` / ``{"data": [...]}`` (other keys are metadata) → (key, list)."""
+    if isinstance(obj, dict) and not (_RECORD_KEYS & obj.keys()):
+        for key in CONTAINER_KEYS:
+            if isinstance(obj.get(key), list):
+                return key, obj[key]
+    return None
+
+
 def _from_object(obj, origin: str, source: str) -> Iterator[Item]:
+    container = unwrap_container(obj)
+    if container is not None:
+        key, items = container
+        if not items:
+            yield Reject(origin, source, "empty_container", f"{key!r} holds no records")
+        for i, item in enumerate(items):
+            yield from _from_object(item, f"{origin}[{i}]", source)
+        return
     if not isinstance(obj, dict):
         yield Reject(origin, source, "bad_type", f"record must be an object, got {type(obj).__name__}")
         return
@@ -142,33 +165,53 @@ def _from_object(obj, origin: str, source: str) -> Iterator[Item]:
 
 _HUMAN = {"human", "user"}
 _BOT = {"gpt", "assistant", "bot"}
+_SYSTEM = {"system"}
+_BAD_TURN = "turn needs 'from' and a string 'value'"
 
 
 def _sharegpt(obj: dict, origin: str, source: str) -> Iterator[Item]:
+    """One item per human→gpt pair. A malformed turn rejects its pair only (the rest of the
+    conversation continues); system turns and unknown roles are rejected with their reason."""
     conv = obj["conversations"]
     if not isinstance(conv, list) or not conv:
         yield Reject(origin, source, "bad_type", "conversations must be a non-empty list", obj)
         return
-    pending = None
-    pairs = 0
+    pending = None            # (question or None when the human turn was malformed, origin, turn)
     for t, turn in enumerate(conv):
-        if not isinstance(turn, dict) or not isinstance(turn.get("value"), str) or "from" not in turn:
-            yield Reject(f"{origin}#{t}", source, "bad_type", "turn needs 'from' and string 'value'", obj)
-            return
-        role = str(turn["from"]).lower()
+        where = f"{origin}#{t}"
+        role = str(turn.get("from", "")).lower() if isinstance(turn, dict) else ""
+        ok = isinstance(turn, dict) and isinstance(turn.get("value"), str) and "from" in turn
         if role in _HUMAN:
             if pending is not None:
-                yield Reject(pending[1], source, "unpaired_turn", "human turn without an answer")
-            pending = (turn["value"], f"{origin}#{t}")
-        elif role in _BOT:
-            if pending is None:
-                yield Reject(f"{origin}#{t}", source, "unpaired_turn", "answer without a question")
-                continue
-            pairs += 1
-            yield RawRecord(pending[0], turn["value"], pending[1], source, obj.get("category"), obj.get("difficulty"))
+                yield _unanswered(pending, source)
+            pending = (turn["value"] if ok else None, where, turn)
+        elif role in _SYSTEM:
+            yield Reject(where, source, "system_turn", "system turns are not QA pairs", {"turn": turn})
+        elif role and role not in _BOT:
+            yield Reject(where, source, "unknown_role",
+                         f"role {turn['from']!r} is not one of {sorted(_HUMAN | _BOT | _SYSTEM)}", {"turn": turn})
+        elif pending is None:                   # an answer (or a turn without 'from') with no question
+            if ok:
+                yield Reject(where, source, "unpaired_turn", "answer without a question", {"turn": turn})
+            else:
+                yield Reject(where, source, "bad_type", _BAD_TURN, {"turn": turn})
+        else:
+            question, q_origin, q_turn = pending
             pending = None
+            if question is None or not ok:
+                bad = q_origin if question is None else where
+                yield Reject(q_origin, source, "bad_type", f"{bad}: {_BAD_TURN}", {"turns": [q_turn, turn]})
+            else:
+                yield RawRecord(question, turn["value"], q_origin, source, obj.get("category"), obj.get("difficulty"))
     if pending is not None:
-        yield Reject(pending[1], source, "unpaired_turn", "human turn without an answer")
+        yield _unanswered(pending, source)
+
+
+def _unanswered(pending, source: str) -> Reject:
+    question, q_origin, q_turn = pending
+    if question is None:
+        return Reject(q_origin, source, "bad_type", _BAD_TURN, {"turn": q_turn})
+    return Reject(q_origin, source, "unpaired_turn", "human turn without an answer", {"turn": q_turn})
 
 
 def read_jsonl(path: Path, source: str) -> Iterator[Item]:
@@ -181,7 +224,7 @@ def read_jsonl(path: Path, source: str) -> Iterator[Item]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            yield Reject(f"{path}:{n}", source, "bad_json", str(err), {"raw": line[:200]})
+            yield Reject(f"{path}:{n}", source, "bad_json", str(err), {"raw": line[:2000]})
             continue
         yield from _from_object(obj, f"{path}:{n}", source)
 
@@ -194,8 +237,11 @@ def read_json(path: Path, source: str) -> Iterator[Item]:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         yield Reject(f"{path}:1", source, "bad_json" if isinstance(err, json.JSONDecodeError) else "undecodable", str(err))
         return
-    if isinstance(data, dict) and isinstance(data.get("data"), list):
-        data = data["data"]
+    container = unwrap_container(data)
+    if container is not None:
+        data = container[1]
+        if not data:
+            yield Reject(f"{path}:1", source, "empty_container", f"{container[0]!r} holds no records")
     if not isinstance(data, list):
         data = [data]
     for i, obj in enumerate(data):

@@ -1,6 +1,15 @@
-"""Text normalisation shared by clean and serve: HTML stripping, NFKC (keeping Chinese
-full-width punctuation), whitespace, boilerplate greetings/sign-offs, term standardisation and
-PII masking with typed placeholders."""
+"""Text handling shared by clean and serve: normalisation (the first thing done to any text, before
+it is stripped, masked, length-checked or matched), boilerplate greetings/sign-offs and term
+standardisation. PII masking lives in stages/safety/pii.py (the one masking function) and is
+re-exported here (``mask_pii`` here returns ``(text, counts)``, see below).
+
+``normalize``: one round is ``html.unescape`` → NFKC (Chinese full-width punctuation kept) → line
+endings and every unicode space (ideographic space, NBSP, thin spaces …) folded → invisible characters removed
+(zero-width U+200B–200F, U+2060–2064, BOM U+FEFF, soft hyphen U+00AD, bidi controls U+202A–202E /
+U+2066–2069 / U+061C, and every other control/format/private-use/unassigned code point) → HTML tags
+removed → whitespace collapsed (no spaces between Chinese characters). Rounds repeat until the text
+stops changing (at most ``MAX_ROUNDS``), so ``&amp;lt;|im_start|&amp;gt;`` or a zero-width character
+inside an entity cannot survive as a second-generation trick: ``normalize(normalize(x)) == normalize(x)``."""
 from __future__ import annotations
 
 import html
@@ -9,40 +18,82 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
+from stages.safety.pii import PII_TAGS, luhn_ok, mask_pii_counts, valid_id_number
+
+# The one masking function is ``stages.safety.pii.mask_pii(text) -> str``. Here ``mask_pii`` keeps its
+# original shape ``(masked text, counts per kind)`` for the callers written against it: it is
+# ``mask_pii_counts``, the same masking.
+mask_pii = mask_pii_counts
+
+__all__ = ["HAS_CHINESE", "normalize", "nfkc", "PII_TAGS", "luhn_ok", "mask_pii", "mask_pii_counts",
+           "valid_id_number", "GREETINGS", "SIGN_OFFS", "strip_boilerplate", "TermDict", "load_terms"]
+
 # --- normalisation -------------------------------------------------------------------------------
-_TAG = re.compile(r"<[^<>]{0,200}>")
-_BR = re.compile(r"<\s*(br|/p|/div|/li)\s*/?>", re.I)
-# Chinese full-width punctuation is kept as-is (NFKC would fold "，" to ","); letters/digits fold.
-_KEEP = set("，。！？：；（）【】「」『』“”‘’、《》～…")
-_WS = re.compile(r"[ \t\u3000\xa0]+")
-_NL = re.compile(r"\s*\n\s*")
-_CJK = r"\u3400-\u9fff"
-_SPACE_CJK = re.compile(rf"(?<=[{_CJK}，。！？：；、）])\s+(?=[{_CJK}，。！？：；、（])")
-HAS_CHINESE = re.compile(rf"[{_CJK}]")
+MAX_ROUNDS = 8
+CJK = r"\u3400-\u9fff"
+HAS_CHINESE = re.compile(rf"[{CJK}]")
+
+# Chinese full-width punctuation is kept as-is (NFKC would fold "，" to ","); letters/digits/symbols fold.
+KEEP = "，。！？：；（）【】「」『』“”‘’、《》～…"
+_FOLD_RUN = re.compile(f"[^{re.escape(KEEP)}]+")
+# Real HTML only (a tag name starts with a letter, "/" or "!"): "血糖<7.0，血压>140" is not a tag.
+_BR = re.compile(r"<\s*(?:br|/p|/div|/li)\s*/?\s*>", re.I)
+_TAG = re.compile(r"<\s*/?\s*[A-Za-z!][^<>]{0,200}>")
+_NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x85\x0b\x0c]")
+_WS = re.compile(r"[ \t]+")
+_NL = re.compile(r"[ \t]*\n\s*")
+_SPACE_CJK = re.compile(rf"(?<=[{CJK}，。！？：；、）])\s+(?=[{CJK}，。！？：；、（])")
 
 
-def strip_html(text: str) -> str:
-    if "<" in text:
-        text = _BR.sub("\n", text)
-        text = _TAG.sub("", text)
-    if "&" in text:
-        text = html.unescape(text)
-    return text
+_DROP_KEEP = {ord(c): None for c in KEEP}
 
 
 def nfkc(text: str) -> str:
-    if text.isascii():
+    """NFKC on everything except the kept Chinese punctuation."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text.translate(_DROP_KEEP)):
         return text
-    return "".join(c if c in _KEEP else unicodedata.normalize("NFKC", c) for c in text)
+    return _FOLD_RUN.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
 
 
-def normalize(text: str) -> str:
-    """HTML → text, NFKC, collapse whitespace (no spaces between Chinese characters)."""
-    text = nfkc(strip_html(text)).replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(c for c in text if c == "\n" or unicodedata.category(c)[0] != "C")
+def _fold_chars(text: str) -> str:
+    """Unicode spaces → " ", invisible/control/format characters removed (newlines kept)."""
+    out = []
+    for c in text:
+        if c == "\n" or c == " ":
+            out.append(c)
+            continue
+        cat = unicodedata.category(c)
+        if cat == "Zs" or c == "\t":
+            out.append(" ")
+        elif cat[0] != "C":
+            out.append(c)
+    return "".join(out)
+
+
+def _round(text: str) -> str:
+    if "&" in text:
+        text = html.unescape(text)
+    text = nfkc(text)
+    text = _NEWLINES.sub("\n", text)
+    if not text.isprintable() and not text.replace("\n", "").isprintable():
+        text = _fold_chars(text)        # isprintable() is False for every Zs but " " and every C* character
+    if "<" in text:
+        text = _BR.sub("\n", text)
+        text = _TAG.sub("", text)
     text = _WS.sub(" ", text)
     text = _NL.sub("\n", text).strip()
     return _SPACE_CJK.sub("", text)
+
+
+def normalize(text: str) -> str:
+    """Unescape → NFKC → fold spaces / drop invisible characters → strip tags → collapse whitespace,
+    repeated to a fixed point (bounded by ``MAX_ROUNDS``)."""
+    for _ in range(MAX_ROUNDS):
+        new = _round(text)
+        if new == text:
+            break
+        text = new
+    return text
 
 
 # --- boilerplate ---------------------------------------------------------------------------------
@@ -128,62 +179,3 @@ class TermDict:
 @lru_cache(maxsize=8)
 def load_terms(path: str) -> TermDict:
     return TermDict.load(path)
-
-
-# --- PII masking ---------------------------------------------------------------------------------
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-
-
-def valid_id_number(s: str) -> bool:
-    """Mainland 18-digit resident ID: GB 11643 checksum and a plausible birth date."""
-    if not re.fullmatch(r"\d{17}[\dXx]", s):
-        return False
-    total = sum(int(d) * w for d, w in zip(s[:17], _ID_WEIGHTS))
-    if _ID_CHECK[total % 11] != s[17].upper():
-        return False
-    y, m, d = int(s[6:10]), int(s[10:12]), int(s[12:14])
-    return 1900 <= y <= 2100 and 1 <= m <= 12 and 1 <= d <= 31
-
-
-def luhn_ok(s: str) -> bool:
-    digits = [int(c) for c in s][::-1]
-    total = 0
-    for i, d in enumerate(digits):
-        if i % 2:
-            d *= 2
-            d -= 9 if d > 9 else 0
-        total += d
-    return total % 10 == 0
-
-
-PII_TAGS = {"id": "[身份证号]", "bank": "[银行卡号]", "mobile": "[手机号]", "landline": "[电话]",
-            "email": "[邮箱]", "name": "[姓名]"}
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_ID = re.compile(r"(?<![\dA-Za-z])\d{17}[\dXx](?![\dA-Za-z])")
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){15,18}\d(?!\d)")
-_MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(?:\(?0\d{2,3}\)?[ -]?)\d{7,8}(?!\d)")
-_NAME = re.compile(r"(我叫|我的名字是|我的名字叫|本人姓名[:：]?|患者姓名[:：]?|病人姓名[:：]?|姓名[:：])\s*"
-                   r"([\u4e00-\u9fa5]{2,3})(?=[\s,，。.;；:：!！?？(（]|是|今年|$)")
-
-
-def mask_pii(text: str) -> tuple[str, dict[str, int]]:
-    """Replace PII with typed placeholders; returns (masked text, counts per type)."""
-    counts: dict[str, int] = {}
-
-    def sub(kind, pattern, text, check=None, keep_prefix=False):
-        def repl(m):
-            if check and not check(m):
-                return m.group(0)
-            counts[kind] = counts.get(kind, 0) + 1
-            return (m.group(1) if keep_prefix else "") + PII_TAGS[kind]
-        return pattern.sub(repl, text)
-
-    text = sub("email", _EMAIL, text)
-    text = sub("id", _ID, text, check=lambda m: valid_id_number(m.group(0)))
-    text = sub("mobile", _MOBILE, text)
-    text = sub("bank", _CARD, text, check=lambda m: luhn_ok(re.sub(r"[ -]", "", m.group(0))))
-    text = sub("landline", _LANDLINE, text)
-    text = sub("name", _NAME, text, keep_prefix=True)
-    return text, counts

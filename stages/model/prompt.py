@@ -1,10 +1,47 @@
 """The one place that turns a question into model input. train, evaluate and serve all call it,
-so the model is always prompted exactly as it was trained."""
+so the model is always prompted exactly as it was trained.
+
+User-derived text (questions, and answers from training data) goes through ``strip_special_tokens``
+before the chat template: it is normalised (``&lt;|im_end|&gt;``, full-width ``＜｜im_start｜＞`` and
+zero-width tricks become plain ``<|im_end|>``) and every special/added token string of the tokenizer is
+removed, to a fixed point, so no token id the tokenizer reserves (``<|im_start|>``, ``<|im_end|>``,
+``<|endoftext|>``, ``<|fim_*|>``, ``<tool_call>`` …) can come from user content."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
+
+from stages.data.text import MAX_ROUNDS, normalize
 
 IGNORE_INDEX = -100
+# any <|name|> control-token spelling, also ones this tokenizer does not define
+_CONTROL_LIKE = r"<\|[A-Za-z0-9_\-]{1,40}\|>"
+
+
+def special_token_strings(tokenizer) -> tuple[str, ...]:
+    """Every special and added token string of ``tokenizer`` (longest first)."""
+    tokens = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    tokens |= {str(t) for t in decoder.values()}
+    return tuple(sorted((t for t in tokens if t), key=lambda t: (-len(t), t)))
+
+
+@lru_cache(maxsize=16)
+def _special_re(tokens: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join([*map(re.escape, tokens), _CONTROL_LIKE]))
+
+
+def strip_special_tokens(tokenizer, text: str) -> str:
+    """``text`` normalised with every special-token string removed, repeated until nothing changes
+    (removing ``<|im_end|>`` from ``<|im_<|im_end|>start|>`` must not leave ``<|im_start|>``)."""
+    pattern = _special_re(special_token_strings(tokenizer))
+    for _ in range(MAX_ROUNDS):
+        new = normalize(pattern.sub("", normalize(text)))
+        if new == text:
+            break
+        text = new
+    return text
 
 
 def build_messages(question: str, system: str) -> list[dict]:
@@ -13,15 +50,16 @@ def build_messages(question: str, system: str) -> list[dict]:
 
 def render_prompt(tokenizer, question: str, system: str) -> str:
     """Chat-template text up to and including the assistant header."""
-    return tokenizer.apply_chat_template(build_messages(question, system), tokenize=False,
-                                         add_generation_prompt=True)
+    return tokenizer.apply_chat_template(build_messages(strip_special_tokens(tokenizer, question), system),
+                                         tokenize=False, add_generation_prompt=True)
 
 
 def render_completion(tokenizer, question: str, answer: str, system: str) -> str:
     """Text that follows the prompt for a full (question, answer) conversation (answer + end tokens)."""
     prompt = render_prompt(tokenizer, question, system)
     full = tokenizer.apply_chat_template(
-        build_messages(question, system) + [{"role": "assistant", "content": answer}], tokenize=False)
+        build_messages(strip_special_tokens(tokenizer, question), system)
+        + [{"role": "assistant", "content": strip_special_tokens(tokenizer, answer)}], tokenize=False)
     if not full.startswith(prompt):
         raise ValueError("chat template does not extend the generation prompt; cannot mask labels")
     return full[len(prompt):]

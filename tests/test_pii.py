@@ -1,0 +1,221 @@
+"""stages.safety.pii.mask_pii: every form of the table in its docstring, both directions (PII masked,
+medical numbers untouched), and property tests for the number formats."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from stages.data import text as text_module
+from stages.safety import pii
+from stages.safety.pii import PII_TAGS, luhn_ok, mask_pii, mask_pii_counts, valid_id15, valid_id_number
+
+ID18 = "11010519491231002X"
+ID15 = "110105491231002"
+CARD = "6222600260001072444"
+BAD_CARD = "6222600260001072445"
+
+# one line per form of the table: {"kind", "text", "secret" (must disappear), "tag" (placeholder)};
+# also the probe that test_pii_probe.py runs through the clean stage and the audit log
+PROBE = Path(__file__).parent / "fixtures" / "pii_probe.jsonl"
+FORMS = [(r["text"], r["secret"], r["tag"], r["kind"])
+         for r in map(json.loads, PROBE.read_text(encoding="utf-8").splitlines())]
+
+
+@pytest.mark.parametrize("text,secret,tag,kind", FORMS)
+def test_every_form_is_masked(text, secret, tag, kind):
+    out, counts = mask_pii_counts(text)
+    assert tag in out and counts.get(kind, 0) >= 1, out
+    assert secret not in out and re.sub(r"\s", "", secret) not in re.sub(r"\s", "", out)
+
+
+def test_every_kind_in_the_table_is_tested():
+    assert {f[3] for f in FORMS} == set(PII_TAGS)
+    for kind, tag in PII_TAGS.items():
+        assert tag in pii.__doc__, kind
+
+
+MEDICAL = [
+    "血压140/90mmHg，血糖7.8mmol/L，体重65公斤",
+    "体温38.5℃，心率120次/分，呼吸20次/分",
+    "每日3次，每次500mg，连用7天",
+    "2023-01-15复查，2023年1月15日入院，2023.01.15出院",
+    "20230115",
+    "年龄65岁，身高175cm",
+    "每天喝水3000-4000ml，步数13000-150000步",
+    "13.5 12.3 14.1 13.8 12.9",
+    "白细胞12.5×10^9/L，血小板150×10^9/L",
+    "乙肝两对半10.052196.5830.10432.00560.00怎么回事",
+    "戊肝抗体HEV检查结果是CG14892599是什么意思",
+    "糖化血红蛋白6.5%，尿酸480μmol/L，肌酐120 μmol/L",
+    "2019-2023年一直吃药",
+    "电话随访2019-2023",
+    "胰岛素每天早上12单位，晚上10单位",
+    "我是高血压患者，请问",
+    "患者出现头痛，患者康复，患者应戒酒，患者包括5名女性",
+    "我叫不醒他，他已经昏迷",
+    "我是孕妇，我是江西人，我是高三学生",
+    "住在重症监护室三天了，我家住农村",
+    "医生让我用药规则是什么",
+    "12345678901",
+    "血糖<7.0，血压>140",
+    "CT值45HU，EF 55%，INR 2.5",
+]
+
+
+@pytest.mark.parametrize("text", MEDICAL)
+def test_medical_numbers_and_phrases_are_not_masked(text):
+    out, counts = mask_pii_counts(text)
+    assert not counts, (out, counts)
+
+
+def test_text_module_re_exports_the_one_function():
+    # stages.data.text.mask_pii keeps its original (text, counts) shape; same masking
+    assert text_module.mask_pii is mask_pii_counts and text_module.mask_pii_counts is mask_pii_counts
+    assert mask_pii("电话13812345678") == text_module.mask_pii("电话13812345678")[0] == "电话[手机号]"
+
+
+def test_mask_normalises_first():
+    assert mask_pii("&lt;b&gt;电话：１３８\u200b１２３４\u3000５６７８") == "电话：[手机号]"
+
+
+def test_masking_is_idempotent_and_placeholders_survive():
+    once = mask_pii(" ".join(f[0] for f in FORMS))
+    assert mask_pii(once) == once
+
+
+def test_real_medical_qa_is_almost_never_masked(shared_data):
+    """The shared real QA (1,000 ShareGPT conversations) has no phone numbers or IDs: masking may
+    change at most a handful of its texts (it finds one real name, '我叫窦磊', in the CSV)."""
+    changed = total = 0
+    with open(shared_data / "medicalgpt_sft_1k.sharegpt.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            for turn in json.loads(line)["conversations"]:
+                total += 1
+                changed += mask_pii(turn["value"]) != text_module.normalize(turn["value"])
+    assert total > 1500 and changed <= 2
+
+
+# --- property tests for number formats -----------------------------------------------------------
+SEPS = [" ", "-", "  ", " - ", "\u3000", "\u200b", "–", "\u00a0"]
+CONTEXT = st.sampled_from(["", "我的", "请回电", "你好，", "谢谢。", "号码", "，麻烦了", "头疼三天"])
+
+
+def _group(digits: str, sizes: list[int], sep: str) -> str:
+    out, i = [], 0
+    for n in sizes:
+        out.append(digits[i:i + n])
+        i += n
+    return sep.join(out)
+
+
+def _no_digits_left(out: str) -> bool:
+    return not re.search(r"\d", out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(second=st.sampled_from("3456789"), rest=st.text("0123456789", min_size=9, max_size=9),
+       sizes=st.sampled_from([[11], [3, 4, 4], [4, 3, 4], [3, 8], [7, 4], [3, 3, 5], [4, 4, 3]]),
+       sep=st.sampled_from(SEPS + [".", "·"]), prefix=st.sampled_from(["", "+86 ", "+86-", "0086 ", "86"]),
+       before=CONTEXT, after=CONTEXT)
+def test_mobile_any_grouping(second, rest, sizes, sep, prefix, before, after):
+    if sep == "·":
+        sizes = [11]
+    number = _group("1" + second + rest, sizes, sep)
+    out = mask_pii(before + prefix + number + after)
+    assert "[手机号]" in out and _no_digits_left(out), out
+
+
+def _id18(region: int, y: int, m: int, d: int, seq: int) -> str:
+    body = f"{region:06d}{y:04d}{m:02d}{d:02d}{seq:03d}"
+    total = sum(int(c) * w for c, w in zip(body, pii._ID_WEIGHTS))
+    return body + pii._ID_CHECK[total % 11]
+
+
+@settings(max_examples=300, deadline=None)
+@given(region=st.integers(110000, 829999), y=st.integers(1920, 2020), m=st.integers(1, 12), d=st.integers(1, 28),
+       seq=st.integers(0, 999), sizes=st.sampled_from([[18], [6, 8, 4], [6, 4, 4, 4], [4, 4, 4, 4, 2], [3, 3, 4, 4, 4]]),
+       sep=st.sampled_from(SEPS), before=CONTEXT, after=CONTEXT)
+def test_id18_any_grouping(region, y, m, d, seq, sizes, sep, before, after):
+    number = _id18(region, y, m, d, seq)
+    assert valid_id_number(number)
+    out = mask_pii(before + _group(number, sizes, sep) + after)
+    assert "[身份证号]" in out and _no_digits_left(out) and "X" not in out, out
+
+
+@settings(max_examples=200, deadline=None)
+@given(region=st.integers(110000, 829999), y=st.integers(0, 99), m=st.integers(1, 12), d=st.integers(1, 28),
+       seq=st.integers(0, 999), sep=st.sampled_from(SEPS), before=CONTEXT)
+def test_id15(region, y, m, d, seq, sep, before):
+    number = f"{region:06d}{y:02d}{m:02d}{d:02d}{seq:03d}"
+    assert valid_id15(number)
+    for text in (number, _group(number, [6, 6, 3], sep)):
+        out = mask_pii(before + text)
+        assert _no_digits_left(out), out
+
+
+@settings(max_examples=300, deadline=None)
+@given(lead=st.sampled_from(["62", "4", "5", "37"]), body=st.text("0123456789", min_size=12, max_size=16),
+       whole=st.booleans(), sep=st.sampled_from(SEPS), before=CONTEXT)
+def test_luhn_cards(lead, body, whole, sep, before):
+    digits = (lead + body)[:18]
+    check = next(c for c in "0123456789" if luhn_ok(digits + c))
+    number = digits + check
+    assert 16 <= len(number) <= 19 or len(number) < 16
+    if len(number) < 16:
+        return
+    text = number if whole else sep.join(number[i:i + 4] for i in range(0, len(number), 4))
+    out = mask_pii(before + text)
+    assert _no_digits_left(out), out
+
+
+@settings(max_examples=300, deadline=None)
+@given(area=st.sampled_from(["010", "021", "020", "0755", "0571", "0851"]), first=st.sampled_from("2345678"),
+       rest=st.text("0123456789", min_size=6, max_size=7), split=st.booleans(), sep=st.sampled_from(SEPS),
+       paren=st.sampled_from(["", "()", "（）"]), before=CONTEXT)
+def test_landline_with_area_code(area, first, rest, split, sep, paren, before):
+    local = first + rest
+    local = f"{local[:4]}{sep}{local[4:]}" if split else local
+    text = f"{paren[0]}{area}{paren[1]}{local}" if paren else f"{area}{sep}{local}"
+    out = mask_pii(before + text)
+    assert "[电话]" in out and _no_digits_left(out), out
+
+
+@settings(max_examples=200, deadline=None)
+@given(label=st.sampled_from(["电话", "座机", "固话：", "联系电话 ", "拨打", "tel:"]), first=st.sampled_from("2345678"),
+       rest=st.text("0123456789", min_size=6, max_size=7), split=st.booleans(), sep=st.sampled_from(SEPS))
+def test_landline_without_area_code_after_a_phone_label(label, first, rest, split, sep):
+    local = first + rest
+    # "电话2019-2023" reads as a year range, deliberately not masked (test_medical_numbers…)
+    assume(not (split and re.fullmatch(r"(?:19|20)\d\d", local[:4]) and re.fullmatch(r"(?:19|20)\d\d", local[4:])))
+    local = f"{local[:4]}{sep}{local[4:]}" if split else local
+    out = mask_pii(label + local)
+    assert "[电话]" in out and _no_digits_left(out), out
+
+
+@settings(max_examples=100, deadline=None)
+@given(kind=st.sampled_from("48"), rest=st.text("0123456789", min_size=7, max_size=7),
+       sizes=st.sampled_from([[10], [3, 3, 4], [3, 4, 3]]), sep=st.sampled_from(SEPS))
+def test_service_numbers(kind, rest, sizes, sep):
+    out = mask_pii("客服" + _group(kind + "00" + rest, sizes, sep))
+    assert out == "客服[电话]", out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.builds("血压{}/{}mmHg".format, st.integers(70, 240), st.integers(40, 140)),
+    st.builds("血糖{}.{}mmol/L".format, st.integers(2, 30), st.integers(0, 9)),
+    st.builds("体温{}.{}℃".format, st.integers(35, 42), st.integers(0, 9)),
+    st.builds("{}-{:02d}-{:02d}复查".format, st.integers(1990, 2035), st.integers(1, 12), st.integers(1, 28)),
+    st.builds("{}{:02d}{:02d}".format, st.integers(1990, 2035), st.integers(1, 12), st.integers(1, 28)),
+    st.builds("{}岁".format, st.integers(0, 120)),
+    st.builds("每次{}mg，每日{}次".format, st.integers(1, 2000), st.integers(1, 4)),
+    st.builds("每天{}-{}ml".format, st.integers(100, 99999), st.integers(100, 999999)),
+    st.builds("心率{}次/分".format, st.integers(30, 220)),
+    st.lists(st.builds("{}.{}".format, st.integers(0, 200), st.integers(0, 99)), min_size=2, max_size=8).map(" ".join),
+))
+def test_medical_numbers_never_masked(text):
+    out, counts = mask_pii_counts(text)
+    assert not counts, (text, out)
