@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hmac
+
 import litserve as ls
-from fastapi import FastAPI
+import litserve.server as ls_server
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -28,13 +31,24 @@ def install_page(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
+class MedQAServer(ls.LitServer):
+    """LitServer with a constant-time check of the shutdown token (LitServe compares it with ``!=``)."""
+
+    def shutdown_api_key_auth(self, shutdown_api_key: str = Depends(ls_server.oauth2_scheme)):
+        expected = ls_server.SHUTDOWN_API_KEY
+        if not expected or not hmac.compare_digest(shutdown_api_key.encode(), expected.encode()):
+            raise HTTPException(401, "Invalid Bearer token for Shutdown API. Send 'Authorization: Bearer "
+                                     "<LIT_SHUTDOWN_API_KEY>'.")
+
+
 def build_server(settings: ServeSettings, api_cls=ModelAPI) -> ls.LitServer:
     """One model API → one inference worker holding one copy of the model; /predict and chat both
-    reach it through the gateway, so their requests are batched together."""
+    reach it through the gateway, so their requests are batched together. A worker that dies is
+    restarted (``restart_workers``); the gateway keeps answering pre-check replies meanwhile."""
     apis = [api_cls(settings.model, max_batch_size=settings.max_batch_size, batch_timeout=settings.batch_timeout)]
     timeout = settings.request_timeout_s if settings.request_timeout_s > 0 else False
-    server = ls.LitServer(
-        apis, accelerator="auto", workers_per_device=1, timeout=timeout,
+    server = MedQAServer(
+        apis, accelerator="auto", workers_per_device=1, timeout=timeout, restart_workers=True,
         enable_shutdown_api=settings.enable_shutdown_api,
         middlewares=[(Gateway, {"settings": settings.gateway()})],
         model_metadata=settings.describe())
