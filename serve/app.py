@@ -41,6 +41,30 @@ class MedQAServer(ls.LitServer):
                                      "<LIT_SHUTDOWN_API_KEY>'.")
 
 
+def document_predict(app: FastAPI) -> None:
+    """``POST /predict`` is answered by the gateway middleware, not a FastAPI route: add it to the
+    OpenAPI schema (/docs, /openapi.json; the fuzz test generates requests from it)."""
+    from serve.questions import PredictBody
+
+    base = app.openapi
+
+    def openapi() -> dict:
+        if not app.openapi_schema:
+            schema = base()
+            body = PredictBody.model_json_schema()
+            err = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
+            schema["paths"]["/predict"] = {"post": {
+                "summary": "Answer one question (safety pre-check, cache, model, post-check)",
+                "operationId": "predict",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                "responses": {"200": {"description": "the answer", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}, **{str(c): err for c in (400, 401, 408, 413, 422, 429, 503)}}}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def build_server(settings: ServeSettings, api_cls=ModelAPI) -> ls.LitServer:
     """One model API → one inference worker holding one copy of the model; /predict and chat both
     reach it through the gateway, so their requests are batched together. A worker that dies is
@@ -53,4 +77,5 @@ def build_server(settings: ServeSettings, api_cls=ModelAPI) -> ls.LitServer:
         middlewares=[(Gateway, {"settings": settings.gateway()})],
         model_metadata=settings.describe())
     install_page(server.app)
+    document_predict(server.app)
     return server

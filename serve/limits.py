@@ -53,16 +53,29 @@ async def read_body(receive, limits: Limits, on_disconnect: type[Exception]) -> 
             return b"".join(chunks)
 
 
-def json_depth_exceeds(obj: Any, limit: int) -> bool:
-    """Whether containers nest deeper than ``limit`` (iterative: no recursion on hostile input)."""
+def structure_problem(obj: Any, depth_limit: int) -> str | None:
+    """``"too_deep"`` when containers nest deeper than ``depth_limit``, ``"bad_unicode"`` when a string
+    or key holds a lone surrogate (legal as a JSON escape, not encodable as UTF-8: every later
+    encode — the model call, the response, the audit line — would fail), else None. Iterative: no
+    recursion on hostile input."""
     stack = [(obj, 1)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return False
+        if isinstance(node, str):
+            if not node.isascii():
+                try:
+                    node.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "bad_unicode"
+        elif isinstance(node, (dict, list)):
+            if depth > depth_limit:
+                return "too_deep"
+            if isinstance(node, dict):
+                stack.extend((k, depth) for k in node)
+                stack.extend((v, depth + 1) for v in node.values())
+            else:
+                stack.extend((v, depth + 1) for v in node)
+    return None
 
 
 def parse_json(body: bytes, limits: Limits) -> Any:
@@ -80,8 +93,12 @@ def parse_json(body: bytes, limits: Limits) -> Any:
         # the decoder's message names a position (and for bad UTF-8 one byte value), never the content
         raise Rejected(400, f"request body is not valid JSON: {err}",
                        "invalid_json") from None
-    if json_depth_exceeds(payload, limits.max_json_depth):
+    problem = structure_problem(payload, limits.max_json_depth)
+    if problem == "too_deep":
         raise too_deep
+    if problem == "bad_unicode":
+        raise Rejected(400, "request body holds a string with an unpaired surrogate escape (e.g. \\ud800); "
+                            "send valid Unicode", "invalid_unicode")
     return payload
 
 

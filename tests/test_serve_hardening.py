@@ -158,13 +158,16 @@ def test_prompt_tokens_are_capped(tokenizer_dir, tmp_path):
     assert run(call(gw, body={"question": "头疼怎么办？"}))[0] == 200 and model.calls == 1
 
 
-@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"question": ' + b"[" * 40 + b"1" + b"]" * 40 + b"}",
-                                 b'{"messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"])
-def test_deeply_nested_json_is_400(tokenizer_dir, tmp_path, raw):
-    gw, _ = make_gateway(tokenizer_dir, tmp_path)
+@pytest.mark.parametrize("raw,code", [
+    (b"[" * 100_000, "json_too_deep"), (b'{"question": ' + b"[" * 40 + b"1" + b"]" * 40 + b"}", "json_too_deep"),
+    (b'{"messages": ' + b"[" * 5000 + b"]" * 5000 + b"}", "json_too_deep"),
+    (b'{"question": "\\ud800\u5934\u75bc"}', "invalid_unicode"),
+    (b'{"model": "\\udfff", "messages": [{"role": "user", "content": "\u5934\u75bc"}]}', "invalid_unicode")])
+def test_deeply_nested_or_unencodable_json_is_400(tokenizer_dir, tmp_path, raw, code):
+    gw, model = make_gateway(tokenizer_dir, tmp_path)
     path = "/v1/chat/completions" if b"messages" in raw else "/predict"
     status, _, body = run(call(gw, path, raw=raw))
-    assert status == 400 and json.loads(body)["error"]["code"] == "json_too_deep"
+    assert status == 400 and json.loads(body)["error"]["code"] == code and model.calls == 0
 
 
 def test_image_part_typed_text_is_422_and_the_type_is_masked_everywhere(tokenizer_dir, tmp_path):
