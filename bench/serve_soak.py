@@ -101,7 +101,10 @@ def soak(name: str, python_args: list[str], args, out_dir: Path) -> dict:
                         log_path=out_dir / f"{name}.log", env={"MEDQA_SOAK_KEY": KEY}, python_args=python_args)
     with srv:
         statuses = drive(srv.url, 0, args.warmup)
+        probe = requests.Session()              # an open keep-alive connection marks the API server
+        probe.get(srv.url + "/health", timeout=30)
         who = roles(srv)
+        probe.close()
         base = rss(who)
         samples, done, t0 = [], 0, time.perf_counter()
         step = max(1, args.requests // 8)
@@ -116,7 +119,7 @@ def soak(name: str, python_args: list[str], args, out_dir: Path) -> dict:
     errors = sum(s != 200 for s in statuses)
     last = samples[-1]
     api_growth = last.get("api-server", float("nan"))
-    return {"server": name, "requests": args.requests, "warmup": args.warmup, "errors": errors,
+    return {"server": name, "roles": sorted(who.values()), "requests": args.requests, "warmup": args.warmup, "errors": errors,
             "wall_s": round(wall, 1), "api_server_growth_mb": api_growth, "tree_growth_mb": last["tree_mb"],
             "api_server_bytes_per_request": round(api_growth * 2**20 / args.requests),
             "base_rss_mb": {who[p]: round(b / 2**20, 1) for p, b in base.items()}, "samples": samples}
@@ -133,7 +136,8 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = Path(tmp)
-        if not args.model:
+        made_tiny = not args.model
+        if made_tiny:
             from conftest import make_tiny_model
             from stages.model.bundled import cached_tokenizer_dir
 
@@ -153,7 +157,7 @@ def main() -> int:
     print(f"target: tree growth <= {TARGET_MB:g} MB over {args.requests} requests: {'met' if ok else 'NOT met'}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": args.model, "max_new_tokens": args.max_new_tokens, "runs": runs},
+    out.write_text(json.dumps({"model": "tiny random Qwen2" if made_tiny else args.model, "max_new_tokens": args.max_new_tokens, "runs": runs},
                               ensure_ascii=False, indent=1), encoding="utf-8")
     return 0 if ok else 1
 

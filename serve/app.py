@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import hmac
+import logging
 
 import litserve as ls
 import litserve.server as ls_server
@@ -71,11 +72,17 @@ def build_server(settings: ServeSettings, api_cls=ModelAPI) -> ls.LitServer:
     restarted (``restart_workers``); the gateway keeps answering pre-check replies meanwhile."""
     apis = [api_cls(settings.model, max_batch_size=settings.max_batch_size, batch_timeout=settings.batch_timeout)]
     timeout = settings.request_timeout_s if settings.request_timeout_s > 0 else False
-    server = MedQAServer(
-        apis, accelerator="auto", workers_per_device=1, timeout=timeout, restart_workers=True,
-        enable_shutdown_api=settings.enable_shutdown_api,
-        middlewares=[(Gateway, {"settings": settings.gateway()})],
-        model_metadata=settings.describe())
+    ls_log = logging.getLogger(ls_server.__name__)
+    level = ls_log.level
+    ls_log.setLevel(max(logging.WARNING, ls_log.getEffectiveLevel()))   # it logs a curl line with the shutdown token
+    try:
+        server = MedQAServer(
+            apis, accelerator="auto", workers_per_device=1, timeout=timeout, restart_workers=True,
+            enable_shutdown_api=settings.enable_shutdown_api,
+            middlewares=[(Gateway, {"settings": settings.gateway()})],
+            model_metadata=settings.describe())
+    finally:
+        ls_log.setLevel(level)
     install_page(server.app)
     document_predict(server.app)
     return server

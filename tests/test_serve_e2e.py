@@ -106,6 +106,7 @@ def test_server_end_to_end_tiny_model(server_factory, tiny_model_dir, tmp_path):
     audit = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
     logs = audit + srv.log_tail(10 ** 7)
     assert PHONE not in logs and ID_NO not in logs and "李四" not in logs
+    assert SHUTDOWN_KEY not in logs and KEY not in logs          # LitServe logged the shutdown token (issue 12)
     recs = [json.loads(line) for line in audit.splitlines()]
     pii = [r for r in recs if r.get("pii")]
     assert pii and pii[-1]["pii"] == {"id": 1, "mobile": 1, "name": 1} and "[手机号]" in pii[-1]["question"]
