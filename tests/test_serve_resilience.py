@@ -42,7 +42,7 @@ class Load:
     def __init__(self, url: str):
         self.url, self.stop = url, threading.Event()
         self.model, self.emergency, self.health = [], [], []
-        self._n = 0
+        self._n, self._lock = 0, threading.Lock()
         self.threads = [threading.Thread(target=f, daemon=True) for f in
                         (self._model, self._model, self._model, self._emergency, self._health)]
 
@@ -55,10 +55,14 @@ class Load:
         except requests.RequestException as err:
             out.append((t0, time.monotonic(), 0, repr(err)))
 
+    def _next(self) -> int:
+        with self._lock:
+            self._n += 1
+            return self._n
+
     def _model(self):
         while not self.stop.is_set():
-            self._n += 1
-            self._post(f"第{self._n}个问题：感冒发烧吃什么好？", self.model,
+            self._post(f"第{self._next()}个问题：感冒发烧吃什么好？", self.model,
                        lambda r: r.json()["safety"]["model_used"] if r.status_code == 200 else r.json()["error"]["code"])
 
     def _emergency(self):
@@ -110,11 +114,9 @@ def test_worker_sigkill_under_load(tiny_model_dir, tmp_path):
         log = srv.log_tail(10 ** 6)
         survivors = srv.stop("api")
 
-    resumed = min((r[1] for r in load.model if r[0] > t_kill and r[2] == 200), default=None)
+    resumed = min((r[1] for r in load.model if r[0] > t_kill and r[2] == 200 and r[3] is True), default=None)
     assert resumed is not None, f"model answers never resumed:\n{log[-3000:]}"
-    new_workers = [p for p in srv.tree if p != worker]
     assert survivors == [], survivors
-    assert worker not in new_workers or True
 
     # emergencies: every one answered, during the outage too
     assert load.emergency and all(r[2] == 200 and r[3] is True for r in load.emergency), \
