@@ -1,6 +1,7 @@
 """Model service: the LitServe LitAPIs that run the merged model (or base + LoRA adapter, unmerged).
 
-One API, ``ModelAPI`` (``OpenAISpec`` at /v1/chat/completions, token streaming for a whole batch),
+One API, ``ModelAPI`` (``OpenAISpec`` at /v1/chat/completions with the fixes in serve/spec.py, token
+streaming for a whole batch),
 with LitServe's dynamic batching (``max_batch_size``, ``batch_timeout`` from params ``serve.*``).
 The gateway sends /predict through it as well, so both endpoints share one model copy and one
 batching queue.

@@ -210,7 +210,7 @@ class Gateway:
         ctx.ttft_ms = rw.first_content_at
         ctx.answer_chars = len(rw.content)
         if rw.error is not None:
-            ctx.error = ctx.error or "stream error"
+            ctx.error = ctx.error or f"stream error: {rw.error}"
         elif rw.finished:
             truncated = self._token_budget(rw.usage, q)[1]
             self.cache.put(key, {"answer": checked["answer"], "rules": ctx.rules, "truncated": truncated})
