@@ -34,6 +34,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--cache-size", type=int, help="0 disables the answer cache")
     g.add_argument("--cache-ttl", type=float, dest="cache_ttl_s")
     g.add_argument("--request-timeout", type=float, dest="request_timeout_s", help="0 = no limit")
+    g.add_argument("--max-in-flight", type=int, help="requests waiting for the model at once (429 beyond); 0 = no limit")
+    g.add_argument("--generation-timeout", type=float, dest="generation_timeout_s", help="503 past it; 0 = none")
+    g.add_argument("--body-timeout", type=float, dest="body_timeout_s", help="408 when the body is slower; 0 = none")
+    g.add_argument("--max-prompt-tokens", type=int)
     g.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
     g.add_argument("--no-warmup", action="store_true", help="skip the warm-up generation at start")
     g.add_argument("--no-prefix-cache", action="store_true",
@@ -46,11 +50,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("give exactly one of --model PATH or --no-model")
     if args.adapter and args.no_model:
         p.error("--adapter needs --model")
-    for name in ("max_batch_size", "max_new_tokens", "max_question_chars"):
+    for name in ("max_batch_size", "max_new_tokens", "max_question_chars", "max_prompt_tokens"):
         v = getattr(args, name)
         if v is not None and v < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
-    for name in ("batch_timeout", "cache_size", "cache_ttl_s", "request_timeout_s"):
+    for name in ("batch_timeout", "cache_size", "cache_ttl_s", "request_timeout_s", "max_in_flight",
+                 "generation_timeout_s", "body_timeout_s"):
         v = getattr(args, name)
         if v is not None and v < 0:
             p.error(f"{name} must be >= 0")
@@ -78,6 +83,8 @@ def settings_from_args(args):
         max_question_chars=args.max_question_chars, cache_size=args.cache_size, cache_ttl_s=args.cache_ttl_s,
         request_timeout_s=args.request_timeout_s, warmup=False if args.no_warmup else None,
         prefix_cache=False if args.no_prefix_cache else None, dtype=args.dtype,
+        max_in_flight=args.max_in_flight, generation_timeout_s=args.generation_timeout_s,
+        body_timeout_s=args.body_timeout_s, max_prompt_tokens=args.max_prompt_tokens,
         enable_shutdown_api=args.enable_shutdown_api)
 
 
@@ -118,6 +125,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from_args(args)
+    from serve.auth import require_key_off_loopback
+
+    refusal = require_key_off_loopback(args.host, settings.api_key, settings.api_key_env)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     if settings.api_key is None:
         logger.warning("API key auth is OFF: the environment variable %s is unset or empty", settings.api_key_env)
     from serve.app import build_server

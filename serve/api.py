@@ -1,6 +1,7 @@
 """Model service: the LitServe LitAPIs that run the merged model (or base + LoRA adapter, unmerged).
 
-One API, ``ModelAPI`` (``OpenAISpec`` at /v1/chat/completions, token streaming for a whole batch),
+One API, ``ModelAPI`` (``OpenAISpec`` at /v1/chat/completions with the fixes in serve/spec.py, token
+streaming for a whole batch),
 with LitServe's dynamic batching (``max_batch_size``, ``batch_timeout`` from params ``serve.*``).
 The gateway sends /predict through it as well, so both endpoints share one model copy and one
 batching queue.
@@ -45,9 +46,11 @@ class ModelAPI(ls.LitAPI):
     which /predict reports ``new_tokens`` and ``truncated``."""
 
     def __init__(self, config: ModelConfig, **kwargs):
-        from litserve.specs.openai import OpenAISpec
+        from serve.spec import MedQAOpenAISpec
+        from serve.workers import WorkerPids
 
-        kwargs.setdefault("spec", OpenAISpec())
+        self.worker_pids = WorkerPids()
+        kwargs.setdefault("spec", MedQAOpenAISpec(self.worker_pids))
         super().__init__(**kwargs)
         self.config = config
         self.model = None
@@ -57,6 +60,15 @@ class ModelAPI(ls.LitAPI):
     def setup(self, device):
         if not logging.getLogger().handlers:     # spawned worker: nothing configured logging yet
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._load(device)
+        self.worker_pids.mark_ready()
+
+    def health(self) -> bool:
+        """Runs in the API-server process: false from the moment an inference worker dies until its
+        replacement is ready, so /health answers 503 while the model cannot answer."""
+        return self.worker_pids.all_ready_alive()
+
+    def _load(self, device):
         if self.config.path is None:
             logger.warning("model disabled (--no-model): only safety replies and cached answers are served")
             return

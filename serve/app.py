@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hmac
+import logging
+
 import litserve as ls
-from fastapi import FastAPI
+import litserve.server as ls_server
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -28,15 +32,57 @@ def install_page(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
+class MedQAServer(ls.LitServer):
+    """LitServer with a constant-time check of the shutdown token (LitServe compares it with ``!=``)."""
+
+    def shutdown_api_key_auth(self, shutdown_api_key: str = Depends(ls_server.oauth2_scheme)):
+        expected = ls_server.SHUTDOWN_API_KEY
+        if not expected or not hmac.compare_digest(shutdown_api_key.encode(), expected.encode()):
+            raise HTTPException(401, "Invalid Bearer token for Shutdown API. Send 'Authorization: Bearer "
+                                     "<LIT_SHUTDOWN_API_KEY>'.")
+
+
+def document_predict(app: FastAPI) -> None:
+    """``POST /predict`` is answered by the gateway middleware, not a FastAPI route: add it to the
+    OpenAPI schema (/docs, /openapi.json; the fuzz test generates requests from it)."""
+    from serve.questions import PredictBody
+
+    base = app.openapi
+
+    def openapi() -> dict:
+        if not app.openapi_schema:
+            schema = base()
+            body = PredictBody.model_json_schema()
+            err = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
+            schema["paths"]["/predict"] = {"post": {
+                "summary": "Answer one question (safety pre-check, cache, model, post-check)",
+                "operationId": "predict",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                "responses": {"200": {"description": "the answer", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}, **{str(c): err for c in (400, 401, 408, 413, 422, 429, 503)}}}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def build_server(settings: ServeSettings, api_cls=ModelAPI) -> ls.LitServer:
     """One model API → one inference worker holding one copy of the model; /predict and chat both
-    reach it through the gateway, so their requests are batched together."""
+    reach it through the gateway, so their requests are batched together. A worker that dies is
+    restarted (``restart_workers``); the gateway keeps answering pre-check replies meanwhile."""
     apis = [api_cls(settings.model, max_batch_size=settings.max_batch_size, batch_timeout=settings.batch_timeout)]
     timeout = settings.request_timeout_s if settings.request_timeout_s > 0 else False
-    server = ls.LitServer(
-        apis, accelerator="auto", workers_per_device=1, timeout=timeout,
-        enable_shutdown_api=settings.enable_shutdown_api,
-        middlewares=[(Gateway, {"settings": settings.gateway()})],
-        model_metadata=settings.describe())
+    ls_log = logging.getLogger(ls_server.__name__)
+    level = ls_log.level
+    ls_log.setLevel(max(logging.WARNING, ls_log.getEffectiveLevel()))   # it logs a curl line with the shutdown token
+    try:
+        server = MedQAServer(
+            apis, accelerator="auto", workers_per_device=1, timeout=timeout, restart_workers=True,
+            enable_shutdown_api=settings.enable_shutdown_api,
+            middlewares=[(Gateway, {"settings": settings.gateway()})],
+            model_metadata=settings.describe())
+    finally:
+        ls_log.setLevel(level)
     install_page(server.app)
+    document_predict(server.app)
     return server

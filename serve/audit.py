@@ -1,6 +1,7 @@
-"""Audit log: one JSON line per request (time, endpoint, status, latency, safety rules, cache hit),
-with the question masked by the same ``mask_pii`` the clean stage uses — raw phone numbers, ID
-numbers, emails or names never reach the log."""
+"""Audit log: one JSON line per request (time, endpoint, status, latency, safety rules, cache hit).
+The ``question`` and ``error`` fields are normalised and masked here (serve/privacy.py: the
+pipeline's one masking function) whatever the caller passes — raw phone numbers, ID numbers,
+emails or names never reach the log, in whatever unicode disguise they were sent."""
 from __future__ import annotations
 
 import json
@@ -10,13 +11,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from stages.data.text import mask_pii
+from serve.privacy import clean
 
 QUESTION_LOG_CHARS = 200
 
 
 def masked_excerpt(text: str) -> tuple[str, dict[str, int]]:
-    masked, counts = mask_pii(text)
+    masked, counts = clean(text)
     if len(masked) > QUESTION_LOG_CHARS:
         masked = masked[:QUESTION_LOG_CHARS] + "…"
     return masked, counts
@@ -40,11 +41,15 @@ class AuditLog:
         return self._fh
 
     def write(self, record: dict) -> None:
-        """``record['question']``, when present, is masked here (callers pass raw text)."""
+        """``question`` and ``error`` are normalised + masked here; ``pii`` (counts of what was masked)
+        is the caller's when given (the gateway passes the counts from the raw question)."""
         rec = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
         rec.update(record)
-        if "question" in rec and rec["question"] is not None:
-            rec["question"], rec["pii"] = masked_excerpt(str(rec["question"]))
+        if rec.get("question") is not None:
+            rec["question"], counts = masked_excerpt(str(rec["question"]))
+            rec.setdefault("pii", counts)
+        if rec.get("error") is not None:
+            rec["error"] = masked_excerpt(str(rec["error"]))[0]
         line = json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
         with self._lock:
             fh = self._stream()

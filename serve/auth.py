@@ -1,5 +1,7 @@
 """API-key check. The key comes from the environment variable named by ``serve.api_key_env``
-(or ``--api-key-env``); when that variable is unset or empty, auth is off (the CLI warns).
+(or ``--api-key-env``); when that variable is unset or empty, auth is off — allowed only on the
+loopback address (``require_key_off_loopback``: the CLI refuses to start otherwise).
+Keys are compared in constant time (``hmac.compare_digest``).
 Clients send ``Authorization: Bearer <key>`` (what the openai client does) or ``X-API-Key: <key>``."""
 from __future__ import annotations
 
@@ -34,3 +36,15 @@ def key_ok(expected: str | None, headers: dict[str, str]) -> bool:
         return True
     got = presented_key(headers)
     return got is not None and hmac.compare_digest(got.encode(), expected.encode())
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def require_key_off_loopback(host: str, api_key: str | None, env_name: str) -> str | None:
+    """The reason not to start (a message for the operator), or None when the binding is safe."""
+    if api_key is None and host not in LOOPBACK_HOSTS:
+        return (f"serve: refusing to listen on {host} without an API key: anyone who can reach this address "
+                f"could use the API. Set the environment variable {env_name} (serve.api_key_env / "
+                f"--api-key-env) to a secret key, or bind --host 127.0.0.1.")
+    return None

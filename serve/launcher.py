@@ -25,7 +25,9 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(self, args: list[str], log_path: str | Path, env: dict | None = None, port: int | None = None,
-                 shutdown_key: str | None = None, cwd: str | Path = REPO):
+                 shutdown_key: str | None = None, cwd: str | Path = REPO, python_args: list[str] | None = None):
+        """``python_args``: what follows the interpreter instead of ``-m serve`` (e.g. ``-c CODE``)."""
+        self.python_args = python_args or ["-m", "serve"]
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.shutdown_key = shutdown_key
@@ -45,7 +47,7 @@ class ServerProcess:
     def start(self, ready_timeout: float = 600) -> "ServerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "serve", *self.args], cwd=self.cwd, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, *self.python_args, *self.args], cwd=self.cwd, env=self.env,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:

@@ -6,37 +6,25 @@ Every problem raises ``Rejected`` with a 4xx status and a message that names the
 the client sends can produce a 500."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from stages.data.text import mask_pii, normalize
+from serve.errors import Rejected
+from serve.limits import Limits, parse_json
+from serve.privacy import clean, echo
+
+__all__ = ["Rejected", "Limits", "parse_json", "Question", "predict_question", "chat_question", "PromptBudget"]
 
 
-class Rejected(Exception):
-    """A request answered with an error status and a clear message: 4xx for anything wrong with the
-    request; the gateway also uses it for 503 when the model is disabled."""
-
-    def __init__(self, status: int, message: str, code: str = "invalid_request"):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_question_chars: int
-    max_new_tokens: int
-    max_body_bytes: int = 1 << 20
+RAW_FACTOR = 10
 
 
 @dataclass
 class Question:
-    raw: str                      # as sent (only ever logged through mask_pii)
-    text: str                     # normalised + PII-masked: model input and cache key
+    raw: str                      # as sent: never logged, stored or echoed
+    text: str                     # normalised + PII-masked (serve/privacy.py): model input, cache key, audit
     max_new_tokens: int
     stream: bool = False
     model_name: str = ""
@@ -44,37 +32,31 @@ class Question:
 
 
 def _validation_message(err: ValidationError) -> str:
-    # loc + msg only: pydantic's "input" would echo user content into responses and logs
+    # loc + msg only: pydantic's "input" would echo user content; loc parts can be client-chosen
+    # keys (an extra field named like a phone number), so they are masked too
     parts = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "body"
+        loc = ".".join(str(p) if isinstance(p, int) or str(p).isidentifier() else echo(p)
+                       for p in e["loc"]) or "body"
         parts.append(f"{loc}: {e['msg']}")
-    return "; ".join(parts)
-
-
-def parse_json(body: bytes, limits: Limits) -> Any:
-    if len(body) > limits.max_body_bytes:
-        raise Rejected(413, f"request body is {len(body)} bytes; the limit is {limits.max_body_bytes}",
-                         "body_too_large")
-    if not body.strip():
-        raise Rejected(400, "request body is empty; send a JSON object", "invalid_json")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise Rejected(400, f"request body is not valid JSON: {err}", "invalid_json") from None
+    return "; ".join(parts[:5]) + (f"; … {len(parts) - 5} more" if len(parts) > 5 else "")
 
 
 def _make_question(raw: str, limits: Limits, **kw) -> Question:
-    stripped = raw.strip()
-    if not stripped:
-        raise Rejected(422, "question is empty", "empty_question")
-    if len(stripped) > limits.max_question_chars:
-        raise Rejected(422, f"question is too long: {len(stripped)} characters, the limit is "
-                              f"{limits.max_question_chars} (serve.max_question_chars)", "question_too_long")
-    text, counts = mask_pii(normalize(stripped))
+    """Normalise first (NFKC can expand a character 18-fold, e.g. U+FDFA), then check the length
+    of what the model would really get, then mask. Text more than ``RAW_FACTOR`` times the limit is
+    refused before normalising (normalisation shrinks text by far less than that)."""
+    limit = limits.max_question_chars
+    if len(raw) > RAW_FACTOR * limit:
+        raise Rejected(422, f"question is too long: {len(raw)} characters as sent, the limit is {limit} "
+                            "(serve.max_question_chars)", "question_too_long")
+    text, counts = clean(raw)
     if not text:
-        raise Rejected(422, "question is empty after normalisation", "empty_question")
-    return Question(raw=stripped, text=text, pii=counts, **kw)
+        raise Rejected(422, "question is empty (after normalisation)", "empty_question")
+    if len(text) > limit:
+        raise Rejected(422, f"question is too long: {len(text)} characters, the limit is {limit} "
+                            "(serve.max_question_chars, counted after normalisation)", "question_too_long")
+    return Question(raw=raw, text=text, pii=counts, **kw)
 
 
 class PredictBody(BaseModel):
@@ -94,15 +76,18 @@ def predict_question(payload: Any, limits: Limits) -> Question:
 
 
 def _text_of(content: Any) -> str:
+    from litserve.specs.openai import TextContent
+
     if content is None:
         return ""
     if isinstance(content, str):
         return content
     texts = []
-    for part in content:
-        if getattr(part, "type", None) != "text":
-            raise Rejected(422, f"only text message content is supported, got a {part.type!r} part",
-                             "unsupported_content")
+    for i, part in enumerate(content):
+        if not isinstance(part, TextContent) or part.type != "text":
+            raise Rejected(422, f"only text message content is supported: content part {i} has type "
+                                f"{echo(getattr(part, 'type', None))} (expected 'text' with a 'text' field)",
+                           "unsupported_content")
         texts.append(part.text)
     return "\n".join(texts)
 
@@ -135,3 +120,29 @@ def chat_question(payload: Any, limits: Limits) -> Question:
                          "invalid_max_tokens")
     return _make_question(raw, limits, max_new_tokens=asked or cap, stream=bool(req.stream),
                           model_name=req.model or "medqa")
+
+
+class PromptBudget:
+    """Caps the model's prompt (system prompt + question, as stages/model/prompt.py builds it) at
+    ``max_prompt_tokens``: a short text of rare characters can still be thousands of tokens.
+    Runs in the API-server process with the model's own tokenizer (loaded once)."""
+
+    def __init__(self, tokenizer_path: str, system: str, max_tokens: int):
+        from stages.model.modeling import load_tokenizer
+
+        self.tokenizer = load_tokenizer(tokenizer_path)
+        self.system = system
+        self.max_tokens = max_tokens
+
+    def count(self, question: str) -> int:
+        from stages.model.prompt import render_prompt
+
+        text = render_prompt(self.tokenizer, question, self.system)
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def check(self, q: Question) -> int:
+        n = self.count(q.text)
+        if n > self.max_tokens:
+            raise Rejected(422, f"question is too long: the prompt would be {n} tokens, the limit is "
+                                f"{self.max_tokens} (serve.max_prompt_tokens)", "prompt_too_long")
+        return n

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from serve.api import ModelConfig
 from serve.auth import key_from_env
-from serve.questions import Limits
+from serve.limits import Limits
 from stages.common.config import Params
 
 
@@ -19,6 +19,10 @@ class GatewaySettings:
     audit_log: str | None
     api_key: str | None
     model_enabled: bool
+    model_path: str | None = None       # its tokenizer counts prompt tokens (serve.max_prompt_tokens)
+    system: str = ""
+    max_in_flight: int = 64
+    generation_timeout_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,10 @@ class ServeSettings:
     audit_log: str | None
     api_key_env: str
     api_key: str | None
+    max_in_flight: int = 64
+    generation_timeout_s: float = 300.0
+    body_timeout_s: float = 10.0
+    max_prompt_tokens: int = 1536
     enable_shutdown_api: bool = False
 
     @classmethod
@@ -51,14 +59,19 @@ class ServeSettings:
         settings = cls(model=model_cfg, max_batch_size=s.max_batch_size, batch_timeout=s.batch_timeout,
                        max_question_chars=s.max_question_chars, cache_size=s.cache_size, cache_ttl_s=s.cache_ttl_s,
                        request_timeout_s=s.request_timeout_s, audit_log=s.audit_log or None,
-                       api_key_env=api_key_env, api_key=key_from_env(api_key_env))
+                       api_key_env=api_key_env, api_key=key_from_env(api_key_env),
+                       max_in_flight=s.max_in_flight, generation_timeout_s=s.generation_timeout_s,
+                       body_timeout_s=s.body_timeout_s, max_prompt_tokens=s.max_prompt_tokens)
         return replace(settings, **overrides)
 
     def gateway(self) -> GatewaySettings:
         return GatewaySettings(
-            limits=Limits(max_question_chars=self.max_question_chars, max_new_tokens=self.model.max_new_tokens),
+            limits=Limits(max_question_chars=self.max_question_chars, max_new_tokens=self.model.max_new_tokens,
+                          max_prompt_tokens=self.max_prompt_tokens, body_timeout_s=self.body_timeout_s),
             cache_size=self.cache_size, cache_ttl_s=self.cache_ttl_s, audit_log=self.audit_log,
-            api_key=self.api_key, model_enabled=self.model.path is not None)
+            api_key=self.api_key, model_enabled=self.model.path is not None, model_path=self.model.path,
+            system=self.model.system, max_in_flight=self.max_in_flight,
+            generation_timeout_s=self.generation_timeout_s)
 
     def describe(self) -> dict:
         """JSON-safe summary for /info (never the key itself)."""
@@ -70,6 +83,8 @@ class ServeSettings:
                 "max_batch_size": self.max_batch_size, "batch_timeout": self.batch_timeout,
                 "max_question_chars": self.max_question_chars, "cache_size": self.cache_size,
                 "cache_ttl_s": self.cache_ttl_s, "request_timeout_s": self.request_timeout_s,
+                "max_in_flight": self.max_in_flight, "generation_timeout_s": self.generation_timeout_s,
+                "body_timeout_s": self.body_timeout_s, "max_prompt_tokens": self.max_prompt_tokens,
                 "auth": self.api_key is not None, "api_key_env": self.api_key_env,
                 "decoding": "greedy", "kv_cache": True,
                 "system_prompt_kv_cache": self.model.prefix_cache}

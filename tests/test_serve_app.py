@@ -34,6 +34,7 @@ def app_client(tiny_model_dir, tmp_path_factory):
     server = build_server(settings)
     with wrap_litserve_start(server) as srv, TestClient(srv.app) as client:
         _wait_ready(client)
+        client.litserver = srv
         yield client, tmp / "audit.jsonl"
 
 
@@ -173,6 +174,20 @@ def test_audit_log_one_line_per_request_pii_masked(app_client):
     assert rec["question"] == "我叫[姓名]，手机[手机号]，胸口疼" and "emergency:chest_pain" in rec["rules"]
     assert rec["status"] == 200 and rec["cached"] is False and rec["latency_ms"] >= 0
     assert json.loads(lines[-1])["status"] == 401
+
+
+def test_response_buffer_is_released_after_every_request(app_client):
+    """LitServe 0.2.19's OpenAI spec kept every request's entry in ``response_buffer`` forever (the
+    API-server process grew with each request); serve/spec.py removes it when the response is done."""
+    client, _ = app_client
+    buffer = client.litserver.response_buffer
+    for i in range(3):
+        assert client.post("/predict", json={"question": f"第{i}次问：失眠怎么办？"}, headers=AUTH).status_code == 200
+        body = {"stream": i % 2 == 0, "messages": [{"role": "user", "content": f"第{i}次问：腰疼怎么办？"}]}
+        with client.stream("POST", "/v1/chat/completions", json=body, headers=AUTH) as s:
+            assert s.status_code == 200
+            s.read()
+    assert len(buffer) == 0, list(buffer)
 
 
 # --- the model failing: emergencies are still answered ---------------------------------------------

@@ -4,6 +4,7 @@ or SIGTERM, then no process of the server tree may survive."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ import openai
 import pytest
 import requests
 
-from serve.launcher import REPO, ServerProcess
+from serve.launcher import REPO, ServerProcess, free_port
 from stages.safety.rules import EMERGENCY_REPLY
 
 KEY = "e2e-key-7f3a"
@@ -105,6 +106,7 @@ def test_server_end_to_end_tiny_model(server_factory, tiny_model_dir, tmp_path):
     audit = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
     logs = audit + srv.log_tail(10 ** 7)
     assert PHONE not in logs and ID_NO not in logs and "李四" not in logs
+    assert SHUTDOWN_KEY not in logs and KEY not in logs          # LitServe logged the shutdown token (issue 12)
     recs = [json.loads(line) for line in audit.splitlines()]
     pii = [r for r in recs if r.get("pii")]
     assert pii and pii[-1]["pii"] == {"id": 1, "mobile": 1, "name": 1} and "[手机号]" in pii[-1]["question"]
@@ -131,6 +133,16 @@ def test_missing_model_dir_fails_fast_with_a_clear_message(tmp_path):
     res = subprocess.run([sys.executable, "-m", "serve", "--model", str(tmp_path / "nope"), "--port", "18999"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "has no config.json" in res.stderr and "--model models/base" in res.stderr
+
+
+def test_refuses_a_non_loopback_host_without_an_api_key():
+    """Issue 12: before, auth was silently off when the key variable was unset, even on 0.0.0.0."""
+    env = {k: v for k, v in os.environ.items() if k != "MEDQA_UNSET_KEY"}
+    res = subprocess.run([sys.executable, "-m", "serve", "--no-model", "--host", "0.0.0.0", "--port",
+                          str(free_port()), "--api-key-env", "MEDQA_UNSET_KEY"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "refusing to listen on 0.0.0.0 without an API key" in res.stderr and "MEDQA_UNSET_KEY" in res.stderr
 
 
 @pytest.mark.slow

@@ -150,6 +150,10 @@ class ServeParams(_Section):
     request_timeout_s: float = Field(600, ge=0)
     audit_log: str = "artifacts/serve/audit.jsonl"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_in_flight: int = Field(64, ge=0)             # requests waiting for the model at once; more → 429; 0 = no limit
+    generation_timeout_s: float = Field(300, ge=0)   # a model call (queue + generation) past this → 503; 0 = none
+    body_timeout_s: float = Field(10, ge=0)          # request body must arrive within this (slow clients → 408)
+    max_prompt_tokens: int = Field(1536, ge=1)       # system prompt + question tokens; more → 422
 
 
 class Params(_Section):
