@@ -148,15 +148,15 @@ class TriageParams(_Section):
     test_frac: float = Field(0.2, gt=0, lt=1)
     corpus_extra: bool = True
     corpus_negatives: bool = True
-    candidates: list[Literal["char_lr", "char_nb"]] = Field(default_factory=lambda: ["char_lr", "char_nb"],
+    candidates: list[Literal["char_lr", "char_nb"]] = Field(default_factory=lambda: ["char_lr"],
                                                             min_length=1)
     ngram_max: int = Field(4, ge=1, le=6)
     min_df: int = Field(1, ge=1)
     max_features: int = Field(0, ge=0)
     c: float = Field(10.0, gt=0)
-    val_recall: float = Field(0.99, gt=0, le=1)
+    val_recall: float = Field(0.98, gt=0, le=1)
     min_recall: float = Field(0.95, ge=0, le=1)
-    rule_floor: float = Field(0.1, ge=0, le=1)
+    rule_floor: float = Field(0.3, ge=0, le=1)
     reply_min_similarity: float = Field(0.35, ge=0, le=1)
     reply_ngram_max: int = Field(3, ge=1, le=6)
 
