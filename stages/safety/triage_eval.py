@@ -111,4 +111,4 @@ def eval_triage(triager, split_rows: list[dict], triage_test: list[dict], exampl
         if "tuned" in answers and "base" in answers:
             out["delta.served_emergency_guidance_rate"] = round(
                 out["tuned.served_emergency_guidance_rate"] - out["base.served_emergency_guidance_rate"], 4)
-    return out
+    return {k: v for k, v in out.items() if v is not None}      # a rate over nothing is left out, never 0
