@@ -30,7 +30,7 @@ from stages.safety.rules import SELF_HARM_RULES, emergency_hits
 from stages.safety.triage import Triager
 from stages.safety.triage_data import (corpus_emergency_qa, corpus_rows, load_authored, read_rows,
                                        split_rows)
-from stages.safety.triage_eval import choose_threshold, pr_points, triage_metrics
+from stages.safety.triage_eval import choose_self_harm_share, choose_threshold, pr_points, triage_metrics
 from stages.safety.triage_model import TriageModel
 
 
@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         scores = model.urgency([r["text"] for r in split["val"]])
         floored = [r and sc >= p.rule_floor for r, sc in zip(val_rules, scores)]
         model.threshold = choose_threshold(scores, val_labels, floored, p.val_recall)
+        model.self_harm_share = choose_self_harm_share(model.probabilities([r["text"] for r in split["val"]]),
+                                                       val_labels)
         m = measure(Triager(model, rule_floor=p.rule_floor), split["val"])["triage"]
         candidates[kind] = {"threshold": model.threshold, "val_recall": m["recall"],
                             "val_false_alarm_rate": m["false_alarm_rate"]}
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     test_res = triager.classify_many([r["text"] for r in test])
     steps = [triager.reply(r["text"], t)[1] > 0 for r, t in zip(test, test_res) if t.label == "emergency"]
     metrics = {
-        "model": kind, "threshold": model.threshold, "candidates": candidates,
+        "model": kind, "threshold": model.threshold, "self_harm_share": model.self_harm_share, "candidates": candidates,
         "n": {"train": len(split["train"]), "corpus_extra": len(extra), "val": len(split["val"]), "test": len(test),
               "duplicates_dropped": dropped, "reply_answers": len(answers), "independent": len(independent)},
         "val": measure(triager, split["val"]), "test": measure(triager, test),

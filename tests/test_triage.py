@@ -111,7 +111,7 @@ def test_rules_do_not_fire_on_admin_or_education(q):
                                "我爸现在胸口剧痛，心梗有什么症状"])
 def test_hypothetical_wording_never_switches_off_an_acute_description(q, triage_model_dir):
     assert detect_emergency(q)
-    assert load_triager(triage_model_dir)(q).label == "emergency"
+    assert load_triager(triage_model_dir)(q).flagged       # emergency or self-harm reply, both say 120
 
 
 def test_numeric_rules_need_their_word_and_unit():
@@ -141,6 +141,7 @@ def test_precheck_replies_are_fixed_and_name_the_group(triage_model_dir):
     assert precheck("体检前需要空腹吗", triage).action == "pass"
     # rules-only is explicit; a missing model is an error, not a silent fallback
     assert precheck("我不想活了", load_triager(None)).action == "self_harm"
+    assert triage("孩子误服了农药").label == "emergency"        # an accident is never routed to self-harm
     with pytest.raises(FileNotFoundError, match="dvc repro triage"):
         load_triager(REPO / "no-such-triage-model")
 

@@ -7,12 +7,14 @@ function used by the served pre-check and by evaluate:
 A question is flagged when the classifier's urgency score (1 − P(none)) reaches the threshold chosen
 on validation data by the triage stage, or when an emergency rule fires and the classifier does not rule
 it out (score ≥ ``triage.rule_floor``: only a near-certain "none" vetoes a rule, e.g. hyperbole).
-Flagged questions are self_harm when the suicide rule fires or the classifier ranks self_harm above
-emergency; otherwise emergency. ``load_triager(None)`` is the explicit rules-only mode (serve
+Flagged questions are self_harm when the suicide rule fires or the classifier's self-harm share
+P(self_harm) / (P(emergency) + P(self_harm)) reaches the share chosen on validation data — never for
+accidental wording (误服, 不小心 …) without the suicide rule; otherwise emergency. ``load_triager(None)`` is the explicit rules-only mode (serve
 ``--rules-only-triage``); a missing model directory is an error, never a silent fallback."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,10 @@ RULE_GROUPS = {"chest_pain": "cardiac", "cardiac_arrest": "cardiac", "breathing"
                "poisoning": "poisoning", "suicide": "self_harm", "stroke": "stroke", "seizure": "neuro",
                "anaphylaxis": "allergy", "trauma": "trauma", "severe_symptom": "general",
                "vital_signs": "cardiac", "high_fever_infant": "paediatric"}
+
+
+# an accident is not self-harm: "孩子误服了农药", "不小心喝了一口消毒水"
+_ACCIDENTAL = re.compile(r"误服|误食|误喝|误吞|误吃|不小心|不注意|没注意|以为是")
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,9 @@ class Triager:
             rules = ()
         if not rules and not by_model:
             return TriageResult("none", score)
-        self_harm = bool(SELF_HARM_RULES & set(rules)) or (by_model and p[2] > p[1])
+        share = p[2] / max(p[1] + p[2], 1e-12)
+        self_harm = bool(SELF_HARM_RULES & set(rules)) or (
+            share >= self.model.self_harm_share and not _ACCIDENTAL.search(m))
         label = "self_harm" if self_harm else "emergency"
         if label == "self_harm":
             group = "self_harm"

@@ -62,6 +62,20 @@ def choose_threshold(scores: np.ndarray, labels: list[str], rule_flags: list[boo
     return _floor4(scores[y].min())
 
 
+def choose_self_harm_share(proba: np.ndarray, labels: list[str]) -> float:
+    """Routing of flagged questions (which fixed reply): the lowest self-harm share
+    P(self_harm) / (P(emergency) + P(self_harm)) on the 0.05 grid that sends at most 1 % of the validation
+    emergencies more to the self-harm reply than 0.5 does (that reply also says 120 / 急诊) — so
+    self-harm gets its crisis-line reply as often as possible."""
+    share = proba[:, 2] / np.maximum(proba[:, 1] + proba[:, 2], 1e-12)
+    emergency = np.array([l == "emergency" for l in labels])
+    allowed = int((share[emergency] >= 0.5).sum()) + int(0.01 * emergency.sum())
+    for s in np.round(np.arange(0.05, 0.5001, 0.05), 2):
+        if int((share[emergency] >= s).sum()) <= allowed:
+            return float(s)
+    return 0.5
+
+
 def _floor4(x) -> float:
     """Rounded down, so the row that set the threshold still reaches it."""
     return math.floor(float(x) * 10000) / 10000

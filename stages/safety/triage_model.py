@@ -48,6 +48,7 @@ class TriageModel:
     group_classifier: object | None
     threshold: float
     kind: str
+    self_harm_share: float = 0.5      # flagged → self_harm when P(self_harm) / (P(emergency) + P(self_harm)) ≥ this
 
     # ------------------------------------------------------------------ fitting
     @classmethod
@@ -96,7 +97,8 @@ class TriageModel:
         out_dir.mkdir(parents=True, exist_ok=True)
         joblib.dump({"vectorizer": self.vectorizer, "classifier": self.classifier,
                      "group_classifier": self.group_classifier, "kind": self.kind}, out_dir / MODEL_FILE)
-        meta = {**meta, "threshold": self.threshold, "kind": self.kind, "labels": list(LABELS)}
+        meta = {**meta, "threshold": self.threshold, "kind": self.kind, "labels": list(LABELS),
+                "self_harm_share": self.self_harm_share}
         (out_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                          encoding="utf-8")
 
@@ -112,4 +114,4 @@ class TriageModel:
         meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
         obj = joblib.load(d / MODEL_FILE)
         return cls(obj["vectorizer"], obj["classifier"], obj["group_classifier"], float(meta["threshold"]),
-                   obj["kind"])
+                   obj["kind"], float(meta["self_harm_share"]))
