@@ -79,11 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     for kind in p.candidates:
         model = _fit(kind, train, p)
         scores = model.urgency([r["text"] for r in split["val"]])
-        floored = [r and sc >= p.rule_floor for r, sc in zip(val_rules, scores)]
+        floored = [r and sc >= p.rule_floor for r, sc in zip(val_rules, scores)]   # (no val text is that short)
         model.threshold = choose_threshold(scores, val_labels, floored, p.val_recall)
         model.self_harm_share = choose_self_harm_share(model.probabilities([r["text"] for r in split["val"]]),
                                                        val_labels)
-        m = measure(Triager(model, rule_floor=p.rule_floor), split["val"])["triage"]
+        m = measure(Triager(model, rule_floor=p.rule_floor, min_chars=p.min_chars), split["val"])["triage"]
         candidates[kind] = {"threshold": model.threshold, "val_recall": m["recall"],
                             "val_false_alarm_rate": m["false_alarm_rate"]}
         key = (m["recall"] or 0.0, -(m["false_alarm_rate"] or 0.0))
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
 
     qs, answers = corpus_emergency_qa(args.corpus_clean)
     replies = ReplyIndex.build(qs, answers, [model.group(match_text(q)) for q in qs], p.reply_ngram_max)
-    triager = Triager(model, replies, p.rule_floor, p.reply_min_similarity)
+    triager = Triager(model, replies, p.rule_floor, p.reply_min_similarity, p.min_chars)
 
     test = split["test"]
     independent = read_rows(p.independent) if p.independent else []
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with atomic_dir(args.out_model) as out:
         model.save(out, {"reply_min_similarity": p.reply_min_similarity, "rule_floor": p.rule_floor,
+                         "min_chars": p.min_chars,
                          "min_recall": p.min_recall,
                          "test_recall": metrics["test"]["triage"]["recall"]})
         replies.save(out)

@@ -126,6 +126,8 @@ def test_one_triage_function_for_issue_examples(triage_model_dir):
         r = triage(q)
         assert r.label == "emergency" and r.condition_group, (q, r)
     assert triage("我实在活不下去了，想死").label == "self_harm"
+    assert triage("我有自杀念头").label == "self_harm"              # the self-harm rule is never vetoed
+    assert triage("头疼").label == "none"                         # too short for the classifier: rules decide
     for q in ["中风后康复训练怎么做", "血压计多少钱？180块的好用吗", "APP挂号页面卡住了怎么办"]:
         assert triage(q).label == "none", q
 

@@ -157,6 +157,7 @@ class TriageParams(_Section):
     val_recall: float = Field(0.98, gt=0, le=1)
     min_recall: float = Field(0.95, ge=0, le=1)
     rule_floor: float = Field(0.3, ge=0, le=1)
+    min_chars: int = Field(6, ge=0)
     reply_min_similarity: float = Field(0.35, ge=0, le=1)
     reply_ngram_max: int = Field(3, ge=1, le=6)
 

@@ -6,7 +6,9 @@ function used by the served pre-check and by evaluate:
 
 A question is flagged when the classifier's urgency score (1 − P(none)) reaches the threshold chosen
 on validation data by the triage stage, or when an emergency rule fires and the classifier does not rule
-it out (score ≥ ``triage.rule_floor``: only a near-certain "none" vetoes a rule, e.g. hyperbole).
+it out (score ≥ ``triage.rule_floor``: only a near-certain "none" vetoes a rule, e.g. hyperbole; the
+self-harm rule is never vetoed). Questions shorter than ``triage.min_chars`` ("头疼") are decided by the
+rules alone: a character n-gram model has too little context there.
 Flagged questions are self_harm when the suicide rule fires or the classifier's self-harm share
 P(self_harm) / (P(emergency) + P(self_harm)) reaches the share chosen on validation data — never for
 accidental wording (误服, 不小心 …) without the suicide rule; otherwise emergency. ``load_triager(None)`` is the explicit rules-only mode (serve
@@ -63,6 +65,7 @@ class Triager:
     replies: ReplyIndex | None = None
     rule_floor: float = 0.0
     reply_min_similarity: float = 1.0
+    min_chars: int = 0                          # shorter questions: the rules alone decide (too little context)
     info: dict = field(default_factory=dict)
 
     def __call__(self, text: str) -> TriageResult:
@@ -77,8 +80,8 @@ class Triager:
             return TriageResult(label, 0.0, rules, "self_harm" if label == "self_harm" else RULE_GROUPS[rules[0]])
         p = self.model.probabilities([m], matched=True)[0] if proba is None else proba
         score = float(1.0 - p[0])
-        by_model = score >= self.model.threshold
-        if score < self.rule_floor:
+        by_model = score >= self.model.threshold and len(m) >= self.min_chars
+        if score < self.rule_floor and not SELF_HARM_RULES & set(rules):    # self-harm wording is never vetoed
             rules = ()
         if not rules and not by_model:
             return TriageResult("none", score)
@@ -115,7 +118,8 @@ def load_triager(model_dir: str | Path | None) -> Triager:
     model = TriageModel.load(model_dir)
     meta = json.loads((Path(model_dir) / META_FILE).read_text(encoding="utf-8"))
     return Triager(model, ReplyIndex.load(model_dir), float(meta["rule_floor"]),
-                   float(meta["reply_min_similarity"]), info={"mode": "rules+classifier", "kind": model.kind, "threshold": model.threshold})
+                   float(meta["reply_min_similarity"]), int(meta["min_chars"]),
+                   info={"mode": "rules+classifier", "kind": model.kind, "threshold": model.threshold})
 
 
 __all__ = ["LABELS", "TriageResult", "Triager", "load_triager"]

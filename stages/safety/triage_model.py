@@ -60,8 +60,9 @@ class TriageModel:
         vec = make_vectorizer(ngram_max, min_df, max_features)
         x = vec.fit_transform([match_text(t) for t in texts])
         clf = make_classifier(kind, c, seed).fit(x, np.array([LABELS.index(y) for y in labels]))
-        # condition group: learned on the positive examples that carry one (names the group in replies)
-        pos = [i for i, (y, g) in enumerate(zip(labels, groups)) if y != "none" and g]
+        # condition group of an emergency: learned on the emergency examples that carry one (self_harm is its
+        # own group by label)
+        pos = [i for i, (y, g) in enumerate(zip(labels, groups)) if y == "emergency" and g]
         gclf = None
         if len({groups[i] for i in pos}) >= 2:
             from sklearn.linear_model import LogisticRegression
