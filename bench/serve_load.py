@@ -32,7 +32,8 @@ sys.path.insert(0, str(REPO))
 from serve.launcher import ServerProcess  # noqa: E402
 from stages.common.config import load_params  # noqa: E402
 from stages.model.modeling import resolve_serving_dtype  # noqa: E402
-from stages.safety.rules import precheck  # noqa: E402
+from stages.safety.precheck import precheck  # noqa: E402
+from stages.safety.triage import load_triager  # noqa: E402
 
 KEY = "bench-key"
 BASE_QUESTIONS = [
@@ -192,7 +193,9 @@ def main() -> int:
 
     n = args.clients * args.requests
     qs = [f"{BASE_QUESTIONS[i % len(BASE_QUESTIONS)]}（咨询编号{i + 1}）" for i in range(n)]
-    assert len(set(qs)) == n and all(precheck(q).action == "pass" for q in qs), "bench questions must reach the model"
+    triager = load_triager(REPO / params.serve.triage_model)   # what the served pre-check loads
+    assert len(set(qs)) == n and all(precheck(q, triager).action == "pass" for q in qs), \
+        "bench questions must reach the model"
     per_client = [qs[c::args.clients] for c in range(args.clients)]
     print(f"model {args.model}{' + ' + args.adapter if args.adapter else ''}; {args.clients} clients × "
           f"{args.requests} requests, max_new_tokens {args.max_new_tokens}, dtype {args.dtype or params.serve.dtype}",

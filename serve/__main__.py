@@ -6,6 +6,7 @@ still work, other questions get 503). See serve/README.md."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import logging
 import os
 import signal
@@ -22,6 +23,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-model", action="store_true",
                    help="load no model: safety pre-check replies and cached answers only, others get 503")
     p.add_argument("--params", default="params.yaml", help="params file (serve.*, prompt.system)")
+    p.add_argument("--triage-model", help="triage stage output (default: params serve.triage_model, models/triage)")
+    p.add_argument("--rules-only-triage", action="store_true",
+                   help="serve the emergency pre-check with the keyword rules only, without the triage classifier "
+                        "(lower recall; for when models/triage cannot be built)")
     p.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1", "0.0.0.0", "::"])
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key-env", help="env var holding the API key (default: params serve.api_key_env)")
@@ -50,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("give exactly one of --model PATH or --no-model")
     if args.adapter and args.no_model:
         p.error("--adapter needs --model")
+    if args.triage_model and args.rules_only_triage:
+        p.error("give at most one of --triage-model and --rules-only-triage")
     for name in ("max_batch_size", "max_new_tokens", "max_question_chars", "max_prompt_tokens"):
         v = getattr(args, name)
         if v is not None and v < 1:
@@ -76,7 +83,7 @@ def settings_from_args(args):
         check_model_dir(args.model, "model")
     if args.adapter:
         check_model_dir(args.adapter, "adapter")
-    return ServeSettings.from_params(
+    settings = ServeSettings.from_params(
         params, None if args.no_model else args.model, args.adapter,
         api_key_env=args.api_key_env, audit_log=args.audit_log, max_batch_size=args.max_batch_size,
         batch_timeout=args.batch_timeout, max_new_tokens=args.max_new_tokens,
@@ -85,7 +92,8 @@ def settings_from_args(args):
         prefix_cache=False if args.no_prefix_cache else None, dtype=args.dtype,
         max_in_flight=args.max_in_flight, generation_timeout_s=args.generation_timeout_s,
         body_timeout_s=args.body_timeout_s, max_prompt_tokens=args.max_prompt_tokens,
-        enable_shutdown_api=args.enable_shutdown_api)
+        enable_shutdown_api=args.enable_shutdown_api, triage_model=args.triage_model)
+    return replace(settings, triage_model=None) if args.rules_only_triage else settings
 
 
 def _stop_children(server) -> None:
@@ -131,6 +139,10 @@ def main(argv=None) -> int:
     if refusal:
         print(refusal, file=sys.stderr)
         return 2
+    if settings.triage_model is not None:          # the served pre-check needs it: fail now, not in a worker
+        from serve.settings import check_triage_dir
+
+        check_triage_dir(settings.triage_model)
     if settings.api_key is None:
         logger.warning("API key auth is OFF: the environment variable %s is unset or empty", settings.api_key_env)
     from serve.app import build_server

@@ -5,8 +5,9 @@ API-server process (registered through ``LitServer(middlewares=...)``):
 2. question understanding — read the body within the limits (serve/limits.py: 408/413/400),
    validate it (4xx with a clear message, never a 500), normalise + mask the question
    (serve/questions.py, serve/privacy.py);
-3. safety pre-check (stages/safety/rules.py ``precheck``) — emergencies, prompt injection and
-   out-of-scope requests are answered here, without the model, so they work even when it is down;
+3. safety pre-check (stages/safety/precheck.py: triage = rules ∪ classifier, then injection and
+   out-of-scope) — emergencies and self-harm get their fixed reply here, without the model, so they
+   work even when it is down;
 4. cache — LRU + TTL keyed on the cleaned question and generation params; hits skip the queue;
 5. model — prompt-token cap (422), in-flight bound (429 + Retry-After), deadline (503), then the
    request goes on to LitServe (serve/model_client.py → serve/api.py) with the cleaned question;
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import logging
 
-from stages.safety.rules import DISCLAIMER, SOFTENED_DOSING, postcheck, precheck
+from stages.safety.precheck import precheck
+from stages.safety.rules import DISCLAIMER, SOFTENED_DOSING, postcheck
+from stages.safety.triage import load_triager
 
 from serve.audit import AuditLog
 from serve.auth import is_open_path, key_ok
@@ -51,6 +54,7 @@ class Gateway:
         self.model = ModelClient(app, self.in_flight, settings.generation_timeout_s)
         self.budget = (PromptBudget(settings.model_path, settings.system, settings.limits.max_prompt_tokens)
                        if settings.model_enabled and settings.model_path else None)
+        self.triager = load_triager(settings.triage_model)     # once per process; missing model → error
 
     # ---------------------------------------------------------------- plumbing
     async def __call__(self, scope, receive, send):
@@ -101,7 +105,7 @@ class Gateway:
     def _without_model(self, ctx: RequestContext, q: Question):
         """Pre-check and cache, shared by /predict and chat: returns (cache key, ready reply or None).
         A ready reply is ``{"answer", "truncated"}``; None means the model must answer (503 if disabled)."""
-        pre = precheck(q.text)
+        pre = precheck(q.text, self.triager)
         ctx.action, ctx.rules = pre.action, list(pre.rules)
         ctx.cached = False
         if pre.action != "pass":

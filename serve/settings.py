@@ -23,6 +23,7 @@ class GatewaySettings:
     system: str = ""
     max_in_flight: int = 64
     generation_timeout_s: float = 300.0
+    triage_model: str | None = "models/triage"   # triage stage output; None = rules only (--rules-only-triage)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ServeSettings:
     body_timeout_s: float = 10.0
     max_prompt_tokens: int = 1536
     enable_shutdown_api: bool = False
+    triage_model: str | None = "models/triage"   # None = rules-only triage (explicit flag only)
 
     @classmethod
     def from_params(cls, params: Params, model: str | None, adapter: str | None = None, **overrides) -> "ServeSettings":
@@ -61,7 +63,8 @@ class ServeSettings:
                        request_timeout_s=s.request_timeout_s, audit_log=s.audit_log or None,
                        api_key_env=api_key_env, api_key=key_from_env(api_key_env),
                        max_in_flight=s.max_in_flight, generation_timeout_s=s.generation_timeout_s,
-                       body_timeout_s=s.body_timeout_s, max_prompt_tokens=s.max_prompt_tokens)
+                       body_timeout_s=s.body_timeout_s, max_prompt_tokens=s.max_prompt_tokens,
+                       triage_model=s.triage_model)
         return replace(settings, **overrides)
 
     def gateway(self) -> GatewaySettings:
@@ -71,7 +74,7 @@ class ServeSettings:
             cache_size=self.cache_size, cache_ttl_s=self.cache_ttl_s, audit_log=self.audit_log,
             api_key=self.api_key, model_enabled=self.model.path is not None, model_path=self.model.path,
             system=self.model.system, max_in_flight=self.max_in_flight,
-            generation_timeout_s=self.generation_timeout_s)
+            generation_timeout_s=self.generation_timeout_s, triage_model=self.triage_model)
 
     def describe(self) -> dict:
         """JSON-safe summary for /info (never the key itself)."""
@@ -87,7 +90,8 @@ class ServeSettings:
                 "body_timeout_s": self.body_timeout_s, "max_prompt_tokens": self.max_prompt_tokens,
                 "auth": self.api_key is not None, "api_key_env": self.api_key_env,
                 "decoding": "greedy", "kv_cache": True,
-                "system_prompt_kv_cache": self.model.prefix_cache}
+                "system_prompt_kv_cache": self.model.prefix_cache,
+                "triage": self.triage_model or "rules_only"}
 
 
 def check_model_dir(path: str | Path, what: str = "model") -> None:
@@ -97,3 +101,14 @@ def check_model_dir(path: str | Path, what: str = "model") -> None:
         hint = (" — run `dvc repro merge` to build it, or use --model models/base (optionally with --adapter "
                 "models/lora) for development") if what == "model" else " — run `dvc repro train` to build it"
         raise SystemExit(f"serve: {what} directory {p} has no {marker}{hint}")
+
+
+def check_triage_dir(path: str | Path) -> None:
+    """The served pre-check needs the triage stage's model: refuse to start without it."""
+    from stages.safety.triage_model import META_FILE, MODEL_FILE
+
+    p = Path(path)
+    if not (p / MODEL_FILE).is_file() or not (p / META_FILE).is_file():
+        raise SystemExit(f"serve: triage model {p} not found (no {MODEL_FILE}/{META_FILE}) — run `dvc repro triage` "
+                         "(python -m stages.triage) to build it, or start with --rules-only-triage to serve the "
+                         "keyword rules alone (much lower emergency recall)")

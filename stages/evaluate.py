@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", default="data/split/test.jsonl")
     ap.add_argument("--base-predictions", default="metrics/base_predictions.jsonl")
     ap.add_argument("--base-timing", default="metrics/base_predictions_timing.json")
+    ap.add_argument("--triage-model", default="models/triage", help="triage stage output (served pre-check)")
+    ap.add_argument("--triage-test", default="data/triage_split/test.jsonl", help="triage stage's held-out test set")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     progress = not args.no_progress
@@ -81,6 +83,11 @@ def main(argv: list[str] | None = None) -> None:
     if not Path(params.clean.terms_file).is_file():
         raise FileNotFoundError(f"clean.terms_file: {params.clean.terms_file} not found (needed for term accuracy)")
     terms = load_terms(params.clean.terms_file)
+    from stages.safety.triage import load_triager
+
+    triager = load_triager(args.triage_model)       # fails now, not after generation, when it is missing
+    if not Path(args.triage_test).is_file():
+        raise FileNotFoundError(f"{args.triage_test}: triage test set missing (run `dvc repro triage`)")
     examples = load_eval_examples(args.split, ev.max_examples)
     models = ["tuned"] + (["base"] if ev.compare_base else [])
     base_rows = load_base_predictions(args.base_predictions, examples, params) if ev.compare_base else None
@@ -143,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     eval_json = {"n_examples": len(rows), "n_tiers": len(by_tier), **flatten(overall),
                  **{f"time.{k}": round(v, 2) for k, v in timing.items()}}
     eval_json = {k: v for k, v in eval_json.items() if not k.endswith(".n") and k != "n"}  # = n_examples
+    eval_json.update(_triage(triager, args, examples, rows, models))
     write_json(OUT / "eval.json", _round(eval_json))
     write_json(OUT / "eval_by_tier.json", _round(by_tier))
     write_json(OUT / "eval_by_category.json", _round(by_category))
@@ -152,6 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     write_json(OUT / "plots" / "eval_by_tier.json", eval_plots.rows(by_tier))
     eval_plots.write_png(by_tier, OUT / "plots" / "eval_by_tier.png")
     _report(overall, models, timing)
+
+
+def _triage(triager, args, examples: list[dict], rows: list[dict], models: list[str]) -> dict:
+    """Served triage (rules ∪ classifier) figures: stages/safety/triage_eval.py ``eval_triage``."""
+    from stages.safety.triage_eval import eval_triage
+
+    return eval_triage(triager, read_jsonl(args.split), read_jsonl(args.triage_test), examples,
+                       {m: [r[m]["answer"] for r in rows] for m in models})
 
 
 SCORE_KEYS = ("new_tokens", "hit_cap", "rouge1_char", "rouge2_char", "rougeL_char", "rougeL_word",

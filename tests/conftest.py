@@ -106,3 +106,36 @@ def real_base_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("real_base") / "base"
     materialise(default, out)
     return out
+
+
+def build_triage_model(root: Path, data_dir: Path = REPO / "data" / "triage", **triage_overrides) -> Path:
+    """Run the real triage stage (stages/triage.py ``main``) into ``root`` on ``data_dir``, with the
+    corpus' emergency answers (data/raw) as the reply index and no corpus extras: a few seconds.
+    Returns the model directory; metrics/split land under ``root`` too."""
+    import json
+
+    import yaml
+
+    from stages import triage
+
+    root.mkdir(parents=True, exist_ok=True)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    raw["triage"].update({"data_dir": str(data_dir), "independent": "", "corpus_extra": False,
+                          "candidates": ["char_lr"], **triage_overrides})
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    clean = root / "qa.jsonl"
+    with clean.open("w", encoding="utf-8") as f:
+        for src in sorted((REPO / "data" / "raw").glob("*.jsonl")):
+            for line in src.read_text(encoding="utf-8").splitlines():
+                if line.strip() and json.loads(line).get("difficulty") == "emergency":
+                    f.write(line + "\n")
+    triage.main(["--params", str(root / "params.yaml"), "--corpus-clean", str(clean),
+                 "--out-model", str(root / "model"), "--out-split", str(root / "split"),
+                 "--metrics", str(root / "triage.json"), "--plot", str(root / "triage_pr.json")])
+    return root / "model"
+
+
+@pytest.fixture(scope="session")
+def triage_model_dir(tmp_path_factory) -> Path:
+    """A triage model trained by the real stage on the repo's authored triage data (read-only)."""
+    return build_triage_model(tmp_path_factory.mktemp("triage"))

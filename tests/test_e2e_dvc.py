@@ -14,7 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COPY = ["stages", "serve", "data/raw", "data/terms.tsv", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots",
+COPY = ["stages", "serve", "data/raw", "data/triage", "data/terms.tsv", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots",
         ".dvcignore", "metrics/.gitkeep"]
 
 pytestmark = pytest.mark.e2e
@@ -33,6 +33,7 @@ def tiny_overrides(raw: dict, model_dir: Path) -> dict:
                         save_steps=2, epochs=1)
     raw["lora"]["layers"] = "all"
     raw["eval"].update(max_examples=5, max_new_tokens=8, batch_size=5, bertscore_layers=1)
+    raw["triage"].update(candidates=["char_lr"])      # one candidate: the real data, half the fitting
     return raw
 
 

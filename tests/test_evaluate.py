@@ -33,9 +33,12 @@ def write_params(root: Path, **eval_overrides) -> None:
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch, tiny_model_dir, tuned_dir) -> Path:
+def workdir(tmp_path, monkeypatch, tiny_model_dir, tuned_dir, triage_model_dir) -> Path:
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "base").symlink_to(tiny_model_dir)
+    (tmp_path / "models" / "triage").symlink_to(triage_model_dir)
+    (tmp_path / "data" / "triage_split").mkdir(parents=True)
+    shutil.copy(triage_model_dir.parent / "split" / "test.jsonl", tmp_path / "data" / "triage_split" / "test.jsonl")
     (tmp_path / "models" / "merged").symlink_to(tuned_dir)
     write_jsonl(tmp_path / "data" / "split" / "test.jsonl", split_records())
     (tmp_path / "data" / "terms.tsv").write_text(TERMS_TSV, encoding="utf-8")
@@ -61,6 +64,11 @@ def test_evaluate_writes_all_outputs(workdir):
         assert f"tuned.{k}" in m and f"base.{k}" in m and f"delta.{k}" in m, k
         assert m[f"delta.{k}"] == pytest.approx(m[f"tuned.{k}"] - m[f"base.{k}"], abs=2e-4)
     assert m["mcq_n"] == 2
+    # served triage (rules ∪ classifier): on the triage test set and the split's emergency tier, base vs tuned
+    assert 0.9 <= m["triage.test_recall"] <= 1 and 0 <= m["triage.test_false_alarm_rate"] <= 1
+    assert 0 <= m["triage.split_emergency_recall"] <= 1
+    for k in ("tuned", "base"):
+        assert m[f"{k}.served_emergency_guidance_rate"] >= m[f"{k}.emergency_guidance_rate"] - 1e-9
     assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in m.values())  # flat, numeric
 
     by_tier = json.loads(Path("metrics/eval_by_tier.json").read_text(encoding="utf-8"))

@@ -4,7 +4,14 @@ from user content reaches the model input ids, for every injection form of issue
 import pytest
 
 from stages.data.text import normalize
-from stages.safety.rules import INJECTION, precheck
+from stages.safety.precheck import precheck as _precheck
+from stages.safety.rules import INJECTION
+from stages.safety.triage import load_triager
+
+
+def precheck(text):
+    """The pre-check in its explicit rules-only triage mode (no trained model needed)."""
+    return _precheck(text, load_triager(None))
 
 ATTACKS = [
     # Chinese override
@@ -104,7 +111,7 @@ def _matched_forms(text: str) -> list[str]:
 @pytest.mark.parametrize("text", ATTACKS)
 def test_injection_variants_detected(text):
     assert all(INJECTION.search(t) for t in _matched_forms(text)), text
-    assert precheck(normalize(text)).action in ("injection", "emergency")
+    assert precheck(normalize(text)).action in ("injection", "emergency", "self_harm")
 
 
 @pytest.mark.parametrize("text", BENIGN)

@@ -1,12 +1,21 @@
 import pytest
 
-from stages.safety.rules import (DISCLAIMER, EMERGENCY_REPLY, detect_emergency, has_consult_reminder,
-                           has_emergency_guidance, postcheck, precheck, risky_advice)
+from stages.safety.precheck import precheck as _precheck
+from stages.safety.rules import (DISCLAIMER, EMERGENCY_REPLY, SELF_HARM_REPLY, detect_emergency, has_consult_reminder,
+                                 has_emergency_guidance, postcheck, risky_advice)
+from stages.safety.triage import load_triager
+
+_RULES_ONLY = load_triager(None)
+
+
+def precheck(q):
+    """The rules-only pre-check (the explicit ``--rules-only-triage`` mode)."""
+    return _precheck(q, _RULES_ONLY)
 
 
 @pytest.mark.parametrize("q,rule", [
     ("我爸突然胸痛，出冷汗", "chest_pain"), ("孩子喘不上气了", "breathing"), ("奶奶叫不醒", "unconscious"),
-    ("手指割伤血流不止", "bleeding"), ("孩子误服了降压药", "poisoning"), ("我不想活了", "suicide"),
+    ("手指割伤血流不止", "bleeding"), ("孩子误服了降压药", "poisoning"),
     ("爷爷口角歪斜说话不清", "stroke"), ("宝宝抽搐了", "seizure"),
     ("突然头痛，像要炸开一样，还吐了", "severe_symptom"), ("老人吃饭被噎住了，说不出话", "severe_symptom"),
     ("预防什么的先不说，我爸现在突然胸痛", "chest_pain"),
@@ -15,6 +24,12 @@ def test_emergency_detected(q, rule):
     assert rule in detect_emergency(q)
     pre = precheck(q)
     assert pre.action == "emergency" and pre.reply == EMERGENCY_REPLY and has_emergency_guidance(pre.reply)
+
+
+def test_self_harm_gets_its_own_reply():
+    assert "suicide" in detect_emergency("我不想活了")
+    pre = precheck("我不想活了")
+    assert pre.action == "self_harm" and pre.reply == SELF_HARM_REPLY and has_emergency_guidance(pre.reply)
 
 
 @pytest.mark.parametrize("q", ["挂号需要带什么证件？", "体检前要空腹吗", "胃镜检查前几小时不能吃饭",

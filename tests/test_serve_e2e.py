@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from serve.launcher import REPO, ServerProcess, free_port
-from stages.safety.rules import EMERGENCY_REPLY
+from stages.safety.rules import EMERGENCY_REPLY, SELF_HARM_REPLY
 
 KEY = "e2e-key-7f3a"
 SHUTDOWN_KEY = "e2e-shutdown-91c"
@@ -35,11 +35,12 @@ def _post(url, body=None, raw=None, key=KEY):
 
 
 @pytest.fixture
-def server_factory(tmp_path):
+def server_factory(tmp_path, triage_model_dir):
     started = []
 
     def make(*args, env=ENV):
         srv = ServerProcess(["--params", "params.yaml", "--api-key-env", "MEDQA_E2E_KEY",
+                             "--triage-model", str(triage_model_dir),
                              "--audit-log", str(tmp_path / "audit.jsonl"), *args],
                             log_path=tmp_path / "server.log", env=env, shutdown_key=SHUTDOWN_KEY)
         started.append(srv)
@@ -94,7 +95,7 @@ def test_server_end_to_end_tiny_model(server_factory, tiny_model_dir, tmp_path):
     assert len(chunks) >= 3 and text.strip()
     assert chunks[-1].choices[0].finish_reason == "stop" and "medqa" in chunks[-1].model_extra
     em = client.chat.completions.create(model="medqa", messages=[{"role": "user", "content": "我有自杀念头"}])
-    assert em.choices[0].message.content == EMERGENCY_REPLY
+    assert em.choices[0].message.content == SELF_HARM_REPLY
 
     # PII never reaches the logs
     r = _post(url, {"question": f"我叫李四，电话{PHONE}，身份证{ID_NO}，最近总是失眠"})
@@ -119,18 +120,19 @@ def test_no_model_mode_answers_emergencies_and_stops_on_sigterm(server_factory):
     srv = server_factory("--no-model")
     url = srv.url
     r = _post(url, {"question": "老人突然昏迷，叫不醒"})
-    assert r.status_code == 200 and r.json()["answer"] == EMERGENCY_REPLY
+    assert r.status_code == 200 and r.json()["answer"].startswith(EMERGENCY_REPLY)
     assert "emergency:unconscious" in r.json()["safety"]["rules"]
     chunks = list(_client(url).chat.completions.create(
         model="m", stream=True, messages=[{"role": "user", "content": "大出血止不住"}]))
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == EMERGENCY_REPLY
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).startswith(EMERGENCY_REPLY)
     r = _post(url, {"question": "挂号需要带什么？"})
     assert r.status_code == 503 and "--no-model" in r.json()["error"]["message"]
     assert srv.stop("sigterm") == []
 
 
-def test_missing_model_dir_fails_fast_with_a_clear_message(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "serve", "--model", str(tmp_path / "nope"), "--port", "18999"],
+def test_missing_model_dir_fails_fast_with_a_clear_message(tmp_path, triage_model_dir):
+    res = subprocess.run([sys.executable, "-m", "serve", "--model", str(tmp_path / "nope"), "--port", "18999",
+                          "--triage-model", str(triage_model_dir)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "has no config.json" in res.stderr and "--model models/base" in res.stderr
 

@@ -139,6 +139,35 @@ class EvalParams(_Section):
     mcq_file: str = ""
 
 
+class TriageParams(_Section):
+    """Emergency / self-harm triage (stages/triage.py); see params.yaml for what each key does."""
+    data_dir: str = "data/triage"
+    independent: str = "data/triage/independent/eval.jsonl"
+    seed: int = 42
+    val_frac: float = Field(0.2, gt=0, lt=1)
+    test_frac: float = Field(0.2, gt=0, lt=1)
+    corpus_extra: bool = True
+    corpus_negatives: bool = True
+    candidates: list[Literal["char_lr", "char_nb"]] = Field(default_factory=lambda: ["char_lr"],
+                                                            min_length=1)
+    ngram_max: int = Field(4, ge=1, le=6)
+    min_df: int = Field(1, ge=1)
+    max_features: int = Field(0, ge=0)
+    c: float = Field(10.0, gt=0)
+    val_recall: float = Field(0.98, gt=0, le=1)
+    min_recall: float = Field(0.95, ge=0, le=1)
+    rule_floor: float = Field(0.3, ge=0, le=1)
+    min_chars: int = Field(6, ge=0)
+    reply_min_similarity: float = Field(0.35, ge=0, le=1)
+    reply_ngram_max: int = Field(3, ge=1, le=6)
+
+    @model_validator(mode="after")
+    def _fracs(self):
+        if self.val_frac + self.test_frac >= 1:
+            raise ValueError("val_frac + test_frac must be < 1")
+        return self
+
+
 class ServeParams(_Section):
     max_batch_size: int = Field(8, ge=1)
     batch_timeout: float = Field(0.05, ge=0)
@@ -154,6 +183,7 @@ class ServeParams(_Section):
     generation_timeout_s: float = Field(300, ge=0)   # a model call (queue + generation) past this → 503; 0 = none
     body_timeout_s: float = Field(10, ge=0)          # request body must arrive within this (slow clients → 408)
     max_prompt_tokens: int = Field(1536, ge=1)       # system prompt + question tokens; more → 422
+    triage_model: str = "models/triage"
 
 
 class Params(_Section):
@@ -166,6 +196,7 @@ class Params(_Section):
     train: TrainParams = Field(default_factory=TrainParams)
     merge: MergeParams = Field(default_factory=MergeParams)
     eval: EvalParams = Field(default_factory=EvalParams)
+    triage: TriageParams = Field(default_factory=TriageParams)
     serve: ServeParams = Field(default_factory=ServeParams)
 
 

@@ -10,26 +10,41 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from stages.safety.normalize import match_text
+
+# Matched against ``stages.safety.normalize.match_text`` (simplified, width-folded, lower case: "，" is ",").
+# Numbers only count next to their word and unit (血压/高压 …, 心率/心跳 … 次), never a price or a count.
+_NUM_GAP = r"[^,.?!;:0-9]{0,5}"                      # 血压一下子到了 200: no punctuation, no other number between
+_NOT_MONEY = r"(?!\d)(?!\s*(?:块|元|钱|斤|米|天|岁|个|ml|毫升|克|g|%))"
 EMERGENCY_RULES: dict[str, str] = {
-    "chest_pain": r"胸痛|胸口(?:剧?痛|疼|压榨|憋闷|压着疼|压着痛)|心口(?:剧?痛|疼)|心前区(?:疼|痛)",
-    "breathing": r"呼吸困难|喘不(?:上|过)气|憋气|窒息|呼吸(?:急促|停止)|上不来气",
-    "cardiac_arrest": r"心脏骤停|心跳骤停|心跳(?:停了|没了)|没有(?:了)?呼吸",
+    "chest_pain": r"胸痛(?!中心)|胸口(?:剧?痛|疼|压榨|憋闷|压着疼|压着痛)|心口(?:剧?痛|疼)|心前区(?:疼|痛)",
+    "breathing": r"呼吸困难|喘不(?:上|过|动)气|憋气|窒息|呼吸(?:急促|停止)|上不来气",
+    "cardiac_arrest": r"心脏骤停|心跳骤停|心跳(?:停了|没了)|没有(?:了)?呼吸|没(?:了)?气了",
     "metabolic_crisis": r"酮症酸中毒|甲状腺危象|甲亢危象|低血糖.{0,8}(?:昏|抽搐|叫不醒|意识)",
-    "unconscious": r"昏迷|意识不清|叫不醒|晕倒|昏倒|晕过去|不省人事|失去意识|休克|(?:倒地|叫他|叫她|喊他|喊她).{0,6}没(?:有)?反应",
-    "bleeding": r"大出血|大量出血|血流不止|止不住血|吐血|吐了(?:好多|很多|一大口)血|大口咯血|呕血",
-    "poisoning": r"中毒|误服|误食|误喝|吞了.{0,6}(?:药|农药|电池)|喝了农药|一氧化碳|煤气",
-    "suicide": r"自杀|轻生|不想活|结束(?:自己的)?生命|割腕|跳楼",
-    "stroke": r"口角歪斜|嘴歪|半身不遂|一侧(?:肢体|手脚)(?:无力|麻木)|说话(?:说)?不清|突然口齿不清|中风",
+    "unconscious": r"昏迷|意识不清|叫不醒|晕倒|昏倒|晕过去|不省人事|失去意识|休克|"
+                   r"(?:倒地|叫他|叫她|喊他|喊她).{0,6}没(?:有)?反应",
+    "bleeding": r"大出血|大量出血|血流不止|止不住血|血止不住|吐血|吐了(?:好多|很多|一大口)血|大口咯血|呕血",
+    # 中毒 as an event, not a disease name (药物中毒性肝炎) or a topic (食物中毒怎么预防 is caught below)
+    "poisoning": r"中毒(?!性)|误服|误食|误喝|吞了.{0,6}(?:药|农药|电池|磁铁)|喝了(?:农药|百草枯|敌敌畏|消毒水|84)|"
+                 r"一氧化碳|煤气(?!费|灶|公司|表)",
+    "suicide": r"自杀|轻生|不想活|活不下去|结束(?:自己的)?生命|割腕|跳楼|想死|寻死",
+    "stroke": r"口角歪斜|嘴(?:巴)?歪|半身不遂|一侧(?:肢体|手脚|身体)(?:无力|麻木|不能动)|说话(?:说)?不清|"
+              r"突然口齿不清|(?:突然|刚才|刚刚|好像)中风|中风了",
     "seizure": r"抽搐|抽风|抽起来|癫痫发作",
     "anaphylaxis": r"过敏性休克|喉头水肿|喉咙发紧|全身(?:起疹|风团).{0,8}(?:呼吸|喘)",
     "trauma": r"车祸.{0,8}(?:昏|出血|流血|骨折|不能动|动不了)|骨头露出|烧伤面积|大面积烧伤|触电|溺水|坠落|高处摔",
     "severe_symptom": r"剧痛|剧烈(?:头痛|腹痛|疼痛|呛咳)|像刀割|撕裂(?:一?样|样)?(?:剧)?痛|像要炸开|疼得直冒汗|"
-                      r"嘴唇发紫|脸(?:都)?(?:憋)?(?:紫|青)了|发青|说不出话|噎住|卡住了|叫不(?:太)?醒|迷迷糊糊|"
+                      r"嘴唇发紫|脸(?:都)?(?:憋)?(?:紫|青)了|发青|说不出话|噎住|"
+                      r"卡在(?:喉咙|嗓子|气管)|(?:喉咙|嗓子|气管)(?:里)?.{0,3}卡住|叫不(?:太)?醒|迷迷糊糊|"
                       r"胡言乱语|认不出人|没(?:有)?知觉|咖啡色的?东西|柏油|眼前发黑|一大口.{0,4}血|鲜血|"
-                      r"烂苹果味|脖子(?:发)?硬|吃了好几片|血压.{0,6}(?:2\d\d|1[89]\d)|心跳.{0,8}(?:1[5-9]\d|2\d\d)|"
-                      r"从(?:架子|楼|高处).{0,4}(?:掉|摔)下来|粉红色泡沫",
+                      r"烂苹果味|脖子(?:发)?硬|吃了好几片|从(?:架子|楼|高处).{0,4}(?:掉|摔)下来|粉红色泡沫",
+    "vital_signs": r"(?:血压(?![计仪表器])|高压|收缩压)" + _NUM_GAP + r"(?:2\d\d|1[89]\d)" + _NOT_MONEY + "|"
+                   r"(?:2\d\d|1[89]\d)\s*(?:/\s*\d{2,3}\s*)?(?:mmhg|毫米汞柱)|"
+                   r"(?:心率|心跳|脉搏)" + _NUM_GAP + r"(?:1[5-9]\d|2\d\d|[1-3]\d)\s*(?:次|下|bpm)|"
+                   r"(?:心率|心跳|脉搏)(?:到了|有|快到|都)?(?:1[5-9]\d|2\d\d)(?!\d)",
     "high_fever_infant": r"(?:婴儿|宝宝|新生儿).{0,10}(?:高烧|高热).{0,10}(?:抽|不退|精神差)",
 }
+SELF_HARM_RULES = frozenset({"suicide"})
 _EMERGENCY = {k: re.compile(v) for k, v in EMERGENCY_RULES.items()}
 
 EMERGENCY_GUIDANCE = re.compile(r"120|急诊|急救中心|急救电话|立即就医|马上就医|尽快就医|立即送医")
@@ -96,21 +111,54 @@ OUT_OF_SCOPE = re.compile(r"写(?:一段|个)?代码|写(?:一首)?诗|股票|�
 DISCLAIMER = "温馨提示：以上内容仅供参考，不能替代医生面诊，具体诊断和用药请遵医嘱。"
 EMERGENCY_REPLY = ("您描述的情况可能属于急症，请立即拨打120急救电话，或尽快前往最近医院的急诊科就诊；"
                    "在等待救援时保持冷静，不要自行服药或进食，尽量有人陪同。")
+# Hotlines: 12356 is the national unified psychological assistance hotline (in service since 2025);
+# 010-82951332 is the 24-hour line of 北京心理危机研究与干预中心 (Beijing Huilongguan Hospital);
+# 400-161-9995 is 希望24热线, the national 24-hour life-crisis line.
+SELF_HARM_REPLY = (
+    "谢谢你愿意说出来，你现在的感受很重要，我们非常关心你的安全。"
+    "如果你已经伤害了自己、吃了药或随时可能伤害自己，请立即拨打120急救电话，或马上去最近医院的急诊科。"
+    "你也可以现在就拨打心理援助热线：全国统一心理援助热线12356，"
+    "北京心理危机研究与干预中心24小时热线010-82951332，或希望24热线400-161-9995，那里有专业的人愿意听你说。"
+    "请不要一个人待着，联系一位你信任的家人或朋友来陪你，把药物、刀具等可能伤害自己的东西放远一些。"
+    "你并不孤单，痛苦是可以被帮助的。")
 INJECTION_REPLY = "抱歉，我只能以医院客服的身份回答就医和健康相关的问题，无法更改这些设定。请问有什么就医或健康方面的问题需要帮助吗？"
 OUT_OF_SCOPE_REPLY = "抱歉，这个问题超出了医院客服的服务范围。我可以为您解答挂号、检查、报告、医保、用药和常见健康问题。"
 SOFTENED_DOSING = "（具体剂量请遵医嘱或药品说明书，不要自行调整）"
 
 
-# "怎么预防中风" asks about prevention, not an emergency happening now
-_HYPOTHETICAL = re.compile(r"预防|怎么避免|如何避免|怎么防|什么是|是什么|有哪些|注意什么")
-_ACUTE = re.compile(r"突然|刚才|刚刚|现在|正在|马上|一直|今天|今晚|昨晚|半夜|已经")
+# "怎么预防中风" asks about prevention, not an emergency happening now. Educational wording only switches a
+# match off when the question describes no one and nothing happening: "老公喝了农药，要注意什么" still fires.
+_HYPOTHETICAL = re.compile(r"预防|怎么避免|如何避免|怎么防|什么是|是什么|是啥|有哪些|哪些症状|什么症状|注意什么|注意事项|"
+                           r"为什么|的原因|区别|同一回事|怎么识别|了解一下|会不会|听说|万一|表现")
+# someone (not the bare "我" of "我想了解…") or something happening now
+_DESCRIBES = re.compile(r"突然|刚才|刚刚|现在(?!没|好|缓)|正在|马上|一直|今天|今晚|昨晚|半夜|已经|他|她|孩子|宝宝|娃|儿子|"
+                        r"女儿|老公|老婆|爱人|爸|妈|爷|奶|姥|外公|外婆|老人|家人|朋友|同事|室友|邻居|了(?!解)")
+# hyperbole: "气到休克（不是真休克）", "等报告等到我快窒息了", "学费让我大出血"
+_FIGURATIVE = re.compile(r"哈哈|开玩笑|夸张|不是真|(?:气|笑|吓|累|忙|撑|爽|烦|催|折磨|等|排)[^,.?!]{0,6}(?:到|得)(?:我)?(?:都)?"
+                         r"(?:快|要|直接)?(?:要)?(?:休克|昏迷|窒息|吐血|想死|心脏骤停|胸痛|呼吸困难|没知觉|不想活)|"
+                         r"让我大出血|原地去世")
+# A past event ("去年心脏骤停抢救回来了", "上个月误喝了消毒液，急诊看了没事") is not an emergency now — unless
+# the question also says something is happening now.
+_PAST = re.compile(r"去年|前年|上个?月|上周|上次|那次|当时|之前|以前|曾经|[一二两三四五六七八九十几半\d]+(?:年|个月|周|个星期)前|"
+                   r"抢救(?:过来|回来)|救(?:过来|回来)|没事了|已经好了|好多了|出院|康复|后遗症")
+_NOW = re.compile(r"突然|刚才|刚刚|正在|还在|此刻|这会儿?|现在(?:又|还|突然|开始)|又(?:开始|犯|发作)")
 
 
 def detect_emergency(text: str) -> list[str]:
-    """Names of the emergency rules a question triggers (empty for questions about prevention or
-    definitions unless they also describe something happening now)."""
-    hits = [name for name, rx in _EMERGENCY.items() if rx.search(text)]
-    if hits and _HYPOTHETICAL.search(text) and not _ACUTE.search(text):
+    """Names of the emergency rules a question triggers, matched on ``match_text`` (traditional →
+    simplified, full-width folded). Empty for questions about prevention or definitions that describe
+    no one and nothing happening now."""
+    return emergency_hits(match_text(text))
+
+
+def emergency_hits(matched: str) -> list[str]:
+    """``detect_emergency`` on text that is already ``match_text`` (the triage classifier shares it)."""
+    hits = [name for name, rx in _EMERGENCY.items() if rx.search(matched)]
+    if hits and _HYPOTHETICAL.search(matched) and not _DESCRIBES.search(matched):
+        return []
+    if hits and _PAST.search(matched) and not _NOW.search(matched):
+        return []
+    if hits and _FIGURATIVE.search(matched):
         return []
     return hits
 
@@ -130,25 +178,6 @@ def needs_reminder(question: str, answer: str) -> bool:
 
 def risky_advice(answer: str) -> list[str]:
     return [name for name, rx in _RISKY.items() if rx.search(answer)]
-
-
-@dataclass
-class PreCheck:
-    action: str                      # "pass" | "emergency" | "injection" | "out_of_scope"
-    rules: list[str] = field(default_factory=list)
-    reply: str | None = None         # immediate reply when action != "pass"
-
-
-def precheck(question: str) -> PreCheck:
-    """Before the model. Emergencies get guidance even if the model is down."""
-    emergency = detect_emergency(question)
-    if emergency:
-        return PreCheck("emergency", [f"emergency:{r}" for r in emergency], EMERGENCY_REPLY)
-    if INJECTION.search(question):
-        return PreCheck("injection", ["injection"], INJECTION_REPLY)
-    if OUT_OF_SCOPE.search(question):
-        return PreCheck("out_of_scope", ["out_of_scope"], OUT_OF_SCOPE_REPLY)
-    return PreCheck("pass")
 
 
 @dataclass

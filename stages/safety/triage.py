@@ -1,0 +1,125 @@
+"""Triage = the keyword rules (stages/safety/rules.py) ∪ the learned classifier (models/triage), in ONE
+function used by the served pre-check and by evaluate:
+
+    triager = load_triager("models/triage")       # once per process
+    r = triager("我妈胸口闷得慌，左胳膊发麻")        # TriageResult(label, score, rules, condition_group)
+
+A question is flagged when the classifier's urgency score (1 − P(none)) reaches the threshold chosen
+on validation data by the triage stage, or when an emergency rule fires and the classifier does not rule
+it out (score ≥ ``triage.rule_floor``: only a near-certain "none" vetoes a rule, e.g. hyperbole; the
+self-harm rule is never vetoed). Questions shorter than ``triage.min_chars`` ("头疼") are decided by the
+rules alone: a character n-gram model has too little context there.
+Flagged questions are self_harm when the suicide rule fires or the classifier's self-harm share
+P(self_harm) / (P(emergency) + P(self_harm)) reaches the share chosen on validation data — never for
+accidental wording (误服, 不小心 …) without the suicide rule; otherwise emergency. ``load_triager(None)`` is the explicit rules-only mode (serve
+``--rules-only-triage``); a missing model directory is an error, never a silent fallback."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stages.safety.normalize import match_text
+from stages.safety.replies import SELF_HARM_REPLY, ReplyIndex, emergency_reply
+from stages.safety.rules import SELF_HARM_RULES, emergency_hits
+from stages.safety.triage_model import LABELS, META_FILE, TriageModel
+
+# condition group named by a rule when the classifier is absent or gives none
+RULE_GROUPS = {"chest_pain": "cardiac", "cardiac_arrest": "cardiac", "breathing": "respiratory",
+               "metabolic_crisis": "metabolic", "unconscious": "neuro", "bleeding": "bleeding",
+               "poisoning": "poisoning", "suicide": "self_harm", "stroke": "stroke", "seizure": "neuro",
+               "anaphylaxis": "allergy", "trauma": "trauma", "severe_symptom": "general",
+               "vital_signs": "cardiac", "high_fever_infant": "paediatric"}
+
+
+# an accident is not self-harm: "孩子误服了农药", "不小心喝了一口消毒水"
+_ACCIDENTAL = re.compile(r"误服|误食|误喝|误吞|误吃|不小心|不注意|没注意|以为是")
+
+
+@dataclass(frozen=True)
+class TriageResult:
+    label: str                                  # none | emergency | self_harm
+    score: float                                # classifier urgency 1 − P(none); 0.0 in rules-only mode
+    rules: tuple[str, ...] = ()                 # emergency rules that fired
+    condition_group: str | None = None
+    by_model: bool = False                      # the classifier's score reached the threshold
+
+    @property
+    def flagged(self) -> bool:
+        return self.label != "none"
+
+    def rule_names(self) -> list[str]:
+        """For ``safety.rules`` in responses: which rules fired, the classifier, the condition group."""
+        out = [f"{'self_harm' if r in SELF_HARM_RULES else 'emergency'}:{r}" for r in self.rules]
+        if self.by_model:
+            out.append(f"triage:{self.label}")
+        if self.flagged and self.condition_group:
+            out.append(f"group:{self.condition_group}")
+        return out
+
+
+@dataclass
+class Triager:
+    model: TriageModel | None                   # None = rules only (explicit)
+    replies: ReplyIndex | None = None
+    rule_floor: float = 0.0
+    reply_min_similarity: float = 1.0
+    min_chars: int = 0                          # shorter questions: the rules alone decide (too little context)
+    info: dict = field(default_factory=dict)
+
+    def __call__(self, text: str) -> TriageResult:
+        return self.classify_matched(match_text(text))
+
+    def classify_matched(self, m: str, proba=None) -> TriageResult:
+        rules = tuple(emergency_hits(m))
+        if self.model is None:
+            if not rules:
+                return TriageResult("none", 0.0)
+            label = "self_harm" if SELF_HARM_RULES & set(rules) else "emergency"
+            return TriageResult(label, 0.0, rules, "self_harm" if label == "self_harm" else RULE_GROUPS[rules[0]])
+        p = self.model.probabilities([m], matched=True)[0] if proba is None else proba
+        score = float(1.0 - p[0])
+        by_model = score >= self.model.threshold and len(m) >= self.min_chars
+        if score < self.rule_floor and not SELF_HARM_RULES & set(rules):    # self-harm wording is never vetoed
+            rules = ()
+        if not rules and not by_model:
+            return TriageResult("none", score)
+        share = p[2] / max(p[1] + p[2], 1e-12)
+        self_harm = bool(SELF_HARM_RULES & set(rules)) or (
+            share >= self.model.self_harm_share and not _ACCIDENTAL.search(m))
+        label = "self_harm" if self_harm else "emergency"
+        if label == "self_harm":
+            group = "self_harm"
+        else:
+            group = self.model.group(m) or (RULE_GROUPS[rules[0]] if rules else None)
+        return TriageResult(label, score, rules, group, by_model)
+
+    def classify_many(self, texts: list[str]) -> list[TriageResult]:
+        """Batch form (evaluation): one vectoriser pass for all texts."""
+        matched = [match_text(t) for t in texts]
+        if self.model is None:
+            return [self.classify_matched(m) for m in matched]
+        proba = self.model.probabilities(matched, matched=True)
+        return [self.classify_matched(m, p) for m, p in zip(matched, proba)]
+
+    def reply(self, text: str, result: TriageResult) -> tuple[str, float]:
+        """The fixed reply for a flagged result: (text, similarity of the appended authored answer)."""
+        if result.label == "self_harm":
+            return SELF_HARM_REPLY, 0.0
+        return emergency_reply(match_text(text), result.condition_group, self.replies, self.reply_min_similarity)
+
+
+def load_triager(model_dir: str | Path | None) -> Triager:
+    """The served/evaluated triage. ``None`` → rules only; a path that lacks the model → FileNotFoundError
+    with the command that builds it."""
+    if model_dir is None:
+        return Triager(None, info={"mode": "rules_only"})
+    model = TriageModel.load(model_dir)
+    meta = json.loads((Path(model_dir) / META_FILE).read_text(encoding="utf-8"))
+    return Triager(model, ReplyIndex.load(model_dir), float(meta["rule_floor"]),
+                   float(meta["reply_min_similarity"]), int(meta["min_chars"]),
+                   info={"mode": "rules+classifier", "kind": model.kind, "threshold": model.threshold})
+
+
+__all__ = ["LABELS", "TriageResult", "Triager", "load_triager"]

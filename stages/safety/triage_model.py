@@ -1,0 +1,118 @@
+"""The learned half of triage: a character n-gram TF-IDF text classifier (none / emergency / self_harm)
+plus a condition-group classifier, trained offline with scikit-learn and saved with joblib.
+
+Everything is fitted on ``match_text`` (simplified, width-folded) so traditional characters and
+full-width forms look like the training data. Fitting is deterministic (fixed solver, seed, input
+order), so the same data gives byte-identical files."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stages.safety.normalize import match_text
+
+LABELS = ("none", "emergency", "self_harm")
+MODEL_FILE = "classifier.joblib"
+META_FILE = "meta.json"
+KINDS = ("char_lr", "char_nb")     # candidates compared by measurement in the triage stage
+
+
+def make_vectorizer(ngram_max: int, min_df: int, max_features: int):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    # inputs are already match_text: no lower-casing or accent stripping here; float32 halves the model
+    return TfidfVectorizer(analyzer="char", ngram_range=(1, ngram_max), min_df=min_df, sublinear_tf=True,
+                           lowercase=False, max_features=max_features or None, dtype=np.float32)
+
+
+def make_classifier(kind: str, c: float, seed: int):
+    if kind == "char_lr":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=c, max_iter=2000, class_weight="balanced", solver="lbfgs", random_state=seed)
+    if kind == "char_nb":
+        from sklearn.naive_bayes import ComplementNB
+
+        return ComplementNB(alpha=1.0 / c)
+    raise ValueError(f"triage.model: unknown kind {kind!r} (one of {', '.join(KINDS)})")
+
+
+@dataclass
+class TriageModel:
+    """Fitted vectoriser + label classifier + group classifier + the threshold chosen on validation."""
+    vectorizer: object
+    classifier: object
+    group_classifier: object | None
+    threshold: float
+    kind: str
+    self_harm_share: float = 0.5      # flagged → self_harm when P(self_harm) / (P(emergency) + P(self_harm)) ≥ this
+
+    # ------------------------------------------------------------------ fitting
+    @classmethod
+    def fit(cls, texts: list[str], labels: list[str], groups: list[str | None], *, kind: str, ngram_max: int,
+            min_df: int, max_features: int, c: float, seed: int) -> "TriageModel":
+        unknown = sorted(set(labels) - set(LABELS))
+        if unknown:
+            raise ValueError(f"unknown triage labels {unknown} (expected {LABELS})")
+        vec = make_vectorizer(ngram_max, min_df, max_features)
+        x = vec.fit_transform([match_text(t) for t in texts])
+        clf = make_classifier(kind, c, seed).fit(x, np.array([LABELS.index(y) for y in labels]))
+        # condition group of an emergency: learned on the emergency examples that carry one (self_harm is its
+        # own group by label)
+        pos = [i for i, (y, g) in enumerate(zip(labels, groups)) if y == "emergency" and g]
+        gclf = None
+        if len({groups[i] for i in pos}) >= 2:
+            from sklearn.linear_model import LogisticRegression
+
+            gclf = LogisticRegression(C=c, max_iter=2000, solver="lbfgs", random_state=seed)
+            gclf.fit(x[pos], np.array([groups[i] for i in pos]))
+        return cls(vec, clf, gclf, threshold=0.5, kind=kind)
+
+    # ------------------------------------------------------------------ inference
+    def features(self, matched: list[str]):
+        return self.vectorizer.transform(matched)
+
+    def probabilities(self, texts: list[str], matched: bool = False) -> np.ndarray:
+        """(n, 3) class probabilities in ``LABELS`` order."""
+        x = self.features(list(texts) if matched else [match_text(t) for t in texts])
+        proba = np.zeros((x.shape[0], len(LABELS)), dtype=np.float64)
+        proba[:, self.classifier.classes_] = self.classifier.predict_proba(x)
+        return proba
+
+    def urgency(self, texts: list[str], matched: bool = False) -> np.ndarray:
+        """Score the threshold applies to: P(emergency) + P(self_harm) = 1 − P(none)."""
+        return 1.0 - self.probabilities(texts, matched)[:, 0]
+
+    def group(self, matched_text: str) -> str | None:
+        if self.group_classifier is None:
+            return None
+        return str(self.group_classifier.predict(self.features([matched_text]))[0])
+
+    # ------------------------------------------------------------------ files
+    def save(self, out_dir: Path, meta: dict) -> None:
+        import joblib
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        joblib.dump({"vectorizer": self.vectorizer, "classifier": self.classifier,
+                     "group_classifier": self.group_classifier, "kind": self.kind}, out_dir / MODEL_FILE)
+        meta = {**meta, "threshold": self.threshold, "kind": self.kind, "labels": list(LABELS),
+                "self_harm_share": self.self_harm_share}
+        (out_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
+                                         encoding="utf-8")
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "TriageModel":
+        import joblib
+
+        d = Path(model_dir)
+        missing = [f for f in (MODEL_FILE, META_FILE) if not (d / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"triage model {d}: missing {', '.join(missing)} — run `dvc repro triage` "
+                                    "(python -m stages.triage) to build it")
+        meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
+        obj = joblib.load(d / MODEL_FILE)
+        return cls(obj["vectorizer"], obj["classifier"], obj["group_classifier"], float(meta["threshold"]),
+                   obj["kind"], float(meta["self_harm_share"]))

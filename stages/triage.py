@@ -1,0 +1,143 @@
+"""triage stage: train the emergency / self-harm pre-check classifier and measure it.
+
+    python -m stages.triage
+
+1. authored data (``triage.data_dir``/*.jsonl) → seeded (label, condition)-stratified train/val/test
+   (``data/triage_split/``; test is never seen by training or by the threshold choice);
+2. + the QA corpus' train/val questions as extra training rows (``triage.corpus_*``);
+3. each candidate (``triage.candidates``) is fitted on train; on val the threshold is the highest
+   whose rules ∪ classifier recall reaches ``triage.val_recall``; the candidate with the best val
+   recall, then the fewest val false alarms, is kept;
+4. the reply index: the cleaned corpus' emergency-tier questions with their vetted answers;
+5. ``metrics/triage.json``: rules-only / classifier-only / rules ∪ classifier on val, test and the
+   independent set (``triage.independent``, measured only) — recall, false-alarm rate, per class and per
+   condition group; ``metrics/plots/triage_pr.json`` (test precision-recall);
+6. fails when test recall < ``triage.min_recall``.
+Outputs hold content only: the same inputs give byte-identical files."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from stages.common.config import TriageParams, load_params
+from stages.common.jsonio import atomic_dir, write_json, write_jsonl
+from stages.safety.normalize import match_text
+from stages.safety.replies import ReplyIndex
+from stages.safety.rules import SELF_HARM_RULES, emergency_hits
+from stages.safety.triage import Triager
+from stages.safety.triage_data import (corpus_emergency_qa, corpus_rows, load_authored, read_rows,
+                                       split_rows)
+from stages.safety.triage_eval import choose_self_harm_share, choose_threshold, pr_points, triage_metrics
+from stages.safety.triage_model import TriageModel
+
+
+def _fit(kind: str, rows: list[dict], p: TriageParams) -> TriageModel:
+    return TriageModel.fit([r["text"] for r in rows], [r["label"] for r in rows], [r["group"] for r in rows],
+                           kind=kind, ngram_max=p.ngram_max, min_df=p.min_df, max_features=p.max_features,
+                           c=p.c, seed=p.seed)
+
+
+def measure(triager: Triager, rows: list[dict]) -> dict:
+    """rules-only, classifier-only and the served rules ∪ classifier on ``rows``."""
+    labels, groups = [r["label"] for r in rows], [r["group"] for r in rows]
+    res = triager.classify_many([r["text"] for r in rows])
+    hits = [emergency_hits(match_text(r["text"])) for r in rows]      # the rules alone (no classifier veto)
+    rules = [bool(h) for h in hits]
+    model = [r.by_model for r in res]
+    rule_label = ["self_harm" if SELF_HARM_RULES & set(h) else "emergency" if h else "none" for h in hits]
+    return {"rules_only": triage_metrics(labels, rules, rule_label, groups),
+            "classifier_only": triage_metrics(labels, model, None, groups),
+            "triage": triage_metrics(labels, [r.flagged for r in res], [r.label for r in res], groups)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--corpus-split", default="data/split", help="QA corpus split (train/val used; test never)")
+    ap.add_argument("--corpus-clean", default="data/clean/qa.jsonl", help="cleaned corpus (reply answers)")
+    ap.add_argument("--out-model", default="models/triage")
+    ap.add_argument("--out-split", default="data/triage_split")
+    ap.add_argument("--metrics", default="metrics/triage.json")
+    ap.add_argument("--plot", default="metrics/plots/triage_pr.json")
+    args = ap.parse_args(argv)
+    p = load_params(args.params).triage
+
+    authored, dropped = load_authored(p.data_dir)
+    split = split_rows(authored, p.seed, p.val_frac, p.test_frac)
+    extra = []
+    if p.corpus_extra:
+        extra = corpus_rows([Path(args.corpus_split) / f"{s}.jsonl" for s in ("train", "val")], p.corpus_negatives)
+    train = split["train"] + extra
+
+    # model choice on val: recall first (threshold), then false alarms
+    val_labels = [r["label"] for r in split["val"]]
+    val_rules = [bool(emergency_hits(match_text(r["text"]))) for r in split["val"]]  # before the rule floor
+    candidates, best = {}, None
+    for kind in p.candidates:
+        model = _fit(kind, train, p)
+        scores = model.urgency([r["text"] for r in split["val"]])
+        floored = [r and sc >= p.rule_floor for r, sc in zip(val_rules, scores)]   # (no val text is that short)
+        model.threshold = choose_threshold(scores, val_labels, floored, p.val_recall)
+        model.self_harm_share = choose_self_harm_share(model.probabilities([r["text"] for r in split["val"]]),
+                                                       val_labels)
+        m = measure(Triager(model, rule_floor=p.rule_floor, min_chars=p.min_chars), split["val"])["triage"]
+        candidates[kind] = {"threshold": model.threshold, "val_recall": m["recall"],
+                            "val_false_alarm_rate": m["false_alarm_rate"]}
+        key = (m["recall"] or 0.0, -(m["false_alarm_rate"] or 0.0))
+        if best is None or key > best[0]:
+            best = (key, kind, model)
+    _, kind, model = best
+
+    qs, answers = corpus_emergency_qa(args.corpus_clean)
+    replies = ReplyIndex.build(qs, answers, [model.group(match_text(q)) for q in qs], p.reply_ngram_max)
+    triager = Triager(model, replies, p.rule_floor, p.reply_min_similarity, p.min_chars)
+
+    test = split["test"]
+    independent = read_rows(p.independent) if p.independent else []
+    test_res = triager.classify_many([r["text"] for r in test])
+    steps = [triager.reply(r["text"], t)[1] > 0 for r, t in zip(test, test_res) if t.label == "emergency"]
+    metrics = {
+        "model": kind, "threshold": model.threshold, "self_harm_share": model.self_harm_share, "candidates": candidates,
+        "n": {"train": len(split["train"]), "corpus_extra": len(extra), "val": len(split["val"]), "test": len(test),
+              "duplicates_dropped": dropped, "reply_answers": len(answers), "independent": len(independent)},
+        "val": measure(triager, split["val"]), "test": measure(triager, test),
+        "reply_steps_rate": round(sum(steps) / len(steps), 4) if steps else None,
+    }
+    if independent:
+        metrics["independent"] = measure(triager, independent)
+
+    with atomic_dir(args.out_model) as out:
+        model.save(out, {"reply_min_similarity": p.reply_min_similarity, "rule_floor": p.rule_floor,
+                         "min_chars": p.min_chars,
+                         "min_recall": p.min_recall,
+                         "test_recall": metrics["test"]["triage"]["recall"]})
+        replies.save(out)
+    for name, rows in split.items():
+        write_jsonl(Path(args.out_split) / f"{name}.jsonl", rows)
+    write_json(args.metrics, metrics)
+    scores = np.array([t.score for t in test_res])
+    write_json(args.plot, pr_points(scores, [r["label"] for r in test]))
+    _report(metrics)
+    recall = metrics["test"]["triage"]["recall"]
+    if recall < p.min_recall:
+        sys.exit(f"triage: test recall {recall} is below triage.min_recall {p.min_recall} "
+                 f"(see {args.metrics}); the pre-check would be weaker than allowed")
+
+
+def _report(m: dict) -> None:
+    print(f"triage model {m['model']} threshold {m['threshold']}  (candidates: {m['candidates']})")
+    for part in ("val", "test", "independent"):
+        if part not in m:
+            continue
+        for system in ("rules_only", "classifier_only", "triage"):
+            s = m[part][system]
+            pc = s["per_class"]
+            print(f"{part:<12}{system:<16} recall {s['recall']}  emergency {pc['emergency']['recall']}  "
+                  f"self_harm {pc['self_harm']['recall']}  false alarms {s['false_alarm_rate']}")
+
+
+if __name__ == "__main__":
+    main()

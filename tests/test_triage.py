@@ -1,0 +1,157 @@
+"""Triage (issue 11): the stage on a small fixture split, determinism, the min_recall gate, matching
+normalisation, hypothetical wording vs acute descriptions, the ONE triage function and its replies."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, build_triage_model
+from stages.safety.normalize import match_text
+from stages.safety.precheck import precheck
+from stages.safety.rules import EMERGENCY_REPLY, SELF_HARM_REPLY, detect_emergency
+from stages.safety.triage import load_triager
+from stages.safety.triage_data import TriageDataError, read_rows, split_rows
+
+
+def _fixture_data(root: Path, per_label: int = 90) -> Path:
+    """A small seeded sample of the authored triage data (every label), as its own data folder."""
+    rows = [json.loads(line) for f in sorted((REPO / "data/triage").glob("*.jsonl"))
+            for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rng = random.Random(0)
+    out = root / "data"
+    out.mkdir(parents=True)
+    for label in ("none", "emergency", "self_harm"):
+        pick = [r for r in rows if r["label"] == label]
+        rng.shuffle(pick)
+        with (out / f"{label}.jsonl").open("w", encoding="utf-8") as f:
+            for r in pick[:per_label]:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("triage_small")
+    data = _fixture_data(root)
+    build_triage_model(root / "a", data, ngram_max=3, min_recall=0.5)
+    return root, data
+
+
+def test_stage_writes_model_split_metrics_and_plot(small_run):
+    root, _ = small_run
+    out = root / "a"
+    assert {p.name for p in (out / "model").iterdir()} == {"classifier.joblib", "meta.json", "replies.joblib"}
+    m = json.loads((out / "triage.json").read_text(encoding="utf-8"))
+    assert m["model"] == "char_lr" and 0 < m["threshold"] < 1
+    for system in ("rules_only", "classifier_only", "triage"):
+        s = m["test"][system]
+        assert 0 <= s["recall"] <= 1 and 0 <= s["false_alarm_rate"] <= 1
+        assert set(s["per_class"]) == {"emergency", "self_harm"} and s["per_group"]
+    # the served system catches at least what the rules alone catch on the authored emergencies
+    assert m["test"]["triage"]["recall"] >= m["test"]["rules_only"]["recall"]
+    split = {s: [json.loads(x) for x in (out / "split" / f"{s}.jsonl").read_text(encoding="utf-8").splitlines()]
+             for s in ("train", "val", "test")}
+    texts = {s: {r["text"] for r in rows} for s, rows in split.items()}
+    assert not texts["test"] & (texts["train"] | texts["val"])          # test never seen by training
+    assert sum(len(v) for v in split.values()) == m["n"]["train"] + m["n"]["val"] + m["n"]["test"]
+    pr = json.loads((out / "triage_pr.json").read_text(encoding="utf-8"))
+    assert len(pr) == 101 and set(pr[0]) == {"threshold", "precision", "recall"}
+
+
+def test_stage_outputs_are_byte_identical_on_rerun(small_run):
+    root, data = small_run
+    build_triage_model(root / "b", data, ngram_max=3, min_recall=0.5)
+    for rel in ("model/classifier.joblib", "model/replies.joblib", "model/meta.json", "triage.json",
+                "triage_pr.json", "split/train.jsonl", "split/test.jsonl"):
+        assert (root / "a" / rel).read_bytes() == (root / "b" / rel).read_bytes(), rel
+
+
+def test_stage_fails_below_min_recall(small_run, tmp_path):
+    _, data = small_run
+    # val_recall 0.3 → a high threshold; min_recall 1.0 then cannot be met on the test split
+    with pytest.raises(SystemExit, match="below triage.min_recall"):
+        build_triage_model(tmp_path, data, ngram_max=3, val_recall=0.3, min_recall=1.0, rule_floor=1.0)
+
+
+def test_split_is_condition_stratified_and_seeded():
+    rows = [{"text": f"t{i}", "label": "emergency" if i % 2 else "none", "condition": f"c{i % 6}", "group": "g"}
+            for i in range(120)]
+    a, b = split_rows(rows, 1, 0.2, 0.2), split_rows(rows, 1, 0.2, 0.2)
+    assert a == b and split_rows(rows, 2, 0.2, 0.2) != a
+    assert {r["condition"] for r in a["test"]} == {f"c{i}" for i in range(6)}
+
+
+def test_bad_rows_name_file_line_and_field(tmp_path):
+    f = tmp_path / "x.jsonl"
+    f.write_text('{"text": "胸口疼", "label": "emergency"}\n{"text": "", "label": "none"}\n', encoding="utf-8")
+    with pytest.raises(TriageDataError, match=r"x\.jsonl:2: text"):
+        read_rows(f)
+    f.write_text('{"text": "胸口疼", "label": "urgent"}\n', encoding="utf-8")
+    with pytest.raises(TriageDataError, match=r"x\.jsonl:1: label"):
+        read_rows(f)
+
+
+def test_normalisation_traditional_and_full_width():
+    assert match_text("呼吸困難，嘴唇發紫") == "呼吸困难,嘴唇发紫"
+    assert match_text("ＢＰ１８０／１２０ｍｍＨｇ") == "bp180/120mmhg"
+    assert detect_emergency("呼吸困難，嘴唇發紫") and detect_emergency("心跳１６０次，胸口悶")
+    assert "vital_signs" in detect_emergency("血壓一下子到了２００")
+
+
+@pytest.mark.parametrize("q", ["中风后康复训练怎么做", "血压计多少钱？180块的好用吗", "APP挂号页面卡住了怎么办",
+                               "药物中毒性肝炎能治好吗", "怎么才能预防中风？", "冬天烧炭取暖怎么避免煤气中毒"])
+def test_rules_do_not_fire_on_admin_or_education(q):
+    assert detect_emergency(q) == []
+
+
+@pytest.mark.parametrize("q", ["老公喝了农药，要注意什么", "孩子刚才误服了降压药，有哪些要注意的",
+                               "我爸现在胸口剧痛，心梗有什么症状"])
+def test_hypothetical_wording_never_switches_off_an_acute_description(q, triage_model_dir):
+    assert detect_emergency(q)
+    assert load_triager(triage_model_dir)(q).flagged       # emergency or self-harm reply, both say 120
+
+
+def test_numeric_rules_need_their_word_and_unit():
+    assert "vital_signs" in detect_emergency("血压200/120mmHg，头很晕")
+    assert "vital_signs" in detect_emergency("心率一直180次，心慌")
+    assert detect_emergency("体检收费180元，心电图多少钱") == []
+
+
+def test_one_triage_function_for_issue_examples(triage_model_dir):
+    triage = load_triager(triage_model_dir)
+    for q in ["孩子吃花生呛到了，脸憋得通红咳不出来", "我妈胸口闷得慌，左胳膊发麻，出了一身冷汗", "呼吸困難，嘴唇發紫"]:
+        r = triage(q)
+        assert r.label == "emergency" and r.condition_group, (q, r)
+    assert triage("我实在活不下去了，想死").label == "self_harm"
+    assert triage("我有自杀念头").label == "self_harm"              # the self-harm rule is never vetoed
+    assert triage("头疼").label == "none"                         # too short for the classifier: rules decide
+    for q in ["中风后康复训练怎么做", "血压计多少钱？180块的好用吗", "APP挂号页面卡住了怎么办"]:
+        assert triage(q).label == "none", q
+
+
+def test_precheck_replies_are_fixed_and_name_the_group(triage_model_dir):
+    triage = load_triager(triage_model_dir)
+    pre = precheck("我妈胸口闷得慌，左胳膊发麻，出了一身冷汗", triage)
+    assert pre.action == "emergency" and pre.reply.startswith(EMERGENCY_REPLY)
+    assert any(r.startswith("group:") for r in pre.rules)
+    sh = precheck("我实在活不下去了，想死", triage)
+    assert sh.action == "self_harm" and sh.reply == SELF_HARM_REPLY
+    assert "120" in sh.reply and "12356" in sh.reply and "010-82951332" in sh.reply
+    assert precheck("体检前需要空腹吗", triage).action == "pass"
+    # rules-only is explicit; a missing model is an error, not a silent fallback
+    assert precheck("我不想活了", load_triager(None)).action == "self_harm"
+    assert triage("孩子误服了农药").label == "emergency"        # an accident is never routed to self-harm
+    with pytest.raises(FileNotFoundError, match="dvc repro triage"):
+        load_triager(REPO / "no-such-triage-model")
+
+
+def test_close_authored_answer_adds_its_first_aid_steps(triage_model_dir):
+    triage = load_triager(triage_model_dir)
+    q = "我爸刚才在客厅突然倒下了，叫他没反应，好像也没在喘气，我该怎么办"      # an authored corpus question
+    r = triage(q)
+    reply, sim = triage.reply(q, r)
+    assert r.flagged and sim >= triage.reply_min_similarity
+    assert reply.startswith(EMERGENCY_REPLY) and "心肺复苏" in reply
