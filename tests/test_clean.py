@@ -56,17 +56,42 @@ def test_reconciles_and_records_reasons(tmp_path):
     assert set(first) >= {"id", "question", "answer", "category", "difficulty", "source", "origin"}
 
 
-def test_near_duplicates_removed_with_datasketch(tmp_path):
+def test_near_duplicates_removed_on_datatrove_and_name_the_kept_record(tmp_path):
     base = "糖尿病患者应控制饮食总热量，少吃精制糖和油炸食品，多吃蔬菜和粗粮，坚持每周运动，并定期监测血糖和糖化血红蛋白。"
     f = write(tmp_path / "n.jsonl", [
         {"question": "糖尿病饮食怎么安排？", "answer": base},
         {"question": "糖尿病饮食怎么安排?", "answer": base + "记得按时复诊。"},
         {"question": "感冒了能洗澡吗？", "answer": "可以用温水快速洗澡，注意保暖，洗后及时擦干头发，避免受凉加重症状。"},
+        {"question": "糖尿病飲食怎麼安排，謝謝12", "answer": base.replace("监测", "監測")},   # traditional + suffix
+        {"question": "糖尿病饮食怎么安排？", "answer": base},                                # exact
     ])
-    m, kept, rej = run(tmp_path, [f], near_dup_threshold=0.8)
-    assert m["rejected_by_reason"] == {"near_duplicate": 1} and len(kept) == 2
-    m, kept, rej = run(tmp_path, [f], near_dup_threshold=1.0)
-    assert len(kept) == 3
+    m, kept, rej = run(tmp_path, [f])
+    assert m["rejected_by_reason"] == {"near_duplicate": 2, "exact_duplicate": 1} and len(kept) == 2
+    first = kept[0]["id"]
+    assert all(r["duplicate_of"] == first and r["detail"] == f"same as {first}" for r in rej)
+    assert [r["origin"] for r in rej] == [f"{f}:2", f"{f}:4", f"{f}:5"]
+    assert m["read"] == m["kept"] + m["rejected"] == len(kept) + len(rej)
+    m, kept, rej = run(tmp_path, [f], near_dup=False)
+    assert m["rejected_by_reason"] == {"exact_duplicate": 1} and len(kept) == 4
+
+
+def test_same_template_different_disease_is_kept(tmp_path):
+    tpl = "{d}患者平时饮食要注意什么？", "{d}患者饮食应清淡，少盐少油，戒烟限酒，按时服药并定期复查{d}相关指标。"
+    f = write(tmp_path / "t.jsonl", [{"question": tpl[0].format(d=d), "answer": tpl[1].format(d=d)}
+                                     for d in ("高血压", "糖尿病", "冠心病", "痛风")])
+    m, kept, rej = run(tmp_path, [f])
+    assert len(kept) == 4 and not rej
+
+
+def test_same_output_for_one_and_two_workers(tmp_path, shared_data):
+    src = [shared_data / "cmd_internal_medicine.gb18030.csv", REPO / "data/raw/svc_guahao.jsonl"]
+    outs = []
+    for w in (1, 2):
+        data, cp = params(tmp_path, src, workers=w, shard_rows=2000)     # several datatrove tasks
+        m = clean.run(data, cp, tmp_path / f"w{w}", tmp_path / f"w{w}.json")
+        outs.append([(tmp_path / f"w{w}/{n}").read_bytes() for n in ("qa.jsonl", "rejected.jsonl")]
+                    + [(tmp_path / f"w{w}.json").read_bytes()])
+    assert outs[0] == outs[1] and m["read"] == m["kept"] + m["rejected"] > 1000
 
 
 def test_strict_fails_with_first_offending_line(tmp_path):

@@ -92,3 +92,18 @@ def test_sources_errors(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(SourceError, match="no .jsonl"):
         list_source_files([str(tmp_path / "d")])
+
+
+def test_csv_streams_with_undecodable_line_and_quoted_newlines(tmp_path):
+    """The CSV reader streams (no whole-file buffer) and still names the physical line of each row."""
+    from stages.data.encoding import sniff_encoding, sniff_file
+
+    f = tmp_path / "s.csv"
+    f.write_bytes("department,title,ask,answer\n内科,标题,\"多行\n问题\",回答一\n".encode("utf-8")
+                  + b"\xff\xfe,bad,row,x\n" + "内科,标题二,问题二,回答二\n".encode("utf-8"))
+    assert sniff_file(f) == sniff_encoding(f.read_bytes()) == "utf-8"
+    out = items(f)
+    recs = [o for o in out if isinstance(o, RawRecord)]
+    (bad,) = [o for o in out if isinstance(o, Reject)]
+    assert [r.origin for r in recs] == [f"{f}:2", f"{f}:5"] and recs[0].question == "标题\n多行\n问题"
+    assert bad.reason == "undecodable" and bad.origin == f"{f}:4"

@@ -37,9 +37,17 @@ class CleanParams(_Section):
     min_answer_chars: int = Field(10, ge=1)
     max_answer_chars: int = Field(1000, ge=1)
     min_question_chars: int = Field(4, ge=1)
-    near_dup_threshold: float = Field(0.9, gt=0, le=1)
-    minhash_perm: int = Field(128, ge=16)
-    shingle_chars: int = Field(3, ge=1)
+    # duplicates (stages/data/dupkeys.py): same question + similar answer, or same answer + similar
+    # question; similarity via MinHash-LSH bands of `dedup_rows` hashes on datatrove
+    near_dup: bool = True                     # false: exact duplicates only
+    dedup_rows: int = Field(4, ge=1)          # MinHashes per LSH band
+    answer_bands: int = Field(16, ge=1)       # bands keyed on the question (answer-focused family)
+    question_bands: int = Field(8, ge=1)      # bands keyed on the answer
+    answer_shingle_chars: int = Field(4, ge=1)
+    question_shingle_chars: int = Field(3, ge=1)
+    workers: int = Field(0, ge=0)             # processes for per-record work and dedup; 0 = all cores
+    shard_rows: int = Field(50_000, ge=1)     # candidate rows per datatrove task (bounds bucket-sort memory)
+    work_dir: str = ""                        # temporary signatures/buckets; "" = system temp folder
     mask_pii: bool = True
     strip_boilerplate: bool = True
     terms_file: str = "data/terms.tsv"

@@ -1,4 +1,6 @@
-"""Duplicate detection: exact keys and MinHash-LSH near-duplicate clusters (datasketch)."""
+"""Exact duplicate keys, record ids, and the in-memory MinHash-LSH clusters (datasketch) that the split
+stage uses to keep paraphrased questions in one split. The clean stage's corpus-scale dedup is
+stages/data/dupkeys.py + stages/data/neardup.py (datatrove, on disk)."""
 from __future__ import annotations
 
 import hashlib
@@ -29,29 +31,6 @@ def minhash(text: str, num_perm: int, k: int) -> MinHash:
     m = MinHash(num_perm=num_perm, seed=1)
     m.update_batch(list(shingles(text, k)))
     return m
-
-
-class NearDupIndex:
-    """Incremental near-duplicate finder: ``query_add(key, text)`` returns the first earlier key whose
-    estimated Jaccard similarity ≥ threshold (and then does not add), else adds and returns None."""
-
-    def __init__(self, threshold: float, num_perm: int = 128, k: int = 3):
-        self.threshold, self.num_perm, self.k = threshold, num_perm, k
-        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self.sigs: dict[str, MinHash] = {}
-
-    def query_add(self, key: str, text: str) -> str | None:
-        m = minhash(text, self.num_perm, self.k)
-        best, best_sim = None, -1.0
-        for cand in self.lsh.query(m):
-            sim = m.jaccard(self.sigs[cand])
-            if sim >= self.threshold and (sim > best_sim or (sim == best_sim and cand < best)):
-                best, best_sim = cand, sim
-        if best is not None:
-            return best
-        self.lsh.insert(key, m)
-        self.sigs[key] = m
-        return None
 
 
 def clusters(keys: list[str], texts: list[str], threshold: float, num_perm: int = 128, k: int = 3) -> dict[str, str]:

@@ -7,11 +7,13 @@ output → answer), CSV with a column map. Encodings sniffed: UTF-8, UTF-8 with 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Union
+
+from stages.data import encoding
+from stages.data.encoding import sniff_encoding  # noqa: F401  (re-exported)
 
 SUFFIXES = {".jsonl", ".json", ".csv"}
 # reasons that mean malformed input (clean.strict fails on these)
@@ -63,43 +65,8 @@ def list_source_files(sources: list[str]) -> list[Path]:
     return files
 
 
-def sniff_encoding(raw: bytes) -> str:
-    """utf-8-sig (BOM), utf-8, gb18030 (superset of GBK/GB2312), in that order. When no encoding
-    decodes the whole file, the one with fewer undecodable lines is used (bad lines are rejected)."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
-    for enc in ("utf-8", "gb18030"):
-        try:
-            raw.decode(enc)
-            return enc
-        except UnicodeDecodeError:
-            pass
-
-    def bad_lines(enc):
-        n = 0
-        for line in raw.split(b"\n"):
-            try:
-                line.decode(enc)
-            except UnicodeDecodeError:
-                n += 1
-        return n
-
-    return min(("utf-8", "gb18030"), key=bad_lines)
-
-
 def decode_lines(path: Path, source: str) -> Iterator[tuple[int, str | None, Reject | None]]:
-    raw = path.read_bytes()
-    enc = sniff_encoding(raw)
-    if enc == "utf-8-sig":
-        raw, enc = raw[3:], "utf-8"
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    for n, b in enumerate(lines, 1):
-        try:
-            yield n, b.decode(enc).rstrip("\r"), None
-        except UnicodeDecodeError as err:
-            yield n, None, Reject(f"{path}:{n}", source, "undecodable", f"{enc}: {err.reason} at byte {err.start}")
+    return encoding.decode_lines(path, source, Reject)
 
 
 def _str_field(obj: dict, key: str, origin: str, source: str, required=True):
@@ -230,7 +197,7 @@ def read_jsonl(path: Path, source: str) -> Iterator[Item]:
 
 
 def read_json(path: Path, source: str) -> Iterator[Item]:
-    raw = path.read_bytes()
+    raw = path.read_bytes()      # a .json file is one document: loaded whole (use .jsonl at corpus scale)
     enc = sniff_encoding(raw)
     try:
         data = json.loads(raw.decode(enc))
@@ -249,18 +216,24 @@ def read_json(path: Path, source: str) -> Iterator[Item]:
 
 
 def read_csv(path: Path, source: str, columns: dict) -> Iterator[Item]:
-    good: list[str] = []
-    line_of: list[int] = []
-    for n, line, rej in decode_lines(path, source):
-        if rej:
-            yield rej
-        else:
-            good.append(line)
-            line_of.append(n)
-    reader = csv.reader(io.StringIO("\n".join(good)))
+    line_of: dict[int, int] = {}            # index of a decoded line → its physical line (pruned as read)
+    pending: list[Reject] = []              # undecodable lines, yielded as the reader passes them
+
+    def good_lines():
+        i = 0
+        for n, line, rej in decode_lines(path, source):
+            if rej:
+                pending.append(rej)
+                continue
+            line_of[i] = n
+            i += 1
+            yield line + "\n"
+
+    reader = csv.reader(good_lines())
     try:
         header = next(reader)
     except StopIteration:
+        yield from pending
         return
     header = [h.strip() for h in header]
     need = {c for v in columns.values() for c in ([v] if isinstance(v, str) else v)}
@@ -274,7 +247,11 @@ def read_csv(path: Path, source: str, columns: dict) -> Iterator[Item]:
     idx = {h: i for i, h in enumerate(header)}
     start = reader.line_num  # index (0-based) into line_of of the next row's first physical line
     for row in reader:
+        yield from pending
+        pending.clear()
         origin = f"{path}:{line_of[start]}"
+        for i in range(start, reader.line_num):
+            line_of.pop(i, None)
         start = reader.line_num
         if not row or all(not c.strip() for c in row):
             continue
@@ -296,6 +273,7 @@ def read_csv(path: Path, source: str, columns: dict) -> Iterator[Item]:
         diff = col(columns["difficulty"]) if "difficulty" in columns else None
         src = col(columns["source"]) if "source" in columns else None
         yield RawRecord(question, answer, origin, src or source, cat or None, diff or None)
+    yield from pending
 
 
 def read_source(path: Path, source: str, csv_columns: dict) -> Iterator[Item]:
