@@ -1,7 +1,9 @@
 """clean stage: raw QA sources → data/clean/qa.jsonl (+ rejected.jsonl, metrics/clean.json).
 
 Every record read is either kept or written to rejected.jsonl with its origin (file:line) and a
-reason; metrics/clean.json reports counts per reason and per source and ``read == kept + rejected``."""
+reason; metrics/clean.json reports counts per reason and per source and ``read == kept + rejected``.
+Expert verdicts (``clean.verdicts``) apply per record: rejected → ``expert_rejected``, edits replace
+the answer with provenance (``reviewed_by``, ``verdict_id``); see stages/humanloop/README.md."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +20,7 @@ from stages.data.formats import MALFORMED, RawRecord, Reject, list_source_files,
 from stages.common.jsonio import write_json, write_jsonl
 from stages.data.text import HAS_CHINESE, load_terms, mask_pii, normalize, strip_boilerplate
 from stages.data.tiers import infer_tier, normalize_tier
+from stages.humanloop.verdicts import apply_verdict, load_verdicts
 
 log = logging.getLogger("stages.clean")
 DEFAULT_CATEGORY = "综合"
@@ -90,6 +93,7 @@ def run(data: DataParams, cp: CleanParams, out_dir: Path, metrics_path: Path) ->
     stats: Counter = Counter()
     by_source: dict[str, Counter] = defaultdict(Counter)
     exact: dict[str, str] = {}
+    verdicts = load_verdicts(cp.verdicts)
     near = NearDupIndex(cp.near_dup_threshold, cp.minhash_perm, cp.shingle_chars) if cp.near_dup_threshold < 1 else None
 
     def reject(origin, source, reason, detail="", record=None):
@@ -122,6 +126,11 @@ def run(data: DataParams, cp: CleanParams, out_dir: Path, metrics_path: Path) ->
             if tier is None:
                 tier, rule = infer_tier(q, a)
             rid = content_id(q, a)
+            a, provenance = apply_verdict(verdicts.get(rid), a)    # expert review (data/review/verdicts.jsonl)
+            if a is None:
+                reject(item.origin, item.source, "expert_rejected", provenance["verdict_id"])
+                continue
+            stats["expert_edited"] += provenance.get("review") == "edited"
             key = dedup_key(q, a)
             if key in exact:
                 reject(item.origin, item.source, "exact_duplicate", f"same as {exact[key]}")
@@ -138,6 +147,7 @@ def run(data: DataParams, cp: CleanParams, out_dir: Path, metrics_path: Path) ->
                    "source": item.source, "origin": item.origin}
             if rule:
                 rec["tier_rule"] = rule
+            rec.update(provenance)
             kept.append(rec)
             by_source[item.source]["kept"] += 1
 
@@ -167,6 +177,7 @@ def run(data: DataParams, cp: CleanParams, out_dir: Path, metrics_path: Path) ->
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--verdicts", help="override clean.verdicts ('' = none)")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--source", action="append", help="override data.sources (repeatable)")
     ap.add_argument("--out", default="data/clean")
@@ -175,7 +186,8 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = load_params(args.params)
     data = p.data.model_copy(update={"sources": args.source}) if args.source else p.data
-    run(data, p.clean, Path(args.out), Path(args.metrics))
+    cp = p.clean.model_copy(update={"verdicts": args.verdicts}) if args.verdicts is not None else p.clean
+    run(data, cp, Path(args.out), Path(args.metrics))
 
 
 if __name__ == "__main__":
