@@ -1,7 +1,9 @@
-"""POST /feedback and the reviewer API in-process (gateway + LitServe, no model: pre-check answers
-carry a request_id like model answers): auth, 4xx on bad input, storage, queue, decisions."""
+"""POST /feedback and the reviewer API in-process (gateway + LitServe with a scripted model that
+always answers with a specific dose, so the post-check's risky rule fires): answers recorded by
+request_id, auth, 4xx on bad input, masking, the review queue, decisions."""
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import replace
@@ -10,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from litserve.utils import wrap_litserve_start
 
+from serve.api import ModelAPI
 from serve.app import build_server
 from serve.settings import ServeSettings
 from stages.common.config import load_params
@@ -18,14 +21,27 @@ from stages.humanloop.feedback_store import FeedbackStore
 KEY, RKEY = "api-key-fb1", "reviewer-key-fb1"
 AUTH, RAUTH = {"Authorization": f"Bearer {KEY}"}, {"Authorization": f"Bearer {RKEY}"}
 PHONE = "13912345678"
+DOSING = "布洛芬每次吃2片，一天三次。"
+
+
+class ScriptedModelAPI(ModelAPI):
+    """No weights: every question gets DOSING (one delta, then the usage step, as ModelAPI yields)."""
+
+    def setup(self, device):
+        pass
+
+    def predict(self, x, context=None):
+        yield {"content": DOSING}
+        yield {"content": "", "prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve_fb")
-    s = ServeSettings.from_params(load_params("params.yaml"), None, max_batch_size=1, batch_timeout=0.01)
+    s = ServeSettings.from_params(load_params("params.yaml"), "scripted", max_batch_size=1, batch_timeout=0.01,
+                                  max_new_tokens=8)
     s = replace(s, api_key=KEY, reviewer_key=RKEY, audit_log=str(tmp / "audit.jsonl"), feedback_db=str(tmp / "fb.sqlite"))
-    with wrap_litserve_start(build_server(s)) as srv, TestClient(srv.app) as c:
+    with wrap_litserve_start(build_server(s, api_cls=ScriptedModelAPI)) as srv, TestClient(srv.app) as c:
         deadline = time.monotonic() + 120
         while c.get("/health").status_code != 200:
             assert time.monotonic() < deadline
@@ -96,3 +112,38 @@ def test_thumbs_down_queue_decide(client):
     assert ok.status_code == 200 and ok.json()["status"] == "approved"
     assert rid not in {i["request_id"] for i in c.get("/review/api/queue", headers=RAUTH).json()["items"]}
     assert [i["request_id"] for i in store.approved_corrections()] == [rid]
+
+
+def test_risky_answers_enter_the_queue_without_feedback(client):
+    c, store = client
+    r = c.post("/predict", json={"question": f"头疼吃布洛芬吃多少？电话{PHONE}"}, headers=AUTH)
+    assert r.status_code == 200 and "risky:specific_dosing" in r.json()["safety"]["rules"]
+    rid = r.json()["request_id"]
+    body = {"stream": True, "messages": [{"role": "user", "content": "牙疼吃布洛芬吃几片？"}]}
+    with c.stream("POST", "/v1/chat/completions", json=body, headers=AUTH) as s:
+        streamed = "".join(json.loads(b[6:])["choices"][0]["delta"].get("content") or ""
+                           for b in s.read().decode().split("\n\n") if b.startswith("data: {"))
+        sid = s.headers["x-request-id"]
+    items = {i["request_id"]: i for i in c.get("/review/api/queue", headers=RAUTH).json()["items"]}
+    assert items[rid]["reasons"] == ["risky_rule"] and items[rid]["feedback"] == []
+    assert PHONE not in items[rid]["question"] and items[rid]["answer"] == r.json()["answer"]
+    assert items[sid]["answer"] == streamed and "risky:specific_dosing" in items[sid]["rules"]
+    again = c.post("/predict", json={"question": f"头疼吃布洛芬吃多少？电话{PHONE}"}, headers=AUTH).json()
+    assert again["cached"] is True
+    assert again["request_id"] not in {i["request_id"] for i in c.get("/review/api/queue", headers=RAUTH).json()["items"]}
+
+
+def test_review_api_off_without_a_reviewer_key():
+    from serve.questions import Rejected
+    from serve.review import _check_key
+
+    class Req:
+        headers = {"authorization": f"Bearer {RKEY}"}
+
+    try:
+        _check_key(Req(), None, "MEDQA_REVIEWER_KEY")
+    except Rejected as err:
+        assert err.status == 403 and "MEDQA_REVIEWER_KEY" in err.message
+    else:
+        raise AssertionError("expected 403")
+    assert _check_key(Req(), RKEY, "MEDQA_REVIEWER_KEY") is None

@@ -46,8 +46,8 @@
   function addBar(turn) {
     const bar = document.createElement("div");
     bar.className = "feedback";
-    const up = button("fb-up", "👍", "回答有帮助");
-    const down = button("fb-down", "👎", "回答有问题");
+    const up = button("fb-up", "👍 有帮助", "回答有帮助");
+    const down = button("fb-down", "👎 有问题", "回答有问题");
     const suggest = button("fb-suggest", "建议更正", "提交您认为正确的回答");
     const status = document.createElement("span");
     status.className = "fb-status";

@@ -44,7 +44,7 @@
     let correction = "";
     for (const f of it.feedback) {
       const li = document.createElement("li");
-      li.textContent = (f.rating === "up" ? "👍" : "👎") + (f.correction ? " 更正：" + f.correction : "") + (f.comment ? " 说明：" + f.comment : "");
+      li.textContent = (f.rating === "up" ? "👍 好评" : "👎 差评") + (f.correction ? " 更正：" + f.correction : "") + (f.comment ? " 说明：" + f.comment : "");
       fb.appendChild(li);
       if (f.correction) correction = f.correction;
     }

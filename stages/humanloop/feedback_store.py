@@ -73,8 +73,10 @@ class FeedbackStore:
     # ------------------------------------------------------------------ serving side
     def record_answer(self, request_id: str, endpoint: str, question: str, answer: str, rules: list[str],
                       action: str | None, cached: bool) -> bool:
-        """Store a served answer (masked); queue it when a risky rule fired. Returns whether it was queued."""
-        risky = sorted(r for r in rules if r.startswith("risky:"))
+        """Store a served answer (masked); queue it when a risky rule fired (not again for cache hits of
+        it). Returns whether it was queued."""
+        # a cache hit repeats an answer already queued when it was first generated
+        risky = not cached and any(r.startswith("risky:") for r in rules)
         with self._db() as con:
             con.execute("INSERT OR REPLACE INTO answers VALUES (?,?,?,?,?,?,?,?)",
                         (request_id, time.time(), endpoint, clean_user_text(question), mask(answer), json.dumps(list(rules)),
