@@ -1,20 +1,23 @@
 """The whole feedback loop, as a user and a reviewer see it (headless Chromium, tiny model):
 
 serve → ask on the chat page → 👎 with a corrected answer → reviewer approves it on /review →
-``python -m stages.feedback export`` → the clean and split stages (stage entry points, in a temp
-dir) → the corrected pair is in data/clean/qa.jsonl, counted under source ``feedback`` in
-metrics/clean.json, and in a split. Screenshots: artifacts/serve/feedback_page.png and
+``python -m stages.feedback export`` into a temp copy of the repo → the real ``dvc repro split``
+(clean + split on data/raw + data/feedback; no model stage) → the corrected pair is in
+data/clean/qa.jsonl, counted under source ``feedback`` in metrics/clean.json, and in a split. Screenshots: artifacts/serve/feedback_page.png and
 artifacts/serve/review_page.png (gitignored). Skips without chromium (fails in CI)."""
 from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
 from serve.launcher import REPO, ServerProcess
-from stages import clean, split
 from stages import feedback as feedback_cli
 from stages.common.jsonio import read_jsonl
 from test_serve_browser import HEIGHT, WIDTH, _needs_chromium, browser  # noqa: F401  (fixtures)
@@ -25,6 +28,7 @@ QUESTION = "胃疼反复发作吃什么药好？"
 CORRECTION = f"反复胃痛应到消化内科就诊，必要时做胃镜检查，不要自行长期服用止痛药。有问题可拨打{PHONE}咨询。"
 MASKED = "反复胃痛应到消化内科就诊，必要时做胃镜检查，不要自行长期服用止痛药。有问题可拨打[手机号]咨询。"
 SHOTS = REPO / "artifacts" / "serve"
+BIN = Path(sys.executable).parent
 
 
 def _shot(page, name: str) -> Path:
@@ -92,19 +96,38 @@ def test_thumbs_down_correction_review_export_clean(browser, tmp_path, tiny_mode
 
     assert shot_chat.stat().st_size > 10_000 and shot_review.stat().st_size > 10_000
 
-    # 3. export approved corrections as a data source, then the clean and split stages
-    data = tmp_path / "data"
-    assert feedback_cli.main(["export", "--db", str(db), "--out", str(data / "feedback/approved.jsonl")]) == 0
-    fixture = REPO / "tests" / "fixtures" / "review" / "raw.jsonl"
-    clean.main(["--params", str(params_file), "--source", str(fixture), "--source", str(data / "feedback"),
-                "--verdicts", "", "--out", str(data / "clean"), "--metrics", str(tmp_path / "metrics/clean.json")])
-    rows = [r for r in read_jsonl(data / "clean/qa.jsonl") if r["source"] == "feedback"]
+    # 3. export approved corrections into a copy of the repo, then the real `dvc repro split` (clean + split)
+    repo = copy_repo(tmp_path / "repo")
+    out = repo / "data/feedback/approved.jsonl"
+    assert feedback_cli.main(["export", "--db", str(db), "--out", str(out)]) == 0
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(repo),
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"], [str(BIN / "dvc"), "repro", "split"]):
+        p = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, f"{cmd}: {p.stdout[-3000:]}{p.stderr[-3000:]}"
+    assert "Running stage 'clean'" in p.stdout and "Running stage 'split'" in p.stdout
+    rows = [r for r in read_jsonl(repo / "data/clean/qa.jsonl") if r["source"] == "feedback"]
     assert len(rows) == 1
     assert rows[0]["question"] == QUESTION and rows[0]["answer"] == MASKED and rows[0]["category"] == "消化内科"
-    metrics = json.loads((tmp_path / "metrics/clean.json").read_text(encoding="utf-8"))
+    metrics = json.loads((repo / "metrics/clean.json").read_text(encoding="utf-8"))
     assert metrics["by_source"]["feedback"] == {"read": 1, "kept": 1, "rejected": 0, "by_reason": {}}
-    split.main(["--params", str(params_file), "--src", str(data / "clean/qa.jsonl"), "--out", str(data / "split"),
-                "--metrics", str(tmp_path / "metrics/split.json")])
-    in_split = [r for part in ("train", "val", "test") for r in read_jsonl(data / f"split/{part}.jsonl")
+    assert metrics["by_source"]["feedback"]["kept"] + sum(
+        v["kept"] for k, v in metrics["by_source"].items() if k != "feedback") == metrics["kept"]
+    in_split = [r for part in ("train", "val", "test") for r in read_jsonl(repo / f"data/split/{part}.jsonl")
                 if r["answer"] == MASKED]
     assert len(in_split) == 1
+
+
+def copy_repo(dst: Path) -> Path:
+    """What `dvc repro split` needs (as tests/test_e2e_dvc.py copies it)."""
+    for rel in ["stages", "data/raw", "data/feedback", "data/review", "data/terms.tsv", "dvc.yaml", "params.yaml",
+                ".dvc/config", ".dvc/plots", ".dvcignore", "metrics/.gitkeep"]:
+        src = REPO / rel
+        if not src.exists():
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst / rel, ignore=shutil.ignore_patterns("__pycache__", "sheets"))
+        else:
+            shutil.copy2(src, dst / rel)
+    return dst

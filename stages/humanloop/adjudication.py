@@ -50,7 +50,7 @@ def write_adjudication(path: Path, items: dict[str, dict], by_reviewer, disagree
         row = {"record_id": rid, "question": it["question"], "answer": it["answer"], "tier": it["tier"]}
         for n in sorted(by_reviewer):
             r = by_reviewer[n][rid]
-            row.update({f"{n}:verdict": r.verdict, f"{n}:corrected_answer": r.corrected_answer,
+            row.update({f"{n}:verdict": r.verdict, f"{n}:corrected_answer": _answer_of(r),
                         f"{n}:reason_code": r.reason})
         row.update(filled.get(rid, {k: "" for k in ADJ_FINAL}))
         rows.append(row)
