@@ -34,6 +34,8 @@ def export(rp: ReviewParams, round_name: str, force: bool = False) -> dict:
         raise SystemExit(f"review export: {out} already holds round {round_name!r} (sheets may be filled); "
                          "use another --round, or --force to overwrite it")
     src = Path(rp.source)
+    if not src.is_file():
+        raise SystemExit(f"review export: {src} does not exist (review.source; run `dvc repro clean` first)")
     records = read_jsonl(src)
     sample = stratified_sample(records, rp.sample_size, rp.seed)
     for name in rp.reviewers:
@@ -65,6 +67,9 @@ def pick_sheet(out: Path, reviewer: str) -> Path:
 
 def import_round(rp: ReviewParams, round_name: str, sheets: list[Path] | None = None) -> dict:
     out = round_dir(rp, round_name)
+    if not (out / "manifest.json").is_file():
+        raise SystemExit(f"review import: no round {round_name!r} in {rp.sheets_dir} "
+                         f"(run `python -m stages.review export --round {round_name}` first)")
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     items = {it["record_id"]: it for it in manifest["items"]}
     ids = sorted(items)
