@@ -95,8 +95,12 @@ def import_round(rp: ReviewParams, round_name: str, sheets: list[Path] | None = 
     write_adjudication(adj_path, items, by_reviewer, disagreements, adjudicated)
     verdicts, pending = decide(round_name, items, by_reviewer, disagreements, adjudicated, rp.unresolved)
     vpath = Path(rp.verdicts)
-    earlier = [v for v in read_jsonl(vpath) if v["round"] != round_name] if vpath.is_file() else []
-    write_jsonl(vpath, earlier + verdicts)
+    old = read_jsonl(vpath) if vpath.is_file() else []
+    # a re-imported round keeps its place in the file (rounds in first-import order: the later wins)
+    at = next((i for i, v in enumerate(old) if v["round"] == round_name), len(old))
+    others = [v for v in old if v["round"] != round_name]
+    at -= sum(1 for v in old[:at] if v["round"] == round_name)
+    write_jsonl(vpath, others[:at] + verdicts + others[at:])
     metrics = round_metrics(round_name, items, by_reviewer, disagreements, adjudicated, verdicts, pending)
     write_json(rp.metrics, metrics)
     return metrics

@@ -137,3 +137,20 @@ def test_cli_round_and_status(rnd, tmp_path, capsys):
     (sheets / "reviewer_a.csv").write_text((sheets / "reviewer_b.csv").read_text(encoding="utf-8-sig"), encoding="utf-8")
     assert review.main(["import", "--params", str(params)]) == 2
     assert "both reviewer_a.xlsx and reviewer_a.csv hold verdicts" in capsys.readouterr().err
+
+
+def test_second_round_keeps_the_first_and_wins_on_shared_records(rnd, tmp_path):
+    from stages.humanloop.verdicts import load_verdicts
+
+    rp, manifest, sheets = rnd
+    fill_from_fixtures(sheets)
+    review.import_round(rp, "r1")
+    review.export(rp, "r2")
+    r2 = Path(rp.sheets_dir) / "r2"
+    fill_from_fixtures(r2)
+    review.import_round(rp, "r2")
+    review.import_round(rp, "r1")                          # re-import replaces r1's lines in place
+    lines = read_jsonl(rp.verdicts)
+    assert [v["round"] for v in lines] == ["r1"] * 8 + ["r2"] * 8
+    book = load_verdicts(rp.verdicts)
+    assert len(book) == 8 and {v["round"] for v in book.values()} == {"r2"}   # the later round wins
