@@ -130,7 +130,8 @@ def run(data: DataParams, cp: CleanParams, out_dir: Path, metrics_path: Path) ->
             if a is None:
                 reject(item.origin, item.source, "expert_rejected", provenance["verdict_id"])
                 continue
-            stats["expert_edited"] += provenance.get("review") == "edited"
+            if provenance.get("review") == "edited":
+                stats["expert_edited"] += 1
             key = dedup_key(q, a)
             if key in exact:
                 reject(item.origin, item.source, "exact_duplicate", f"same as {exact[key]}")
