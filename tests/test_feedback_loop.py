@@ -20,13 +20,14 @@ import yaml
 from serve.launcher import REPO, ServerProcess
 from stages import feedback as feedback_cli
 from stages.common.jsonio import read_jsonl
+from stages.humanloop.masking import clean_user_text
 from test_serve_browser import HEIGHT, WIDTH, _needs_chromium, browser  # noqa: F401  (fixtures)
 
 KEY, RKEY = "loop-key-7c2", "loop-reviewer-9e4"
 PHONE = "13712345678"
 QUESTION = "胃疼反复发作吃什么药好？"
 CORRECTION = f"反复胃痛应到消化内科就诊，必要时做胃镜检查，不要自行长期服用止痛药。有问题可拨打{PHONE}咨询。"
-MASKED = "反复胃痛应到消化内科就诊，必要时做胃镜检查，不要自行长期服用止痛药。有问题可拨打[手机号]咨询。"
+MASKED = clean_user_text(CORRECTION)            # as stored: normalised, phone number masked
 SHOTS = REPO / "artifacts" / "serve"
 BIN = Path(sys.executable).parent
 
@@ -49,6 +50,7 @@ def test_thumbs_down_correction_review_export_clean(browser, tmp_path, tiny_mode
     params["serve"]["feedback_db"] = str(db)
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    assert PHONE not in MASKED and "消化内科就诊" in MASKED
     page = browser
     page.call("Page.enable")
     page.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)

@@ -17,6 +17,7 @@ from serve.app import build_server
 from serve.settings import ServeSettings
 from stages.common.config import load_params
 from stages.humanloop.feedback_store import FeedbackStore
+from stages.humanloop.masking import mask
 
 KEY, RKEY = "api-key-fb1", "reviewer-key-fb1"
 AUTH, RAUTH = {"Authorization": f"Bearer {KEY}"}, {"Authorization": f"Bearer {RKEY}"}
@@ -25,9 +26,9 @@ DOSING = "布洛芬每次吃2片，一天三次。"
 
 
 class ScriptedModelAPI(ModelAPI):
-    """No weights: every question gets DOSING (one delta, then the usage step, as ModelAPI yields)."""
+    """Loads no weights: every question gets DOSING (one delta, then the usage step, as ModelAPI yields)."""
 
-    def setup(self, device):
+    def _load(self, device):
         pass
 
     def predict(self, x, context=None):
@@ -36,9 +37,10 @@ class ScriptedModelAPI(ModelAPI):
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def client(tmp_path_factory, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("serve_fb")
-    s = ServeSettings.from_params(load_params("params.yaml"), "scripted", max_batch_size=1, batch_timeout=0.01,
+    # the tiny model's directory gives the gateway its tokenizer (prompt budget); no weights are loaded
+    s = ServeSettings.from_params(load_params("params.yaml"), str(tiny_model_dir), max_batch_size=1, batch_timeout=0.01,
                                   max_new_tokens=8)
     s = replace(s, api_key=KEY, reviewer_key=RKEY, audit_log=str(tmp / "audit.jsonl"), feedback_db=str(tmp / "fb.sqlite"))
     with wrap_litserve_start(build_server(s, api_cls=ScriptedModelAPI)) as srv, TestClient(srv.app) as c:
@@ -126,8 +128,9 @@ def test_risky_answers_enter_the_queue_without_feedback(client):
         sid = s.headers["x-request-id"]
     items = {i["request_id"]: i for i in c.get("/review/api/queue", headers=RAUTH).json()["items"]}
     assert items[rid]["reasons"] == ["risky_rule"] and items[rid]["feedback"] == []
-    assert PHONE not in items[rid]["question"] and items[rid]["answer"] == r.json()["answer"]
-    assert items[sid]["answer"] == streamed and "risky:specific_dosing" in items[sid]["rules"]
+    # stored as served, through the one mask (which also normalises whitespace)
+    assert PHONE not in items[rid]["question"] and items[rid]["answer"] == mask(r.json()["answer"])
+    assert items[sid]["answer"] == mask(streamed) and "risky:specific_dosing" in items[sid]["rules"]
     again = c.post("/predict", json={"question": f"头疼吃布洛芬吃多少？电话{PHONE}"}, headers=AUTH).json()
     assert again["cached"] is True
     assert again["request_id"] not in {i["request_id"] for i in c.get("/review/api/queue", headers=RAUTH).json()["items"]}
