@@ -71,7 +71,7 @@ class SplitParams(_Section):
 class ReviewParams(_Section):
     """Expert review rounds (python -m stages.review; stages/humanloop/README.md)."""
     round: str = Field("r1", pattern=r"^[A-Za-z0-9_-]+$")
-    sample_size: int = Field(60, ge=1)
+    sample_size: int = Field(120, ge=1)
     seed: int = 13
     reviewers: list[str] = Field(default_factory=lambda: ["reviewer_a", "reviewer_b"], min_length=2)
     source: str = "data/clean/qa.jsonl"
