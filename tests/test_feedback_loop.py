@@ -44,7 +44,7 @@ def _open(page, url: str, ready: str) -> None:
     page.wait(f"document.readyState === 'complete' && !!document.getElementById({json.dumps(ready)})", timeout=60)
 
 
-def test_thumbs_down_correction_review_export_clean(browser, tmp_path, tiny_model_dir):  # noqa: F811
+def test_thumbs_down_correction_review_export_clean(browser, tmp_path, tiny_model_dir, triage_model_dir):  # noqa: F811
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     db = tmp_path / "feedback.sqlite"
     params["serve"]["feedback_db"] = str(db)
@@ -56,7 +56,8 @@ def test_thumbs_down_correction_review_export_clean(browser, tmp_path, tiny_mode
     page.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
 
     with ServerProcess(["--model", str(tiny_model_dir), "--params", str(params_file), "--max-new-tokens", "16",
-                        "--api-key-env", "MEDQA_LOOP_KEY", "--audit-log", str(tmp_path / "audit.jsonl")],
+                        "--api-key-env", "MEDQA_LOOP_KEY", "--audit-log", str(tmp_path / "audit.jsonl"),
+                        "--triage-model", str(triage_model_dir)],
                        log_path=tmp_path / "server.log",
                        env={"MEDQA_LOOP_KEY": KEY, "MEDQA_REVIEWER_KEY": RKEY}) as srv:
         # 1. a user asks, gets a model answer, and sends 👎 with a corrected answer

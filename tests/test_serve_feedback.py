@@ -37,12 +37,12 @@ class ScriptedModelAPI(ModelAPI):
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, tiny_model_dir):
+def client(tmp_path_factory, tiny_model_dir, triage_model_dir):
     tmp = tmp_path_factory.mktemp("serve_fb")
     # the tiny model's directory gives the gateway its tokenizer (prompt budget); no weights are loaded
     s = ServeSettings.from_params(load_params("params.yaml"), str(tiny_model_dir), max_batch_size=1, batch_timeout=0.01,
                                   max_new_tokens=8)
-    s = replace(s, api_key=KEY, reviewer_key=RKEY, audit_log=str(tmp / "audit.jsonl"), feedback_db=str(tmp / "fb.sqlite"))
+    s = replace(s, triage_model=str(triage_model_dir), api_key=KEY, reviewer_key=RKEY, audit_log=str(tmp / "audit.jsonl"), feedback_db=str(tmp / "fb.sqlite"))
     with wrap_litserve_start(build_server(s, api_cls=ScriptedModelAPI)) as srv, TestClient(srv.app) as c:
         deadline = time.monotonic() + 120
         while c.get("/health").status_code != 200:
