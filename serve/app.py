@@ -14,6 +14,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from serve.api import ModelAPI
+from serve.feedback import install_feedback
+from serve.review import install_review
 from serve.gateway import Gateway
 from serve.settings import ServeSettings
 
@@ -85,4 +87,6 @@ def build_server(settings: ServeSettings, api_cls=ModelAPI) -> ls.LitServer:
         ls_log.setLevel(level)
     install_page(server.app)
     document_predict(server.app)
+    install_feedback(server.app, settings.feedback_db)
+    install_review(server.app, settings.feedback_db, settings.reviewer_key, settings.reviewer_key_env, STATIC_DIR)
     return server

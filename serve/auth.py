@@ -10,8 +10,9 @@ import os
 
 # Paths served without a key: the health probe and the static chat page (the page itself asks for
 # the key and sends it with each API call). /shutdown has LitServe's own Bearer-token check.
-OPEN_PATHS = frozenset({"/", "/health", "/favicon.ico", "/shutdown"})
-OPEN_PREFIXES = ("/static/",)
+# /review* is open to the gateway's API-key check: serve/review.py checks the separate reviewer key.
+OPEN_PATHS = frozenset({"/", "/health", "/favicon.ico", "/shutdown", "/review"})
+OPEN_PREFIXES = ("/static/", "/review/")
 
 
 def key_from_env(env_name: str) -> str | None:

@@ -26,6 +26,7 @@ class RequestContext:
     error: str | None = None
     ttft_ms: float | None = None
     answer_chars: int | None = None
+    answer: str | None = None            # the answer as served (recorded for /feedback, serve/feedback.py)
 
     @classmethod
     def from_scope(cls, scope) -> "RequestContext":

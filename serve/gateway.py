@@ -29,6 +29,7 @@ from serve.auth import is_open_path, key_ok
 from serve.cache import AnswerCache
 from serve.context import RequestContext, send_json, send_sse
 from serve.errors import Rejected, error_body
+from serve.feedback import AnswerRecorder
 from serve.limits import InFlight, read_body
 from serve.model_client import CHAT_PATH, ModelClient, chat_body
 from serve.openai_format import completion_body, stream_events
@@ -50,6 +51,7 @@ class Gateway:
         self.s = settings
         self.cache = AnswerCache(settings.cache_size, settings.cache_ttl_s)
         self.audit = AuditLog(settings.audit_log)
+        self.answers = AnswerRecorder(settings.feedback_db)
         self.in_flight = InFlight(settings.max_in_flight)
         self.model = ModelClient(app, self.in_flight, settings.generation_timeout_s)
         self.budget = (PromptBudget(settings.model_path, settings.system, settings.limits.max_prompt_tokens)
@@ -89,6 +91,7 @@ class Gateway:
                     f"internal server error (request {ctx.request_id})", "internal_error", "server_error"))
         finally:
             self._audit(ctx)
+            await self.answers.record(ctx)
 
     def _audit(self, ctx: RequestContext) -> None:
         try:
@@ -159,7 +162,7 @@ class Gateway:
         await self._predict_reply(send, ctx, answer, truncated=gen["truncated"], new_tokens=gen["new_tokens"])
 
     async def _predict_reply(self, send, ctx: RequestContext, answer: str, truncated: bool, new_tokens: int = 0):
-        ctx.answer_chars = len(answer)
+        ctx.answer, ctx.answer_chars = answer, len(answer)
         await send_json(send, ctx, 200, {
             "answer": answer, "safety": self._safety(ctx), "cached": bool(ctx.cached), "truncated": truncated,
             "new_tokens": new_tokens, "latency_ms": ctx.elapsed_ms(), "request_id": ctx.request_id})
@@ -170,7 +173,7 @@ class Gateway:
                 "request_id": ctx.request_id}
 
     async def _chat_ready(self, send, ctx: RequestContext, q: Question, answer: str, usage: dict | None = None):
-        ctx.answer_chars = len(answer)
+        ctx.answer, ctx.answer_chars = answer, len(answer)
         if q.stream:
             ctx.ttft_ms = ctx.elapsed_ms()
             await send_sse(send, ctx, stream_events(q.model_name, answer, self._medqa(ctx)))
@@ -216,6 +219,7 @@ class Gateway:
         if rw.error is not None:
             ctx.error = ctx.error or f"stream error: {rw.error}"
         elif rw.finished:
+            ctx.answer = rw.content
             truncated = self._token_budget(rw.usage, q)[1]
             self.cache.put(key, {"answer": checked["answer"], "rules": ctx.rules, "truncated": truncated})
         elif ctx.status == 200:

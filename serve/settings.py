@@ -24,6 +24,7 @@ class GatewaySettings:
     max_in_flight: int = 64
     generation_timeout_s: float = 300.0
     triage_model: str | None = "models/triage"   # triage stage output; None = rules only (--rules-only-triage)
+    feedback_db: str | None = None      # humanloop: answers recorded for /feedback (serve/feedback.py)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class ServeSettings:
     max_prompt_tokens: int = 1536
     enable_shutdown_api: bool = False
     triage_model: str | None = "models/triage"   # None = rules-only triage (explicit flag only)
+    feedback_db: str | None = None      # serve.feedback_db; None = no feedback/review store
+    reviewer_key_env: str = "MEDQA_REVIEWER_KEY"
+    reviewer_key: str | None = None
 
     @classmethod
     def from_params(cls, params: Params, model: str | None, adapter: str | None = None, **overrides) -> "ServeSettings":
@@ -64,7 +68,10 @@ class ServeSettings:
                        api_key_env=api_key_env, api_key=key_from_env(api_key_env),
                        max_in_flight=s.max_in_flight, generation_timeout_s=s.generation_timeout_s,
                        body_timeout_s=s.body_timeout_s, max_prompt_tokens=s.max_prompt_tokens,
-                       triage_model=s.triage_model)
+                       triage_model=s.triage_model,
+                       feedback_db=s.feedback_db or None, reviewer_key_env=s.reviewer_key_env,
+                       reviewer_key=key_from_env(s.reviewer_key_env))
+
         return replace(settings, **overrides)
 
     def gateway(self) -> GatewaySettings:
@@ -74,7 +81,8 @@ class ServeSettings:
             cache_size=self.cache_size, cache_ttl_s=self.cache_ttl_s, audit_log=self.audit_log,
             api_key=self.api_key, model_enabled=self.model.path is not None, model_path=self.model.path,
             system=self.model.system, max_in_flight=self.max_in_flight,
-            generation_timeout_s=self.generation_timeout_s, triage_model=self.triage_model)
+            generation_timeout_s=self.generation_timeout_s, triage_model=self.triage_model,
+            feedback_db=self.feedback_db)
 
     def describe(self) -> dict:
         """JSON-safe summary for /info (never the key itself)."""

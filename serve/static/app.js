@@ -26,6 +26,7 @@
     meta.textContent = "";
     const rules = (medqa.safety && medqa.safety.rules) || [];
     turn.dataset.rules = rules.join(",");
+    turn.dataset.requestId = medqa.request_id || "";   // for 👍/👎 feedback (feedback.js)
     turn.dataset.action = (medqa.safety && medqa.safety.action) || "";
     for (const r of rules) {
       const span = document.createElement("span");

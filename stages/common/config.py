@@ -16,7 +16,7 @@ class _Section(BaseModel):
 
 
 class DataParams(_Section):
-    sources: list[str] = Field(default_factory=lambda: ["data/raw"], min_length=1)
+    sources: list[str] = Field(default_factory=lambda: ["data/raw", "data/feedback"], min_length=1)
     csv_columns: dict[str, Union[str, list[str]]] = Field(
         default_factory=lambda: {"question": ["title", "ask"], "answer": "answer", "category": "department"})
     source_names: dict[str, str] = Field(default_factory=dict)
@@ -52,6 +52,7 @@ class CleanParams(_Section):
     strip_boilerplate: bool = True
     terms_file: str = "data/terms.tsv"
     strict: bool = False
+    verdicts: str = "data/review/verdicts.jsonl"   # expert verdicts (stages/humanloop/verdicts.py); "" = none
 
     @model_validator(mode="after")
     def _lengths(self):
@@ -73,6 +74,31 @@ class SplitParams(_Section):
         if self.val_frac + self.test_frac >= 1:
             raise ValueError("val_frac + test_frac must be < 1")
         return self
+
+
+class ReviewParams(_Section):
+    """Expert review rounds (python -m stages.review; stages/humanloop/README.md)."""
+    round: str = Field("r1", pattern=r"^[A-Za-z0-9_-]+$")
+    sample_size: int = Field(120, ge=1)
+    seed: int = 13
+    reviewers: list[str] = Field(default_factory=lambda: ["reviewer_a", "reviewer_b"], min_length=2)
+    source: str = "data/clean/qa.jsonl"
+    sheets_dir: str = "data/review/sheets"
+    verdicts: str = "data/review/verdicts.jsonl"
+    metrics: str = "metrics/review.json"
+    unresolved: Literal["strictest", "pending"] = "strictest"
+
+    @field_validator("reviewers")
+    @classmethod
+    def _names(cls, v):
+        import re
+
+        bad = [n for n in v if not re.fullmatch(r"[A-Za-z0-9_-]+", n)]
+        if bad:
+            raise ValueError(f"reviewer names are file names: letters, digits, _ and - only, got {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError("reviewer names must be distinct")
+        return v
 
 
 class ModelParams(_Section):
@@ -192,6 +218,8 @@ class ServeParams(_Section):
     body_timeout_s: float = Field(10, ge=0)          # request body must arrive within this (slow clients → 408)
     max_prompt_tokens: int = Field(1536, ge=1)       # system prompt + question tokens; more → 422
     triage_model: str = "models/triage"
+    feedback_db: str = "artifacts/serve/feedback.sqlite"   # answers, feedback and review queue (SQLite, WAL)
+    reviewer_key_env: str = "MEDQA_REVIEWER_KEY"            # env var with the reviewer key; unset = /review API off
 
 
 class Params(_Section):
@@ -206,6 +234,7 @@ class Params(_Section):
     eval: EvalParams = Field(default_factory=EvalParams)
     triage: TriageParams = Field(default_factory=TriageParams)
     serve: ServeParams = Field(default_factory=ServeParams)
+    review: ReviewParams = Field(default_factory=ReviewParams)
 
 
 class ParamsError(ValueError):

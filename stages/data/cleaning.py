@@ -30,7 +30,7 @@ from stages.common.jsonio import iter_lines, write_json, write_jsonl
 from stages.data.dupkeys import BandConfig
 from stages.data.formats import MALFORMED, list_source_files, read_source
 from stages.data.neardup import iter_clusters, run_pipeline
-from stages.data.records import REJECT_CHARS, ordered_map, reject_row, resolve_workers
+from stages.data.records import REJECT_CHARS, ordered_map, reject_row, resolve_workers, verdict_book
 
 log = logging.getLogger("stages.clean")
 
@@ -117,6 +117,7 @@ def _dedup_pass(work: Path, n_shards: int, clusters: Path, kept_out: Path, dups_
 def run(data: DataParams, cp: CleanParams, out_dir: Path, metrics_path: Path) -> dict:
     files = list_source_files(data.sources)
     workers = resolve_workers(cp.workers)
+    verdict_book(cp.verdicts)            # a bad verdicts file fails here, before any worker starts
     by_source: dict[str, Counter] = defaultdict(Counter)
     stats: Counter = Counter()
     tiers: Counter = Counter()

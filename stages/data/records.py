@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections import Counter, deque
+from functools import lru_cache
 from typing import Iterable, Iterator
 
 from stages.common.config import CleanParams
@@ -17,6 +18,7 @@ from stages.data.dupkeys import dedup_text
 from stages.data.formats import RawRecord, Reject
 from stages.data.text import HAS_CHINESE, load_terms, mask_pii, normalize, strip_boilerplate
 from stages.data.tiers import infer_tier, normalize_tier
+from stages.humanloop.verdicts import apply_verdict, load_verdicts
 
 DEFAULT_CATEGORY = "综合"
 BATCH = 256
@@ -101,8 +103,21 @@ def process(item, cp: CleanParams) -> tuple:
            "source": item.source, "origin": item.origin}
     if rule:
         rec["tier_rule"] = rule
+    answer, provenance = apply_verdict(verdict_book(cp.verdicts).get(rec["id"]), a)   # data/review/verdicts.jsonl
+    if answer is None:
+        return "reject", reject_row(item.origin, item.source, "expert_rejected", provenance["verdict_id"]), stats
+    if provenance.get("review") == "edited":
+        stats["expert_edited"] += 1
+        a = rec["answer"] = answer
+    rec.update(provenance)
     key = dedup_key(q, a)
     return "keep", rec, (dedup_text(q, a) if cp.near_dup else key), key, stats
+
+
+@lru_cache(maxsize=4)
+def verdict_book(path: str) -> dict[str, dict]:
+    """record id → expert verdict, read once per process (forked workers inherit the parent's copy)."""
+    return load_verdicts(path)
 
 
 _CP: CleanParams | None = None
