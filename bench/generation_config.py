@@ -55,6 +55,7 @@ def main() -> int:
     ap.add_argument("--split", default=str(REPO / "data/split/val.jsonl"))
     ap.add_argument("--max-examples", type=int, default=0)
     ap.add_argument("--configs", nargs="+", default=DEFAULT)
+    ap.add_argument("--batch-size", type=int, default=params.eval.batch_size)
     ap.add_argument("--out", default=str(REPO / "artifacts/bench/generation_config.json"))
     args = ap.parse_args()
     set_threads(0)
@@ -69,7 +70,7 @@ def main() -> int:
         dec = parse(name, gp.max_new_tokens, tuple(gp.stop_tokens))
         t0 = time.perf_counter()
         gen = generate_answers(model, tok, [e["question"] for e in examples], params.prompt.system,
-                               batch_size=params.eval.batch_size, progress=False, decoding=dec)
+                               batch_size=args.batch_size, progress=False, decoding=dec)
         sec = time.perf_counter() - t0
         answers = [g["answer"] for g in gen]
         emerg = [safety_flags(e["question"], a)["emergency_guidance"] for e, a in zip(examples, answers)
