@@ -70,8 +70,8 @@ def _generate(model, inputs, max_new_tokens, gen_kwargs, streamer, errors):
 
 
 class BatchStream:
-    """Greedy (``decoding``: params generation.*), KV-cached generation for a batch, iterated as one list of text deltas (one per question)
-    per decoding step. Rows that finished yield "" until the batch ends; each row stops at its own
+    """Greedy (``decoding``: params generation.*), KV-cached generation for a batch, iterated as one
+    list of text deltas (one per question) per decoding step. Rows that finished yield "" until the batch ends; each row stops at its own
     ``max_new_tokens``. With ``prefix`` (stages/model/prefix_cache.py) the shared system-prompt head is not
     prefilled again. After iteration: ``prompt_tokens``, ``new_tokens``, ``hit_cap`` per row, and
     ``seconds`` for the whole batch."""
