@@ -1,8 +1,8 @@
-"""What serving in bf16 (``serve.dtype: auto`` on CPUs with AMX / AVX512-BF16, and on GPUs) changes
-against the fp32 model the evaluate stage scored.
+"""What running in bf16 (``serve.dtype: auto`` and, for predict_base/evaluate, ``model.dtype: auto`` on
+CPUs with AMX / AVX512-BF16, and on GPUs) changes against fp32.
 
 Generates the evaluation answers with the merged model in both dtypes, in this run, with the
-evaluate stage's settings (eval.max_examples test examples, eval.max_new_tokens, greedy, the shared
+evaluate stage's settings (eval.max_examples test examples, the generation config generation.*, the shared
 prompt code), then compares: identical answers, ROUGE-L(char) and BLEU(zh) against the references,
 the safety rates (emergency guidance on the emergency tier, reminder where required), the
 reference perplexity, and the generation time (bf16 / fp32 ratio).
@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from stages.common.config import load_params  # noqa: E402
 from stages.evaluation.evalset import load_eval_examples  # noqa: E402
-from stages.model.generate import generate_answers  # noqa: E402
+from stages.model.generate import Decoding, generate_answers  # noqa: E402
 from stages.evaluation.metrics.overlap import corpus_bleu, rouge  # noqa: E402
 from stages.evaluation.metrics.perplexity import answer_nll  # noqa: E402
 from stages.evaluation.metrics.safety import safety_flags  # noqa: E402
@@ -38,8 +38,8 @@ def run(model_dir: str, dtype: torch.dtype, examples: list[dict], params) -> dic
     tok = load_tokenizer(model_dir)
     model = load_model(model_dir, dtype, "cpu")
     t0 = time.perf_counter()
-    gen = generate_answers(model, tok, [e["question"] for e in examples], system,
-                           max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size)
+    gen = generate_answers(model, tok, [e["question"] for e in examples], system, batch_size=ev.batch_size,
+                           decoding=Decoding.from_params(params.generation))
     gen_s = time.perf_counter() - t0
     nll = answer_nll(model, tok, [(e["question"], e["answer"]) for e in examples], system, ev.ppl_max_len,
                      ev.batch_size, True, desc="ref-nll")
@@ -73,11 +73,11 @@ def main() -> int:
         ap.error(f"{args.model} is not a model directory (run `dvc repro merge`)")
     set_threads(0)
     examples = load_eval_examples(args.split, args.max_examples)
-    print(f"{len(examples)} examples, max_new_tokens {params.eval.max_new_tokens}; native bf16 on this CPU: "
+    print(f"{len(examples)} examples, max_new_tokens {params.generation.max_new_tokens}; native bf16 on this CPU: "
           f"{cpu_has_native_bf16()}", flush=True)
     runs = {name: run(args.model, dt, examples, params) for name, dt in
             (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
-    report = {"model": args.model, "examples": len(examples), "max_new_tokens": params.eval.max_new_tokens}
+    report = {"model": args.model, "examples": len(examples), "generation": Decoding.from_params(params.generation).describe()}
     for name, r in runs.items():
         report[name] = {**scores(examples, r["answers"]), "perplexity": math.exp(r["nll"] / r["ref_tokens"]),
                         "generate_s": round(r["generate_s"], 1), "new_tokens": r["new_tokens"]}

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import litserve as ls
 from fastapi import HTTPException
 
+from stages.model.generate import Decoding
+
 logger = logging.getLogger("serve.api")
 
 WARMUP_QUESTION = "医院周末可以挂号吗？"
@@ -35,6 +37,7 @@ class ModelConfig:
     max_new_tokens: int
     warmup: bool = True
     prefix_cache: bool = True        # reuse the system prompt's KV cache (stages/model/prefix_cache.py)
+    decoding: Decoding = Decoding()  # params generation.* (the decoding evaluate scored)
 
 
 class ModelAPI(ls.LitAPI):
@@ -108,7 +111,8 @@ class ModelAPI(ls.LitAPI):
 
         t0 = time.perf_counter()
         for _ in BatchStream(self.model, self.tokenizer, [WARMUP_QUESTION] * self.max_batch_size,
-                             self.config.system, [WARMUP_TOKENS] * self.max_batch_size, self.prefix):
+                             self.config.system, [WARMUP_TOKENS] * self.max_batch_size, self.prefix,
+                             self.config.decoding):
             pass
         return time.perf_counter() - t0
 
@@ -126,7 +130,7 @@ class ModelAPI(ls.LitAPI):
         batched = self.max_batch_size > 1
         items = list(x) if batched else [x]
         stream = BatchStream(self.model, self.tokenizer, [q for q, _ in items], self.config.system,
-                             [n for _, n in items], self.prefix)
+                             [n for _, n in items], self.prefix, self.config.decoding)
         for deltas in stream:
             yield [{"content": d} for d in deltas] if batched else {"content": deltas[0]}
         usage = [{"content": "", "prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}

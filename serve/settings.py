@@ -8,6 +8,7 @@ from serve.api import ModelConfig
 from serve.auth import key_from_env
 from serve.limits import Limits
 from stages.common.config import Params
+from stages.model.generate import Decoding
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ class ServeSettings:
         model_cfg = ModelConfig(path=str(model) if model is not None else None,
                                 adapter=str(adapter) if adapter is not None else None,
                                 dtype=overrides.pop("dtype", s.dtype), system=params.prompt.system,
-                                max_new_tokens=overrides.pop("max_new_tokens", s.max_new_tokens),
+                                max_new_tokens=overrides.pop("max_new_tokens",
+                                                             s.max_new_tokens or params.generation.max_new_tokens),
+                                decoding=Decoding.from_params(params.generation),
                                 warmup=overrides.pop("warmup", True),
                                 prefix_cache=overrides.pop("prefix_cache", True))
         api_key_env = overrides.pop("api_key_env", s.api_key_env)
@@ -97,7 +100,7 @@ class ServeSettings:
                 "max_in_flight": self.max_in_flight, "generation_timeout_s": self.generation_timeout_s,
                 "body_timeout_s": self.body_timeout_s, "max_prompt_tokens": self.max_prompt_tokens,
                 "auth": self.api_key is not None, "api_key_env": self.api_key_env,
-                "decoding": "greedy", "kv_cache": True,
+                "decoding": "greedy", "generation": self.model.decoding.describe(), "kv_cache": True,
                 "system_prompt_kv_cache": self.model.prefix_cache,
                 "triage": self.triage_model or "rules_only"}
 

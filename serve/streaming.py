@@ -11,6 +11,7 @@ from typing import Iterator
 import torch
 from transformers.generation.streamers import BaseStreamer
 
+from stages.model.generate import Decoding
 from stages.model.prefix_cache import PromptPrefix
 from stages.model.prompt import encode_prompts
 
@@ -60,25 +61,25 @@ class _RowDecoder:
 
 
 @torch.inference_mode()
-def _generate(model, inputs, max_new_tokens, pad_id, streamer, errors):
+def _generate(model, inputs, max_new_tokens, gen_kwargs, streamer, errors):
     try:
-        model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                       pad_token_id=pad_id, streamer=streamer)
+        model.generate(**inputs, max_new_tokens=max_new_tokens, use_cache=True, streamer=streamer, **gen_kwargs)
     except BaseException as err:  # surfaced in the consuming generator
         errors.append(err)
         streamer.end()
 
 
 class BatchStream:
-    """Greedy, KV-cached generation for a batch, iterated as one list of text deltas (one per question)
-    per decoding step. Rows that finished yield "" until the batch ends; each row stops at its own
+    """Greedy (``decoding``: params generation.*), KV-cached generation for a batch, iterated as one
+    list of text deltas (one per question) per decoding step. Rows that finished yield "" until the batch ends; each row stops at its own
     ``max_new_tokens``. With ``prefix`` (stages/model/prefix_cache.py) the shared system-prompt head is not
     prefilled again. After iteration: ``prompt_tokens``, ``new_tokens``, ``hit_cap`` per row, and
     ``seconds`` for the whole batch."""
 
     def __init__(self, model, tokenizer, questions: list[str], system: str, max_new_tokens: list[int],
-                 prefix: PromptPrefix | None = None):
+                 prefix: PromptPrefix | None = None, decoding: Decoding | None = None):
         self.model, self.tokenizer, self.prefix = model, tokenizer, prefix
+        self.decoding = decoding or Decoding()
         self.questions, self.system, self.max_new_tokens = questions, system, max_new_tokens
         self.prompt_tokens: list[int] = []
         self.cached_tokens = 0
@@ -107,14 +108,14 @@ class BatchStream:
         t0 = time.perf_counter()
         model, tokenizer = self.model, self.tokenizer
         device = next(model.parameters()).device
-        eos = model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
+        gen_kwargs = self.decoding.generate_kwargs(model, tokenizer)
+        eos_ids = set(gen_kwargs["eos_token_id"])
         self._rows = rows = [_RowDecoder(tokenizer, eos_ids, n) for n in self.max_new_tokens]
         kw = self._inputs(device)
         streamer = BatchStreamer()
         errors: list[BaseException] = []
         worker = threading.Thread(target=_generate, daemon=True,
-                                  args=(model, kw, max(self.max_new_tokens), tokenizer.pad_token_id, streamer, errors))
+                                  args=(model, kw, max(self.max_new_tokens), gen_kwargs, streamer, errors))
         worker.start()
         try:
             while True:

@@ -24,7 +24,7 @@ from stages.evaluation.evalset import load_eval_examples
 from stages.common.jsonio import read_jsonl, write_json, write_jsonl
 from stages.evaluation.metrics.aggregate import by_group, compare, flatten
 from stages.evaluation.metrics.answers import score_answers
-from stages.model.modeling import load_model, load_tokenizer, set_threads
+from stages.model.modeling import load_model, load_tokenizer, resolve_inference_dtype, set_threads
 from stages.evaluation.predict import predict, settings
 from stages.data.tiers import TIERS
 
@@ -52,7 +52,7 @@ def run_mcq(model_dir, adapter, params: Params, progress: bool) -> list[dict]:
 
     items = load_mcq(params.eval.mcq_file)
     tok = load_tokenizer(model_dir)
-    model = load_model(model_dir, params.model.dtype, adapter=adapter)
+    model = load_model(model_dir, resolve_inference_dtype(params.model.dtype), adapter=adapter)
     res = mcq_predict(model, tok, items, params.prompt.system, params.eval.ppl_max_len, params.eval.batch_size,
                       progress)
     return res
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
 
     timing: dict[str, float] = {}
     tok = load_tokenizer(args.model)
-    model = load_model(args.model, params.model.dtype, adapter=args.adapter)
+    model = load_model(args.model, resolve_inference_dtype(params.model.dtype), adapter=args.adapter)
     tuned = predict(model, tok, examples, params, "tuned", progress)
     del model
     gc.collect()
@@ -170,7 +170,7 @@ def _triage(triager, args, examples: list[dict], rows: list[dict], models: list[
                        {m: [r[m]["answer"] for r in rows] for m in models})
 
 
-SCORE_KEYS = ("new_tokens", "hit_cap", "rouge1_char", "rouge2_char", "rougeL_char", "rougeL_word",
+SCORE_KEYS = ("new_tokens", "hit_cap", "loop", "repeat_chars", "distinct_2", "rouge1_char", "rouge2_char", "rougeL_char", "rougeL_word",
               "bertscore_f1", "ref_nll", "ref_tokens")
 
 
@@ -196,7 +196,8 @@ def _round(obj, nd: int = 4):
 
 def _report(overall: dict, models: list[str], timing: dict) -> None:
     keys = ["rougeL_char", "rougeL_word", "bleu_zh", "chrf", "bertscore_f1", "ppl_ref", "reminder_rate",
-            "emergency_guidance_rate", "risky_flags", "term_precision", "term_recall", "hit_cap_rate", "mcq_acc"]
+            "emergency_guidance_rate", "risky_flags", "term_precision", "term_recall", "hit_cap_rate", "loop_rate",
+            "distinct_2", "mean_new_tokens", "mcq_acc"]
     cols = models + (["delta"] if "delta" in overall else [])
     print(f"{'metric':<26}" + "".join(f"{c:>12}" for c in cols))
     for k in keys:

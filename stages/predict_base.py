@@ -14,7 +14,7 @@ import time
 from stages.common.config import load_params
 from stages.evaluation.evalset import load_eval_examples
 from stages.common.jsonio import write_json, write_jsonl
-from stages.model.modeling import load_model, load_tokenizer, set_threads
+from stages.model.modeling import load_model, load_tokenizer, resolve_inference_dtype, set_threads
 from stages.evaluation.predict import predict, settings
 
 DEFAULT_OUT = "metrics/base_predictions.jsonl"
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     set_threads(0)
     tok = load_tokenizer(args.model)
-    model = load_model(args.model, params.model.dtype)
+    model = load_model(args.model, resolve_inference_dtype(params.model.dtype))
     res = predict(model, tok, examples, params, "base", progress=not args.no_progress)
     meta = settings(params)
     n = write_jsonl(args.out, [{**r, "settings": meta} for r in res["rows"]])

@@ -33,6 +33,8 @@ CODE_FILES = ("stages/train.py", "stages/training/train_data.py", "stages/traini
               "stages/training/lora_setup.py", "stages/training/checkpoint.py", "stages/model/prompt.py", "stages/common/config.py",
               "stages/model/modeling.py", "stages/common/jsonio.py", "stages/data/tiers.py", "stages/safety/rules.py")
 REPO = Path(__file__).resolve().parents[1]
+# tokenised Arrow tables (datasets cache; reused across runs by fingerprint). HF_DATASETS_CACHE overrides.
+DATA_CACHE = Path(os.environ.get("HF_DATASETS_CACHE") or REPO / ".cache" / "datasets")
 
 
 @dataclass
@@ -70,11 +72,15 @@ class TrainState:
 
 
 def resolve_mixed_precision(name: str) -> str:
+    """``auto``: bf16 autocast on a GPU that supports it (fp16 + grad scaler on older GPUs), bf16 on a
+    CPU with native bf16 matmuls (AMX / AVX512-BF16; bench/train_throughput.py --precision), else fp32."""
     if name != "auto":
         return name
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
+    from stages.model.modeling import cpu_has_native_bf16, pick_device
+
+    return "bf16" if pick_device() == "cpu" and cpu_has_native_bf16() else "no"
 
 
 class Trainer:
@@ -92,7 +98,12 @@ class Trainer:
         set_threads(tp.num_threads)
         self.mp = resolve_mixed_precision(tp.mixed_precision)
         # cpu=True lets accelerate set up gloo DDP when launched by torchrun/accelerate on CPUs
-        self.acc = Accelerator(mixed_precision=self.mp, cpu=pick_device() == "cpu")
+        on_cpu = pick_device() == "cpu"
+        # CPU bf16 is plain autocast (no grad scaler), done here rather than through accelerate's
+        # process-wide state, so fp32 and bf16 trainers can live side by side (bench/train_throughput.py)
+        self.acc = Accelerator(mixed_precision="no" if on_cpu and self.mp == "bf16" else self.mp, cpu=on_cpu)
+        self.autocast = ((lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if on_cpu and self.mp == "bf16"
+                         else self.acc.autocast)
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         self.sharded = is_sharded(self.acc)
         if self.acc.distributed_type.value == "DEEPSPEED" and tp.grad_accum != 1:
@@ -106,25 +117,39 @@ class Trainer:
         self.setup_resume()
 
     def setup_data(self):
-        """Validated, deterministic tier-stratified subsets, encoded by stages.model.prompt."""
+        """Validated, deterministic tier-stratified subsets, encoded by stages.model.prompt into Arrow
+        (🤗 datasets: memory-mapped, tokenised with ``map``, cached by a fingerprint of file, tokenizer,
+        prompt and encoding params)."""
         from stages.training.batching import collate
+        from stages.training.checkpoint import model_dir_fingerprint, run_key, sha256_file
         from stages.model.modeling import load_tokenizer
-        from stages.training.train_data import encode_records, read_split, stratified_subset, tier_counts
+        from stages.training.train_data import encode_dataset, load_split_dataset, read_split, subset_indices, tier_counts
 
         tp = self.p.train
         self.tok = load_tokenizer(self.paths.base)
-        train_all, val_all = read_split(self.paths.train), read_split(self.paths.val)
-        train_recs = stratified_subset(train_all, tp.max_train_examples, tp.seed)
-        val_recs = stratified_subset(val_all, tp.max_val_examples, tp.seed)
         system = self.p.prompt.system
-        self.train_ex, self.train_stats = encode_records(self.tok, train_recs, system, tp.max_len)
-        self.val_ex, self.val_stats = encode_records(self.tok, val_recs, system, tp.max_len)
+        tok_files = {k: v for k, v in model_dir_fingerprint(self.paths.base).items() if "token" in k or k.endswith(".jinja")}
+        for name, path, limit in (("train", self.paths.train, tp.max_train_examples),
+                                  ("val", self.paths.val, tp.max_val_examples)):
+            recs = read_split(path, keep_text=False)
+            idx = subset_indices(recs, limit, tp.seed, tp.source_caps if name == "train" else None)
+            ds = load_split_dataset(path, idx, DATA_CACHE)
+            fp = run_key({"file": sha256_file(path), "idx": idx, "tok": tok_files, "system": system,
+                          "max_len": tp.max_len, "code": sha256_file(REPO / "stages/model/prompt.py"),
+                          "enc": sha256_file(REPO / "stages/training/train_data.py")})
+            ex, stats = encode_dataset(ds, self.tok, system, tp.max_len, tp.overlong, tp.num_proc, fingerprint=fp)
+            picked = [recs[i] for i in idx] if idx is not None else recs
+            setattr(self, f"{name}_ex", ex)
+            setattr(self, f"{name}_stats", stats)
+            setattr(self, f"{name}_counts", (len(picked), len(recs), tier_counts(picked)))
         self.collate = lambda idx, ex: collate([ex[i] for i in idx], self.tok.pad_token_id)
-        self.info(f"data: train {len(train_recs)}/{len(train_all)} {tier_counts(train_recs)}, "
-                  f"val {len(val_recs)}/{len(val_all)}; max_len {tp.max_len}: "
-                  f"{self.train_stats.truncated} train / {self.val_stats.truncated} val answers truncated "
-                  f"({self.train_stats.answer_tokens_cut} answer tokens cut), "
-                  f"{self.train_stats.tokens} train tokens")
+        (n_tr, all_tr, tiers), (n_va, all_va, _) = self.train_counts, self.val_counts
+        self.info(f"data: train {n_tr}/{all_tr} {tiers}, val {n_va}/{all_va}; max_len {tp.max_len}: "
+                  f"{self.train_stats.truncated} train / {self.val_stats.truncated} val examples longer "
+                  f"({tp.overlong}: {self.train_stats.dropped} / {self.val_stats.dropped} dropped, "
+                  f"{self.train_stats.answer_tokens_cut} answer tokens cut), {self.train_stats.tokens} train tokens")
+        if not len(self.train_ex) or not len(self.val_ex):
+            raise ValueError("no train or val examples left after train.overlong=drop; raise train.max_len")
 
     def setup_model(self):
         """Base model + LoRA, the answer-only loss module (self-checked) and the prefix cache."""
@@ -147,8 +172,8 @@ class Trainer:
         blocker = ("train.cache_frozen_prefix is off" if not tp.cache_frozen_prefix else
                    "sharded model (FSDP/DeepSpeed)" if self.sharded else prefix_cache_blocker(self.peft_model, start))
         self.loss_module = AnswerLoss(self.peft_model, prefix_start=0 if blocker else start).eval()
-        probe = self.collate([min(range(len(self.val_ex)), key=lambda i: len(self.val_ex[i].input_ids))], self.val_ex)
-        with acc.autocast():
+        probe = self.collate([min(range(len(self.val_ex)), key=lambda i: self.val_ex.lengths[i])], self.val_ex)
+        with self.autocast():
             ok, why = self.loss_module.self_check({k: v.to(acc.device) for k, v in probe.items()},
                                                   rtol=2e-4 if self.mp == "no" else 2e-2)
         if not ok:
@@ -169,7 +194,7 @@ class Trainer:
         from stages.training.batching import Planner
 
         tp = self.p.train
-        self.planner = Planner([len(e.input_ids) for e in self.train_ex], [e.targets for e in self.train_ex],
+        self.planner = Planner(self.train_ex.lengths, self.train_ex.targets,
                                tp.batch_size, tp.grad_accum, self.world, tp.seed)
         self.total_steps = max(1, math.ceil(tp.epochs * self.planner.steps_per_epoch - 1e-9))
         self.params_list = [p for p in self.peft_model.parameters() if p.requires_grad]
@@ -217,7 +242,7 @@ class Trainer:
         from stages.training.batching import eval_batches
 
         self.model.eval()
-        batches = eval_batches([len(e.input_ids) for e in self.val_ex], self.p.train.batch_size)
+        batches = eval_batches(self.val_ex.lengths, self.p.train.batch_size)
         # every process runs the same number of forwards (collectives inside DDP/FSDP forward);
         # the repeats that even out the count are weighted 0
         weights = [1.0] * len(batches) + [0.0] * (-len(batches) % self.world)
@@ -227,7 +252,7 @@ class Trainer:
         with ctx:
             for idx, w in list(zip(batches, weights))[self.rank::self.world]:
                 batch = {k: v.to(self.acc.device) for k, v in self.collate(idx, self.val_ex).items()}
-                with self.acc.autocast():
+                with self.autocast():
                     prefix = self.cache.batch("val", idx, batch)
                     loss, n = self.model(**batch, prefix_hidden=prefix)
                 sums += w * torch.stack([loss.double(), n.double()])
@@ -287,7 +312,7 @@ class Trainer:
             batch = {k: v.to(self.acc.device) for k, v in self.collate(idx, self.train_ex).items()}
             sync = self.acc.no_sync(self.model) if j < len(mine) - 1 else nullcontext()
             with sync:
-                with self.acc.autocast():
+                with self.autocast():
                     prefix = self.cache.batch("train", idx, batch)
                     loss_sum, _ = self.model(**batch, prefix_hidden=prefix)
                 # DDP averages gradients over processes: scale so the result is the token mean of the step
@@ -383,6 +408,7 @@ class Trainer:
             "early_stopped": int(st.early_stopped), "saved_best": int(saved == "best"),
             "examples": self.train_stats.examples, "val_examples": self.val_stats.examples,
             "truncated": self.train_stats.truncated, "truncated_val": self.val_stats.truncated,
+            "dropped_overlong": self.train_stats.dropped, "dropped_overlong_val": self.val_stats.dropped,
             "answer_tokens_cut": self.train_stats.answer_tokens_cut,
             "train_tokens": self.train_stats.tokens, "train_target_tokens": self.train_stats.target_tokens,
             "pad_fraction": self.pad_fraction(),
@@ -411,7 +437,7 @@ class Trainer:
         real = padded = 0
         for s in range(self.planner.steps_per_epoch):
             for idx in self.planner.step(s).micro:
-                lens = [len(self.train_ex[i].input_ids) for i in idx]
+                lens = [self.train_ex.lengths[i] for i in idx]
                 real += sum(lens)
                 padded += max(lens) * len(lens)
         return 1 - real / max(1, padded)

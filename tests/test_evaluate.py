@@ -25,9 +25,10 @@ def tuned_dir(tmp_path_factory, tokenizer_dir) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tuned") / "merged", tokenizer_dir, seed=1)
 
 
-def write_params(root: Path, **eval_overrides) -> None:
+def write_params(root: Path, max_new_tokens: int = 6, **eval_overrides) -> None:
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    raw["eval"].update({"max_examples": 6, "max_new_tokens": 6, "batch_size": 4, "bertscore_layers": 1,
+    raw["generation"]["max_new_tokens"] = max_new_tokens
+    raw["eval"].update({"max_examples": 6, "batch_size": 4, "bertscore_layers": 1,
                         "bertscore_batch_size": 4, "ppl_max_len": 256, **eval_overrides})
     (root / "params.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
 

@@ -151,6 +151,52 @@ def test_stratified_subset_is_seeded_proportional_and_covers_every_tier():
         stratified_subset(recs, 3, seed=1)
 
 
+def test_overlong_drop_keeps_only_answers_that_end_with_their_end_token(tokenizer):
+    recs = make_records(10)
+    cut, s_cut = encode_records(tokenizer, recs, "你是客服。", max_len=48, overlong="cut")
+    kept, s_drop = encode_records(tokenizer, recs, "你是客服。", max_len=48, overlong="drop")
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert s_drop.dropped == s_drop.truncated == s_cut.truncated > 0 and s_cut.dropped == 0
+    assert len(kept) == s_drop.examples == len(recs) - s_drop.dropped and s_drop.answer_tokens_cut == 0
+    for e in kept:                                   # every trained answer teaches its end-of-turn token
+        assert end in [t for t in e.labels if t != IGNORE_INDEX]
+    assert any(end not in e.labels for e in cut if e.truncated)
+    with pytest.raises(DataError, match="train.max_len"):
+        encode_records(tokenizer, recs, "你是客服。", max_len=16, overlong="drop")
+
+
+def test_source_caps_mix_a_big_source_with_the_corpus():
+    from stages.training.train_data import subset_indices
+
+    recs = [dict(r, source="authored") for r in make_records(30)]
+    recs += [dict(r, id=f"u{i}", source="user_csv") for i, r in enumerate(make_records(200, 100))]
+    idx = subset_indices(recs, 0, seed=3, source_caps={"user_csv": 25})
+    picked = [recs[i] for i in idx]
+    assert sum(r["source"] == "user_csv" for r in picked) == 25 and sum(r["source"] == "authored" for r in picked) == 30
+    assert idx == sorted(idx) and idx == subset_indices(recs, 0, seed=3, source_caps={"user_csv": 25})
+    assert {r["difficulty"] for r in picked if r["source"] == "user_csv"} == set(TIERS)
+    assert len(subset_indices(recs, 20, seed=3, source_caps={"user_csv": 25})) == 20
+    assert subset_indices(recs, 0, seed=3) is None
+    with pytest.raises(DataError, match="source_caps.*nope"):
+        subset_indices(recs, 0, seed=3, source_caps={"nope": 1})
+
+
+def test_split_file_is_tokenised_into_cached_arrow(tmp_path, tokenizer):
+    """The stage's path: a split file → memory-mapped Arrow → tokenised with datasets.map; the same
+    fingerprint reuses the cached table instead of tokenising again."""
+    from stages.training.train_data import encode_dataset, load_split_dataset
+
+    path = write_jsonl(tmp_path / "train.jsonl", make_records(12))
+    ds = load_split_dataset(path, [0, 2, 4, 6, 8, 10], tmp_path / "cache")
+    assert ds.cache_files and len(ds) == 6 and ds[1]["id"] == "r0002"
+    first, s1 = encode_dataset(ds, tokenizer, "你是客服。", 256, "drop", fingerprint="fp-test")
+    mapped = first.ds.cache_files[0]["filename"]
+    again, s2 = encode_dataset(ds, tokenizer, "你是客服。", 256, "drop", fingerprint="fp-test")
+    assert again.ds.cache_files[0]["filename"] == mapped and s1 == s2
+    ref, _ = encode_records(tokenizer, [make_records(12)[i] for i in (0, 2, 4, 6, 8, 10)], "你是客服。", 256)
+    assert [e.input_ids for e in again] == [e.input_ids for e in ref] and again.lengths == ref.lengths
+
+
 def test_length_grouped_batches_cover_each_example_once_with_little_padding():
     import random
 

@@ -132,11 +132,15 @@ class LoraParams(_Section):
 
 class TrainParams(_Section):
     learning_rate: float = Field(3e-4, gt=0)
+    overlong: Literal["drop", "cut"] = "drop"   # examples longer than max_len: drop (never teach an answer
+    #                                             without its end token) or cut (answer truncated, no end token)
+    num_proc: int = Field(0, ge=0)             # tokenisation processes (datasets.map); 0 = auto (1 below 10k examples)
     epochs: float = Field(1, gt=0)
     batch_size: int = Field(4, ge=1)
     grad_accum: int = Field(1, ge=1)
     max_len: int = Field(256, ge=16)
     max_train_examples: int = Field(0, ge=0)
+    source_caps: dict[str, int] = Field(default_factory=dict)   # {source: max train examples} (mixing a big source)
     max_val_examples: int = Field(0, ge=0)
     eval_steps: int = Field(10, ge=1)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
@@ -161,9 +165,16 @@ class MergeParams(_Section):
     verify_prompts: int = Field(3, ge=0)
 
 
+class GenerationParams(_Section):
+    """Decoding used by predict_base, evaluate and serve alike (stages/model/generate.py ``Decoding``)."""
+    max_new_tokens: int = Field(256, ge=1)
+    repetition_penalty: float = Field(1.0, ge=1.0)  # HF: divides logits of tokens already in prompt+answer; 1 = off
+    no_repeat_ngram_size: int = Field(0, ge=0)      # HF: ban any token n-gram already generated/prompted; 0 = off
+    stop_tokens: list[str] = Field(default_factory=lambda: ["<|im_end|>", "<|endoftext|>"], min_length=1)
+
+
 class EvalParams(_Section):
-    max_examples: int = Field(30, ge=0)
-    max_new_tokens: int = Field(128, ge=1)
+    max_examples: int = Field(0, ge=0)
     batch_size: int = Field(32, ge=1)
     compare_base: bool = True
     bertscore_model: str = "models/base"
@@ -205,7 +216,7 @@ class TriageParams(_Section):
 class ServeParams(_Section):
     max_batch_size: int = Field(8, ge=1)
     batch_timeout: float = Field(0.05, ge=0)
-    max_new_tokens: int = Field(256, ge=1)
+    max_new_tokens: int = Field(0, ge=0)     # request cap; 0 = generation.max_new_tokens
     max_question_chars: int = Field(1000, ge=1)
     cache_size: int = Field(1024, ge=0)
     cache_ttl_s: float = Field(3600, ge=0)
@@ -231,6 +242,7 @@ class Params(_Section):
     lora: LoraParams = Field(default_factory=LoraParams)
     train: TrainParams = Field(default_factory=TrainParams)
     merge: MergeParams = Field(default_factory=MergeParams)
+    generation: GenerationParams = Field(default_factory=GenerationParams)
     eval: EvalParams = Field(default_factory=EvalParams)
     triage: TriageParams = Field(default_factory=TriageParams)
     serve: ServeParams = Field(default_factory=ServeParams)

@@ -8,13 +8,13 @@ import hashlib
 import time
 
 from stages.common.config import Params
-from stages.model.generate import generate_answers
+from stages.model.generate import Decoding, generate_answers
 from stages.evaluation.metrics.perplexity import answer_nll
 
 
 def settings(params: Params) -> dict:
     """Everything besides the model and the examples that changes a prediction row."""
-    return {"max_new_tokens": params.eval.max_new_tokens, "ppl_max_len": params.eval.ppl_max_len,
+    return {**Decoding.from_params(params.generation).describe(), "ppl_max_len": params.eval.ppl_max_len,
             "system_sha1": hashlib.sha1(params.prompt.system.encode("utf-8")).hexdigest()[:12]}
 
 
@@ -22,8 +22,8 @@ def predict(model, tokenizer, examples: list[dict], params: Params, label: str, 
     """Returns ``{"rows": [...], "generate_s", "nll_s", "new_tokens"}``; rows follow ``examples``."""
     ev, system = params.eval, params.prompt.system
     t0 = time.perf_counter()
-    gen = generate_answers(model, tokenizer, [e["question"] for e in examples], system,
-                           max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size, progress=progress)
+    gen = generate_answers(model, tokenizer, [e["question"] for e in examples], system, batch_size=ev.batch_size,
+                           progress=progress, decoding=Decoding.from_params(params.generation))
     t1 = time.perf_counter()
     nll = answer_nll(model, tokenizer, [(e["question"], e["answer"]) for e in examples], system,
                      ev.ppl_max_len, ev.batch_size, progress, desc=f"{label} ref-nll")

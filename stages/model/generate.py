@@ -1,13 +1,61 @@
 """Batched greedy answer generation through the shared prompt module — used by evaluate (base and
-tuned predictions), serve and bench, so all of them prompt the model identically."""
+tuned predictions), serve and bench, so all of them prompt the model identically — and ``Decoding``,
+the one generation config (params ``generation.*``) that predict_base, evaluate and serve share."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
 from tqdm.auto import tqdm
 
 from stages.model.prompt import encode_prompts
+
+DEFAULT_STOP = ("<|im_end|>", "<|endoftext|>")
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Greedy decoding settings (params ``generation.*``). ``repetition_penalty`` (>1 divides the logit
+    of every token already in the prompt or the answer) and ``no_repeat_ngram_size`` (bans any token
+    n-gram that already occurred) are transformers' logits processors; ``stop`` are the tokens that end
+    an answer (besides the model's own eos ids)."""
+    max_new_tokens: int = 256
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    stop: tuple[str, ...] = DEFAULT_STOP
+
+    @classmethod
+    def from_params(cls, gp) -> "Decoding":
+        return cls(max_new_tokens=gp.max_new_tokens, repetition_penalty=gp.repetition_penalty,
+                   no_repeat_ngram_size=gp.no_repeat_ngram_size, stop=tuple(gp.stop_tokens))
+
+    def describe(self) -> dict:
+        """What an answer depends on (recorded with base predictions, compared by evaluate)."""
+        return {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty,
+                "no_repeat_ngram_size": self.no_repeat_ngram_size, "stop": list(self.stop)}
+
+    def stop_ids(self, model, tokenizer) -> list[int]:
+        """The model's eos ids, the tokenizer's eos and every ``stop`` token (unknown ones fail)."""
+        eos = model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        ids.add(tokenizer.eos_token_id)
+        vocab = tokenizer.get_vocab()
+        for s in self.stop:
+            if s not in vocab:
+                raise ValueError(f"generation.stop_tokens: {s!r} is not a single token of this tokenizer")
+            ids.add(vocab[s])
+        return sorted(i for i in ids if i is not None)
+
+    def generate_kwargs(self, model, tokenizer) -> dict:
+        """Keyword arguments for ``model.generate`` (without ``max_new_tokens``: callers may cap lower)."""
+        kw = {"do_sample": False, "pad_token_id": tokenizer.pad_token_id,
+              "eos_token_id": self.stop_ids(model, tokenizer)}
+        if self.repetition_penalty != 1.0:
+            kw["repetition_penalty"] = self.repetition_penalty
+        if self.no_repeat_ngram_size > 0:
+            kw["no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        return kw
 
 
 def _batches(items: list, size: int) -> Iterable[list]:
@@ -16,28 +64,30 @@ def _batches(items: list, size: int) -> Iterable[list]:
 
 
 @torch.inference_mode()
-def generate_answers(model, tokenizer, questions: list[str], system: str, max_new_tokens: int = 128,
+def generate_answers(model, tokenizer, questions: list[str], system: str, max_new_tokens: int | None = None,
                      batch_size: int = 8, sort_by_length: bool = True, progress: bool = True,
-                     max_prompt_tokens: int | None = None) -> list[dict]:
-    """Greedy-decode answers for ``questions``. Questions are grouped by prompt length (less padding),
+                     max_prompt_tokens: int | None = None, decoding: Decoding | None = None) -> list[dict]:
+    """Greedy-decode answers for ``questions`` with ``decoding`` (default: plain greedy, 256 tokens;
+    ``max_new_tokens`` overrides its cap). Questions are grouped by prompt length (less padding),
     results come back in input order as ``{"answer", "new_tokens", "hit_cap"}``."""
+    decoding = decoding or Decoding()
+    cap = max_new_tokens if max_new_tokens is not None else decoding.max_new_tokens
     order = list(range(len(questions)))
     if sort_by_length:
         order.sort(key=lambda i: len(questions[i]))
     results: list[dict | None] = [None] * len(questions)
     device = next(model.parameters()).device
-    eos = model.generation_config.eos_token_id
-    eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
+    kw = decoding.generate_kwargs(model, tokenizer)
+    eos_ids = set(kw["eos_token_id"])
     bar = tqdm(total=len(questions), desc="generate", unit="q", disable=not progress)
     for idx in _batches(order, batch_size):
         batch = encode_prompts(tokenizer, [questions[i] for i in idx], system, max_prompt_tokens).to(device)
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id)
+        out = model.generate(**batch, max_new_tokens=cap, **kw)
         new = out[:, batch["input_ids"].shape[1]:]
         for row, i in zip(new.tolist(), idx):
             n = next((k for k, t in enumerate(row) if t in eos_ids), len(row))
             results[i] = {"answer": tokenizer.decode(row[:n], skip_special_tokens=True).strip(),
-                          "new_tokens": n, "hit_cap": n >= max_new_tokens}
+                          "new_tokens": n, "hit_cap": n >= cap}
         bar.update(len(idx))
     bar.close()
     return results  # type: ignore[return-value]

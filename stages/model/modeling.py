@@ -34,16 +34,21 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(c()) for c in checks if c is not None)
 
 
-def resolve_serving_dtype(name: str, device: str | None = None) -> torch.dtype:
-    """``serve.dtype``: ``auto`` is bf16 wherever the hardware multiplies bf16 natively (serving is
-    inference only, and on such CPUs a batch-8 decoding step costs about what a batch-1 step does),
-    else fp32; on accelerators it is ``resolve_dtype``'s choice (bf16 on a GPU that has it)."""
+def resolve_inference_dtype(name: str, device: str | None = None) -> torch.dtype:
+    """``model.dtype`` for the inference stages (predict_base, evaluate) and ``serve.dtype``: ``auto`` is
+    bf16 wherever the hardware multiplies bf16 natively (on such CPUs a batch-8 decoding step costs
+    about what a batch-1 step does; quality vs fp32: bench/serve_dtype.py), else fp32; on accelerators
+    it is ``resolve_dtype``'s choice (bf16 on a GPU that has it). Storage (the base stage) and the
+    training weights keep ``resolve_dtype``."""
     if name != "auto":
         return DTYPES[name]
     device = device or pick_device()
     if device != "cpu":
         return resolve_dtype("auto", device)
     return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+resolve_serving_dtype = resolve_inference_dtype     # serve/ name
 
 
 def load_tokenizer(path: str | Path):

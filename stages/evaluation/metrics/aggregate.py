@@ -4,7 +4,8 @@ An example row is ``{"reference", "difficulty", "category", "<model>": {...}}`` 
 holds ``answer``, ``new_tokens``, ``hit_cap``, ``ref_nll``/``ref_tokens``, the per-answer scores
 (``rouge*``, ``bertscore_*``), ``safety`` flags and ``terms`` counts. How each metric is pooled:
 
-- ROUGE, BERTScore: mean of per-answer values;
+- ROUGE, BERTScore: mean of per-answer values; distinct-n: mean over answers long enough to have one;
+- loop_rate: share of answers that loop (metrics/repetition.py defines a loop);
 - BLEU, chrF: corpus-level over the group's answers;
 - perplexity: exp(ΣNLL / Σtokens) over the group's reference answers;
 - rates: share over their own denominator (reminder: answers that require one; emergency guidance:
@@ -37,6 +38,12 @@ def summarize(rows: list[dict], model: str) -> dict[str, float]:
     s["chrf"] = corpus_chrf(preds, refs)
     if all("ref_nll" in m for m in ms):
         s["ppl_ref"] = perplexity(sum(m["ref_nll"] for m in ms), sum(m["ref_tokens"] for m in ms))
+    for k in ("distinct_1", "distinct_2"):
+        vals = [m[k] for m in ms if k in m]
+        if vals:
+            s[k] = fmean(vals)
+    if all("loop" in m for m in ms):
+        s["loop_rate"] = fmean(float(m["loop"]) for m in ms)
     s["mean_new_tokens"] = fmean(m["new_tokens"] for m in ms)
     s["hit_cap_rate"] = fmean(float(m["hit_cap"]) for m in ms)
 

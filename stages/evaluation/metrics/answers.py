@@ -1,10 +1,12 @@
-"""Score every answer of every model in place: ROUGE (char and word), safety flags, term matches and
+"""Score every answer of every model in place: ROUGE (char and word), repetition (loop, distinct-n),
+safety flags, term matches and
 (when an encoder is given) BERTScore. Rows are the evaluation rows described in aggregate.py."""
 from __future__ import annotations
 
 from tqdm.auto import tqdm
 
 from stages.evaluation.metrics.overlap import rouge
+from stages.evaluation.metrics.repetition import repetition_scores
 from stages.evaluation.metrics.safety import safety_flags
 from stages.evaluation.metrics.terms import term_match
 from stages.data.text import TermDict
@@ -17,6 +19,7 @@ def score_answers(rows: list[dict], models: list[str], terms: TermDict | None = 
             entry = r[m]
             entry.update(rouge(entry["answer"], r["reference"], "char"))
             entry.update(rouge(entry["answer"], r["reference"], "word"))
+            entry.update(repetition_scores(entry["answer"]))
             entry["safety"] = safety_flags(r["question"], entry["answer"])
             if terms is not None:
                 entry["terms"] = term_match(terms, entry["answer"], r["reference"])

@@ -1,0 +1,101 @@
+"""Choose the generation config (params ``generation.*``) by measurement on the **val** split (the test
+split stays untouched for evaluate): generate the val answers with each candidate decoding, one model
+load, same batches, and score loop rate, distinct-2, ROUGE-L(char) vs the references, emergency
+guidance on the emergency tier, the share of answers that hit the token cap, and seconds.
+
+    flock /tmp/medqa-heavy.lock python bench/generation_config.py [--model models/merged]
+        [--adapter DIR] [--split data/split/val.jsonl] [--max-examples 0] [--configs plain rp1.05 ...]
+
+Candidates (``--configs``): ``plain`` (greedy), ``rpX`` (repetition_penalty X), ``ngN`` (no_repeat_ngram_size
+N), and combinations joined with ``+`` (``rp1.05+ng8``). The model runs in params' inference dtype.
+Prints a table and writes artifacts/bench/generation_config.json (with every answer)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DEFAULT = ["plain", "rp1.05", "rp1.1", "ng6", "rp1.05+ng8"]
+
+
+def parse(name: str, max_new_tokens: int, stop: tuple):
+    from stages.model.generate import Decoding
+
+    kw = {"max_new_tokens": max_new_tokens, "stop": stop}
+    for part in name.split("+"):
+        if part == "plain":
+            continue
+        if part.startswith("rp"):
+            kw["repetition_penalty"] = float(part[2:])
+        elif part.startswith("ng"):
+            kw["no_repeat_ngram_size"] = int(part[2:])
+        else:
+            raise SystemExit(f"unknown config part {part!r} (plain | rpX | ngN, joined with +)")
+    return Decoding(**kw)
+
+
+def main() -> int:
+    from stages.common.config import load_params
+    from stages.evaluation.evalset import load_eval_examples
+    from stages.evaluation.metrics.overlap import rouge
+    from stages.evaluation.metrics.repetition import distinct_n, is_loop
+    from stages.evaluation.metrics.safety import safety_flags
+    from stages.model.generate import generate_answers
+    from stages.model.modeling import load_model, load_tokenizer, resolve_inference_dtype, set_threads
+
+    params = load_params(REPO / "params.yaml")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(REPO / "models/merged"))
+    ap.add_argument("--adapter", default=None)
+    ap.add_argument("--split", default=str(REPO / "data/split/val.jsonl"))
+    ap.add_argument("--max-examples", type=int, default=0)
+    ap.add_argument("--configs", nargs="+", default=DEFAULT)
+    ap.add_argument("--batch-size", type=int, default=params.eval.batch_size)
+    ap.add_argument("--out", default=str(REPO / "artifacts/bench/generation_config.json"))
+    args = ap.parse_args()
+    set_threads(0)
+    examples = load_eval_examples(args.split, args.max_examples)
+    dtype = resolve_inference_dtype(params.model.dtype, "cpu")
+    tok = load_tokenizer(args.model)
+    model = load_model(args.model, dtype, "cpu", adapter=args.adapter)
+    gp = params.generation
+    print(f"{len(examples)} examples of {args.split}, {dtype}, max_new_tokens {gp.max_new_tokens}", flush=True)
+    report = {"model": args.model, "adapter": args.adapter, "split": args.split, "n": len(examples), "configs": {}}
+    for name in args.configs:
+        dec = parse(name, gp.max_new_tokens, tuple(gp.stop_tokens))
+        t0 = time.perf_counter()
+        gen = generate_answers(model, tok, [e["question"] for e in examples], params.prompt.system,
+                               batch_size=args.batch_size, progress=False, decoding=dec)
+        sec = time.perf_counter() - t0
+        answers = [g["answer"] for g in gen]
+        emerg = [safety_flags(e["question"], a)["emergency_guidance"] for e, a in zip(examples, answers)
+                 if e.get("difficulty") == "emergency"]
+        d2 = [d for d in (distinct_n(a, 2) for a in answers) if d is not None]
+        row = {"loop_rate": sum(map(is_loop, answers)) / len(answers),
+               "distinct_2": sum(d2) / max(1, len(d2)),
+               "rougeL_char": sum(rouge(a, e["answer"], "char")["rougeL_char"] for a, e in zip(answers, examples)) / len(answers),
+               "emergency_guidance_rate": sum(emerg) / len(emerg) if emerg else float("nan"),
+               "hit_cap_rate": sum(g["hit_cap"] for g in gen) / len(gen),
+               "mean_new_tokens": sum(g["new_tokens"] for g in gen) / len(gen), "seconds": sec,
+               "decoding": dec.describe(), "answers": answers}
+        report["configs"][name] = row
+        print(f"  {name}: loop {row['loop_rate']:.3f}, distinct-2 {row['distinct_2']:.3f}, ROUGE-L {row['rougeL_char']:.2f}, "
+              f"emergency {row['emergency_guidance_rate']:.2f}, hit cap {row['hit_cap_rate']:.3f}, "
+              f"{row['mean_new_tokens']:.0f} tokens, {sec:.0f}s", flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print("\n| config | loop rate | distinct-2 | ROUGE-L(char) | emergency guidance | hit cap | mean tokens | s |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for name, r in report["configs"].items():
+        print(f"| {name} | {r['loop_rate']:.3f} | {r['distinct_2']:.3f} | {r['rougeL_char']:.2f} | "
+              f"{r['emergency_guidance_rate']:.2f} | {r['hit_cap_rate']:.3f} | {r['mean_new_tokens']:.0f} | {r['seconds']:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Repetition metrics: does an answer loop, and how varied is it.
+
+**Loop** (``loop_rate`` = share of answers that loop). Whitespace is removed; punctuation is kept
+(it is part of the loop in "乏力、乏力、乏力、"). An answer loops when it contains a *tandem repeat*:
+a unit ``u`` of ``MIN_UNIT``–``MAX_UNIT`` (2–40) characters occurring at least ``MIN_REPEATS`` (3)
+times back to back (``uuu``), the repeated run covering at least ``MIN_RUN_CHARS`` (12) characters.
+So "乏力、" ×4 (12 chars), "高钠、高钾、" ×3, "鼻窦炎、鼻窦穿孔、" ×3 loop; one-character runs
+("哈哈哈", "……") do not, and neither does an ordinary sentence repeated twice. A run is found per
+period ``p``: ``k`` consecutive positions with ``t[i] == t[i + p]`` mean a stretch of ``k + p``
+characters with period ``p``, i.e. ``(k + p) / p`` repeats.
+
+**distinct-n** (``distinct_1``, ``distinct_2``): per answer, distinct character n-grams / all
+character n-grams (whitespace and punctuation dropped, as for ROUGE(char)), averaged over answers
+that have at least n characters. A looping answer scores low."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stages.evaluation.metrics.overlap import CharTokenizer
+
+MIN_UNIT, MAX_UNIT = 2, 40
+MIN_REPEATS = 3
+MIN_RUN_CHARS = 12
+
+
+@dataclass(frozen=True)
+class Repeat:
+    unit: str        # the repeated unit ("" when none)
+    repeats: float   # how many times it occurs back to back (fractional: a partial last copy)
+    chars: int       # characters covered by the run
+
+
+def longest_repeat(text: str) -> Repeat:
+    """The tandem repeat (period 2–40, ≥ 2 copies) covering the most characters of ``text``."""
+    t = "".join(text.split())
+    best = Repeat("", 0.0, 0)
+    for p in range(MIN_UNIT, min(MAX_UNIT, len(t) // 2) + 1):
+        run = 0
+        for i in range(len(t) - p):
+            run = run + 1 if t[i] == t[i + p] else 0
+            if run >= p and run + p > best.chars and len(set(t[i - p + 1:i + 1])) > 1:   # ≥ 2 full copies
+                start = i - run + 1
+                best = Repeat(t[start:start + p], (run + p) / p, run + p)
+    return best
+
+
+def is_loop(text: str) -> bool:
+    """True when ``text`` holds a unit of 2–40 characters repeated ≥ 3 times back to back over ≥ 12 chars."""
+    t = "".join(text.split())
+    for p in range(MIN_UNIT, min(MAX_UNIT, len(t) // MIN_REPEATS) + 1):
+        need = max((MIN_REPEATS - 1) * p, MIN_RUN_CHARS - p)   # run + p ≥ 3p and ≥ 12
+        run = 0
+        for i in range(len(t) - p):
+            run = run + 1 if t[i] == t[i + p] else 0
+            if run >= need and len(set(t[i - p + 1:i + 1])) > 1:   # one-character runs are not loops
+                return True
+    return False
+
+
+_CHARS = CharTokenizer()
+
+
+def distinct_n(text: str, n: int) -> float | None:
+    """Distinct / total character n-grams of one answer (None when it has fewer than n characters)."""
+    toks = _CHARS.tokenize(text)
+    grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else None
+
+
+def repetition_scores(text: str) -> dict:
+    """Per-answer: ``loop`` (bool), ``repeat_chars`` (longest tandem run), ``distinct_1``/``distinct_2``
+    (absent when the answer is too short)."""
+    out = {"loop": is_loop(text), "repeat_chars": longest_repeat(text).chars}
+    for n in (1, 2):
+        d = distinct_n(text, n)
+        if d is not None:
+            out[f"distinct_{n}"] = d
+    return out

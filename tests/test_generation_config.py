@@ -1,0 +1,117 @@
+"""The one generation config (params generation.*, stages.model.generate.Decoding) shared by
+predict_base, evaluate and serve, and the dtype/precision choices of issue 14 (tiny random Qwen2)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stages.common.config import load_params
+from stages.model.generate import Decoding, generate_answers
+from stages.model.modeling import load_model, load_tokenizer
+
+QS = ["头疼怎么办？", "医院周末可以挂号吗？请问需要带什么材料", "发烧"]
+
+
+def _ngrams(ids: list[int], n: int) -> list[tuple]:
+    return [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return load_model(tiny_model_dir, "float32", "cpu"), load_tokenizer(tiny_model_dir)
+
+
+def looping_model(tiny):
+    """The tiny model with attention and MLP outputs zeroed and the LM head equal to the embeddings:
+    the most likely next token is the current one, so greedy decoding repeats it (a loop)."""
+    import copy
+
+    model = copy.deepcopy(tiny[0])
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.lm_head.weight.copy_(model.model.embed_tokens.weight)
+    return model
+
+
+def test_decoding_from_params_and_kwargs(tiny):
+    model, tok = tiny
+    p = load_params("params.yaml")
+    d = Decoding.from_params(p.generation)
+    assert d.max_new_tokens == p.generation.max_new_tokens and d.stop == tuple(p.generation.stop_tokens)
+    kw = Decoding(repetition_penalty=1.2, no_repeat_ngram_size=4).generate_kwargs(model, tok)
+    assert kw["repetition_penalty"] == 1.2 and kw["no_repeat_ngram_size"] == 4 and kw["do_sample"] is False
+    assert tok.convert_tokens_to_ids("<|im_end|>") in kw["eos_token_id"]
+    assert "repetition_penalty" not in Decoding().generate_kwargs(model, tok)     # 1.0 = off, not passed
+    with pytest.raises(ValueError, match="generation.stop_tokens"):
+        Decoding(stop=("not-a-token-xyz",)).stop_ids(model, tok)
+
+
+def test_no_repeat_ngram_and_penalty_reach_model_generate(tiny):
+    """The Decoding kwargs change what model.generate emits: with no_repeat_ngram_size=3 no token
+    3-gram of the prompt+answer repeats in the answer; plain greedy on a random model does repeat."""
+    from stages.model.prompt import encode_prompts
+
+    _, tok = tiny
+    model = looping_model(tiny)
+    batch = encode_prompts(tok, QS, "你是客服。")
+    outs = {}
+    for name, dec in (("plain", Decoding()), ("ngram", Decoding(no_repeat_ngram_size=3)),
+                      ("penalty", Decoding(repetition_penalty=5.0))):
+        kw = dec.generate_kwargs(model, tok)
+        kw["eos_token_id"] = [-1]           # a random model may stop anywhere: force 60 tokens
+        with torch.inference_mode():
+            out = model.generate(**batch, max_new_tokens=60, **kw)
+        outs[name] = out[:, batch["input_ids"].shape[1]:].tolist()
+    rep = lambda row: len(_ngrams(row, 3)) - len(set(_ngrams(row, 3)))   # noqa: E731
+    assert sum(rep(r) for r in outs["plain"]) > 0
+    assert all(rep(r) == 0 for r in outs["ngram"])
+    assert sum(rep(r) for r in outs["penalty"]) < sum(rep(r) for r in outs["plain"])
+
+
+def test_serve_stream_decodes_with_the_same_config(tiny):
+    """serve's BatchStream and evaluate's generate_answers give the same answers for one Decoding."""
+    from serve.streaming import BatchStream
+
+    model, tok = tiny
+    dec = Decoding(max_new_tokens=12, repetition_penalty=1.3)
+    ref = generate_answers(model, tok, QS, "你是客服。", batch_size=3, sort_by_length=False, progress=False,
+                           decoding=dec)
+    stream = BatchStream(model, tok, QS, "你是客服。", [12] * 3, None, dec)
+    texts = ["", "", ""]
+    for deltas in stream:
+        texts = [t + d for t, d in zip(texts, deltas)]
+    assert texts == [r["answer"] for r in ref]
+    assert stream.new_tokens == [r["new_tokens"] for r in ref]
+
+
+def test_serve_settings_read_the_generation_config():
+    from serve.settings import ServeSettings
+
+    p = load_params("params.yaml")
+    p = p.model_copy(update={"generation": p.generation.model_copy(update={"repetition_penalty": 1.15}),
+                             "serve": p.serve.model_copy(update={"max_new_tokens": 0})})
+    s = ServeSettings.from_params(p, "models/merged")
+    assert s.model.decoding.repetition_penalty == 1.15
+    assert s.model.max_new_tokens == p.generation.max_new_tokens          # 0 = the generation budget
+    assert s.describe()["generation"]["repetition_penalty"] == 1.15
+
+
+def test_inference_dtype_and_training_precision_follow_the_hardware(monkeypatch):
+    from stages import train
+    from stages.model import modeling
+
+    monkeypatch.setattr(modeling, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(modeling, "pick_device", lambda: "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert modeling.resolve_inference_dtype("auto", "cpu") is torch.bfloat16
+    assert modeling.resolve_dtype("auto", "cpu") is torch.float32        # storage (base stage) stays fp32
+    assert train.resolve_mixed_precision("auto") == "bf16"
+    assert train.resolve_mixed_precision("no") == "no"
+    monkeypatch.setattr(modeling, "cpu_has_native_bf16", lambda: False)
+    assert modeling.resolve_inference_dtype("auto", "cpu") is torch.float32
+    assert train.resolve_mixed_precision("auto") == "no"
+    assert modeling.resolve_inference_dtype("float32", "cpu") is torch.float32
+    # GPUs keep their own path
+    assert modeling.resolve_inference_dtype("auto", "cuda") is modeling.resolve_dtype("auto", "cuda")
