@@ -29,7 +29,7 @@ def reach_the_model(case):
 
 def test_no_5xx_for_schema_generated_requests(tiny_model_dir, tmp_path):
     srv = ServerProcess(["--model", str(tiny_model_dir), "--max-new-tokens", "4", "--max-batch-size", "4",
-                         "--no-warmup", "--api-key-env", "MEDQA_FUZZ_KEY", "--audit-log", str(tmp_path / "audit.jsonl")],
+                         "--no-warmup", "--rules-only-triage", "--api-key-env", "MEDQA_FUZZ_KEY", "--audit-log", str(tmp_path / "audit.jsonl")],
                         log_path=tmp_path / "server.log", env={"MEDQA_FUZZ_KEY": KEY})
     with srv:
         raw = requests.get(srv.url + "/openapi.json", headers=AUTH, timeout=30).json()
