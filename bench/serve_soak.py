@@ -97,7 +97,7 @@ def drive(url: str, start: int, n: int, clients: int = 4) -> list[int]:
 
 def soak(name: str, python_args: list[str], args, out_dir: Path) -> dict:
     srv = ServerProcess(["--model", args.model, "--max-new-tokens", str(args.max_new_tokens), "--cache-size", "0",
-                         "--no-warmup", "--api-key-env", "MEDQA_SOAK_KEY", "--audit-log", str(out_dir / f"{name}.jsonl")],
+                         "--no-warmup", "--rules-only-triage", "--api-key-env", "MEDQA_SOAK_KEY", "--audit-log", str(out_dir / f"{name}.jsonl")],
                         log_path=out_dir / f"{name}.log", env={"MEDQA_SOAK_KEY": KEY}, python_args=python_args)
     with srv:
         statuses = drive(srv.url, 0, args.warmup)

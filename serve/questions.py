@@ -1,6 +1,6 @@
 """Question understanding for both endpoints: parse and validate the request body, pull out the
-question, and turn it into model input (``normalize`` + ``mask_pii`` from stages/data/text.py — the same
-cleaning the training data got, and the model never sees a phone number or ID).
+question, and turn it into model input (normalise, then mask: serve/privacy.py — the same cleaning
+the training data got, and the model never sees a phone number or ID).
 
 Every problem raises ``Rejected`` with a 4xx status and a message that names the field; nothing
 the client sends can produce a 500."""

@@ -141,7 +141,7 @@ def test_refuses_a_non_loopback_host_without_an_api_key():
     """Issue 12: before, auth was silently off when the key variable was unset, even on 0.0.0.0."""
     env = {k: v for k, v in os.environ.items() if k != "MEDQA_UNSET_KEY"}
     res = subprocess.run([sys.executable, "-m", "serve", "--no-model", "--host", "0.0.0.0", "--port",
-                          str(free_port()), "--api-key-env", "MEDQA_UNSET_KEY"],
+                          str(free_port()), "--api-key-env", "MEDQA_UNSET_KEY", "--rules-only-triage"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2, res.stderr[-2000:]
     assert "refusing to listen on 0.0.0.0 without an API key" in res.stderr and "MEDQA_UNSET_KEY" in res.stderr

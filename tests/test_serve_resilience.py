@@ -68,7 +68,7 @@ class Load:
     def _emergency(self):
         while not self.stop.is_set():
             self._post("我爸突然胸痛，出冷汗，怎么办", self.emergency,
-                       lambda r: r.status_code == 200 and r.json()["answer"] == EMERGENCY_REPLY)
+                       lambda r: r.status_code == 200 and r.json()["answer"].startswith(EMERGENCY_REPLY))
             time.sleep(0.05)
 
     def _health(self):
@@ -94,7 +94,7 @@ class Load:
 
 def test_worker_sigkill_under_load(tiny_model_dir, tmp_path):
     srv = ServerProcess(["--model", str(tiny_model_dir), "--max-new-tokens", "8", "--max-batch-size", "4",
-                         "--no-warmup", "--api-key-env", "MEDQA_RES_KEY", "--generation-timeout", str(DEADLINE_S),
+                         "--no-warmup", "--rules-only-triage", "--api-key-env", "MEDQA_RES_KEY", "--generation-timeout", str(DEADLINE_S),
                          "--audit-log", str(tmp_path / "audit.jsonl")],
                         log_path=tmp_path / "server.log", env={"MEDQA_RES_KEY": KEY}, shutdown_key="res-shutdown-5e")
     with srv:
