@@ -41,9 +41,10 @@ def test_decoding_from_params_and_kwargs(tiny):
     d = Decoding.from_params(p.generation)
     assert d.max_new_tokens == p.generation.max_new_tokens and d.stop == tuple(p.generation.stop_tokens)
     kw = Decoding(repetition_penalty=1.2, no_repeat_ngram_size=4).generate_kwargs(model, tok)
-    assert kw["repetition_penalty"] == 1.2 and kw["no_repeat_ngram_size"] == 4 and kw["do_sample"] is False
+    (proc,) = kw["logits_processor"]
+    assert (proc.penalty, proc.ngram) == (1.2, 4) and kw["do_sample"] is False
     assert tok.convert_tokens_to_ids("<|im_end|>") in kw["eos_token_id"]
-    assert "repetition_penalty" not in Decoding().generate_kwargs(model, tok)     # 1.0 = off, not passed
+    assert "logits_processor" not in Decoding().generate_kwargs(model, tok)     # 1.0 / 0 = off, not passed
     with pytest.raises(ValueError, match="generation.stop_tokens"):
         Decoding(stop=("not-a-token-xyz",)).stop_ids(model, tok)
 
@@ -115,3 +116,37 @@ def test_inference_dtype_and_training_precision_follow_the_hardware(monkeypatch)
     assert modeling.resolve_inference_dtype("float32", "cpu") is torch.float32
     # GPUs keep their own path
     assert modeling.resolve_inference_dtype("auto", "cuda") is modeling.resolve_dtype("auto", "cuda")
+
+
+def test_answer_repetition_matches_transformers_on_the_answer_and_ignores_the_prompt():
+    """generation.* penalise repeats inside the answer only: the same arithmetic as transformers'
+    processors over the answer tokens, while prompt tokens (e.g. the system prompt's 120/急诊 phrase)
+    stay free to be used."""
+    import torch
+    from transformers.generation.logits_process import (NoRepeatNGramLogitsProcessor,
+                                                        RepetitionPenaltyLogitsProcessor)
+
+    from stages.model.generate import AnswerRepetition
+
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        ans = torch.randint(10, 20, (1, 30), generator=gen)
+        ids = torch.cat([torch.tensor([[5, 6, 7, 1, 8, 9]]), ans], 1)   # prompt, marker 1, role header
+        scores = torch.randn(1, 40, generator=gen)
+        ours = AnswerRepetition(1, 1.3, 3)(ids, scores.clone())
+        ref = NoRepeatNGramLogitsProcessor(3)(ans, RepetitionPenaltyLogitsProcessor(1.3)(ans, scores.clone()))
+        assert torch.equal(ours, ref)
+    ids = torch.tensor([[30, 31, 32, 30, 31, 1, 8, 9, 12]])
+    out = AnswerRepetition(1, 2.0, 2)(ids, torch.ones(1, 40))
+    assert out[0, 30] == 1 and out[0, 31] == 1 and out[0, 32] == 1      # prompt repeats: not penalised
+    assert out[0, 12] == 0.5                                            # answer token: penalised
+
+
+def test_decoding_uses_the_answer_only_processor(tokenizer):
+    from stages.model.generate import AnswerRepetition, Decoding
+
+    kw = Decoding(repetition_penalty=1.05, no_repeat_ngram_size=5).generate_kwargs(
+        type("M", (), {"generation_config": type("G", (), {"eos_token_id": None})()})(), tokenizer)
+    assert "repetition_penalty" not in kw and "no_repeat_ngram_size" not in kw
+    (proc,) = kw["logits_processor"]
+    assert isinstance(proc, AnswerRepetition) and proc.start_id == tokenizer.convert_tokens_to_ids("<|im_start|>")

@@ -8,6 +8,7 @@ from typing import Iterable
 
 import torch
 from tqdm.auto import tqdm
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from stages.model.prompt import encode_prompts
 
@@ -16,10 +17,11 @@ DEFAULT_STOP = ("<|im_end|>", "<|endoftext|>")
 
 @dataclass(frozen=True)
 class Decoding:
-    """Greedy decoding settings (params ``generation.*``). ``repetition_penalty`` (>1 divides the logit
-    of every token already in the prompt or the answer) and ``no_repeat_ngram_size`` (bans any token
-    n-gram that already occurred) are transformers' logits processors; ``stop`` are the tokens that end
-    an answer (besides the model's own eos ids)."""
+    """Greedy decoding settings (params ``generation.*``). ``repetition_penalty`` (>1 lowers the logit
+    of every token already in the answer) and ``no_repeat_ngram_size`` (bans any token n-gram that
+    already occurred in the answer) look at the ANSWER only (``AnswerRepetition``): transformers' own
+    processors also count the prompt, which banned the system prompt's "拨打120…急诊" phrase from
+    emergency answers. ``stop`` are the tokens that end an answer (besides the model's own eos ids)."""
     max_new_tokens: int = 256
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
@@ -51,11 +53,44 @@ class Decoding:
         """Keyword arguments for ``model.generate`` (without ``max_new_tokens``: callers may cap lower)."""
         kw = {"do_sample": False, "pad_token_id": tokenizer.pad_token_id,
               "eos_token_id": self.stop_ids(model, tokenizer)}
-        if self.repetition_penalty != 1.0:
-            kw["repetition_penalty"] = self.repetition_penalty
-        if self.no_repeat_ngram_size > 0:
-            kw["no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        if self.repetition_penalty != 1.0 or self.no_repeat_ngram_size > 0:
+            start = tokenizer.convert_tokens_to_ids(ANSWER_MARKER)
+            if not isinstance(start, int) or start == tokenizer.unk_token_id:
+                raise ValueError(f"generation.repetition_penalty/no_repeat_ngram_size need the chat template's "
+                                 f"{ANSWER_MARKER!r} token to find where the answer starts; this tokenizer has none")
+            kw["logits_processor"] = LogitsProcessorList(
+                [AnswerRepetition(start, self.repetition_penalty, self.no_repeat_ngram_size)])
         return kw
+
+
+ANSWER_MARKER = "<|im_start|>"      # ChatML: the answer follows the last one (`<|im_start|>assistant\n`)
+
+
+class AnswerRepetition(LogitsProcessor):
+    """Repetition penalty and no-repeat n-gram ban over each row's answer tokens only: the tokens after
+    the row's last ``start_id`` (stateless, so it works with left padding, batches and a cached prefix).
+    Same arithmetic as transformers' processors (penalty: negative logits ×p, positive ÷p)."""
+
+    def __init__(self, start_id: int, penalty: float = 1.0, ngram: int = 0):
+        self.start_id, self.penalty, self.ngram = start_id, penalty, ngram
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for b, row in enumerate(input_ids.tolist()):
+            start = len(row) - row[::-1].index(self.start_id) if self.start_id in row else 0
+            ans = row[start + 2:]                      # skip the role header ("assistant", "\n")
+            if not ans:
+                continue
+            if self.penalty != 1.0:
+                idx = torch.tensor(sorted(set(ans)), device=scores.device)
+                got = scores[b, idx]
+                scores[b, idx] = torch.where(got < 0, got * self.penalty, got / self.penalty)
+            n = self.ngram
+            if n > 0 and len(ans) >= n:
+                tail = ans[len(ans) - n + 1:]
+                banned = {ans[i + n - 1] for i in range(len(ans) - n + 1) if ans[i:i + n - 1] == tail}
+                if banned:
+                    scores[b, list(banned)] = -float("inf")
+        return scores
 
 
 def _batches(items: list, size: int) -> Iterable[list]:
