@@ -31,6 +31,7 @@ from serve.context import RequestContext, send_json, send_sse
 from serve.errors import Rejected, error_body
 from serve.limits import InFlight, read_body
 from serve.model_client import CHAT_PATH, ModelClient, chat_body
+from serve.monitoring import Monitor
 from serve.openai_format import completion_body, stream_events
 from serve.questions import PromptBudget, Question, chat_question, parse_json, predict_question
 from serve.settings import GatewaySettings
@@ -51,7 +52,8 @@ class Gateway:
         self.cache = AnswerCache(settings.cache_size, settings.cache_ttl_s)
         self.audit = AuditLog(settings.audit_log)
         self.in_flight = InFlight(settings.max_in_flight)
-        self.model = ModelClient(app, self.in_flight, settings.generation_timeout_s)
+        self.monitor = Monitor(settings.monitor)       # GET /metrics (serve/monitoring.py)
+        self.model = ModelClient(self.monitor.meter(app), self.in_flight, settings.generation_timeout_s)
         self.budget = (PromptBudget(settings.model_path, settings.system, settings.limits.max_prompt_tokens)
                        if settings.model_enabled and settings.model_path else None)
         self.triager = load_triager(settings.triage_model)     # once per process; missing model → error
@@ -63,10 +65,12 @@ class Gateway:
         ctx = RequestContext.from_scope(scope)
         try:
             hdrs = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            if not is_open_path(ctx.path) and not key_ok(self.s.api_key, hdrs):
+            if not (is_open_path(ctx.path) or self.monitor.is_open(ctx.path)) and not key_ok(self.s.api_key, hdrs):
                 await send_json(send, ctx, 401, error_body(
                     "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                     "invalid_api_key", "authentication_error"), extra={"www-authenticate": "Bearer"})
+            elif self.monitor.handles(ctx.method, ctx.path):
+                await self.monitor.respond(send, ctx)
             elif ctx.method == "POST" and ctx.path == PREDICT_PATH:
                 ctx.endpoint = "predict"
                 await self._predict(scope, receive, send, ctx)
@@ -91,8 +95,10 @@ class Gateway:
             self._audit(ctx)
 
     def _audit(self, ctx: RequestContext) -> None:
+        rec = ctx.audit_record()
+        self.monitor.observe(rec)
         try:
-            self.audit.write(ctx.audit_record())
+            self.audit.write(rec)
         except Exception:  # the audit sink failing must not fail the request
             logger.exception("could not write the audit line for request %s", ctx.request_id)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from serve.api import ModelConfig
 from serve.auth import key_from_env
 from serve.limits import Limits
+from serve.monitoring import MonitorSettings
 from stages.common.config import Params
 
 
@@ -24,6 +25,7 @@ class GatewaySettings:
     max_in_flight: int = 64
     generation_timeout_s: float = 300.0
     triage_model: str | None = "models/triage"   # triage stage output; None = rules only (--rules-only-triage)
+    monitor: MonitorSettings = MonitorSettings()
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class ServeSettings:
     max_prompt_tokens: int = 1536
     enable_shutdown_api: bool = False
     triage_model: str | None = "models/triage"   # None = rules-only triage (explicit flag only)
+    metrics_auth: bool = True
+    monitor_window: int = 200
 
     @classmethod
     def from_params(cls, params: Params, model: str | None, adapter: str | None = None, **overrides) -> "ServeSettings":
@@ -64,7 +68,8 @@ class ServeSettings:
                        api_key_env=api_key_env, api_key=key_from_env(api_key_env),
                        max_in_flight=s.max_in_flight, generation_timeout_s=s.generation_timeout_s,
                        body_timeout_s=s.body_timeout_s, max_prompt_tokens=s.max_prompt_tokens,
-                       triage_model=s.triage_model)
+                       triage_model=s.triage_model,
+                       metrics_auth=s.metrics_auth, monitor_window=s.monitor_window)
         return replace(settings, **overrides)
 
     def gateway(self) -> GatewaySettings:
@@ -74,14 +79,15 @@ class ServeSettings:
             cache_size=self.cache_size, cache_ttl_s=self.cache_ttl_s, audit_log=self.audit_log,
             api_key=self.api_key, model_enabled=self.model.path is not None, model_path=self.model.path,
             system=self.model.system, max_in_flight=self.max_in_flight,
-            generation_timeout_s=self.generation_timeout_s, triage_model=self.triage_model)
+            generation_timeout_s=self.generation_timeout_s, triage_model=self.triage_model,
+            monitor=MonitorSettings(auth=self.metrics_auth, window=self.monitor_window))
 
     def describe(self) -> dict:
         """JSON-safe summary for /info (never the key itself)."""
-        from stages.model.modeling import resolve_serving_dtype
+        from stages.model.quantize import resolve_serving_precision
 
         return {"model": self.model.path, "adapter": self.model.adapter, "dtype": self.model.dtype,
-                "dtype_resolved": str(resolve_serving_dtype(self.model.dtype)).replace("torch.", ""),
+                "dtype_resolved": resolve_serving_precision(self.model.dtype),
                 "model_enabled": self.model.path is not None, "max_new_tokens": self.model.max_new_tokens,
                 "max_batch_size": self.max_batch_size, "batch_timeout": self.batch_timeout,
                 "max_question_chars": self.max_question_chars, "cache_size": self.cache_size,

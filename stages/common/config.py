@@ -186,12 +186,14 @@ class ServeParams(_Section):
     api_key_env: str = "MEDQA_API_KEY"
     request_timeout_s: float = Field(600, ge=0)
     audit_log: str = "artifacts/serve/audit.jsonl"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"   # int8: stages/model/quantize.py
     max_in_flight: int = Field(64, ge=0)             # requests waiting for the model at once; more → 429; 0 = no limit
     generation_timeout_s: float = Field(300, ge=0)   # a model call (queue + generation) past this → 503; 0 = none
     body_timeout_s: float = Field(10, ge=0)          # request body must arrive within this (slow clients → 408)
     max_prompt_tokens: int = Field(1536, ge=1)       # system prompt + question tokens; more → 422
     triage_model: str = "models/triage"
+    metrics_auth: bool = True      # GET /metrics needs the API key (false: open, for in-network scrapers)
+    monitor_window: int = Field(200, ge=1)   # answers in the /metrics quality sliding window
 
 
 class Params(_Section):

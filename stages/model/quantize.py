@@ -1,0 +1,82 @@
+"""Serving precision: fp32 / bf16 / fp16 weights, or int8 dynamic quantization of the Linear layers
+(``serve.dtype: int8``), and the ``auto`` rule.
+
+int8 = ``torch.ao.quantization.quantize_dynamic`` on every ``nn.Linear`` (attention, MLP and the LM
+head): weights stored int8 per tensor, activations quantized on the fly per batch, int32 accumulate
+(fbgemm/x86 kernels, VNNI where the CPU has it). Embeddings and norms stay fp32. CPU only. torch
+2.13 marks the ``torch.ao`` quantized-tensor API deprecated in favour of torchao (not installed
+here); the call still works and its warnings are silenced only around the conversion.
+
+``auto`` (measured by bench/serve_int8.py on this 2-core AMX CPU; see serve/README.md *int8*):
+  * accelerators → ``resolve_dtype('auto')`` (bf16 where supported);
+  * CPU with native bf16 (AMX / AVX512-BF16) → bf16: fastest per token and quality equal to fp32;
+  * any other CPU → fp32: int8 is the smallest but changes answers more than bf16 and is a
+    choice for memory-bound hosts, never made silently.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from stages.model.modeling import DTYPES, load_model, pick_device, resolve_serving_dtype
+
+SERVING_DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
+
+
+def resolve_serving_precision(name: str, device: str | None = None) -> str:
+    """``serve.dtype`` → one of ``float32``/``bfloat16``/``float16``/``int8`` (see module doc)."""
+    if name not in SERVING_DTYPES:
+        raise ValueError(f"serve.dtype must be one of {SERVING_DTYPES}, got {name!r}")
+    device = device or pick_device()
+    if name == "int8":
+        if device != "cpu":
+            raise ValueError(f"serve.dtype int8 is CPU-only (dynamic quantization), not for device {device!r}")
+        return "int8"
+    return str(resolve_serving_dtype(name, device)).replace("torch.", "")
+
+
+def quantize_int8(model):
+    """Replace every ``nn.Linear`` (LoRA layers merged or not) with a dynamically quantized int8 one,
+    in place. Returns the model."""
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.ao")
+        warnings.filterwarnings("ignore", message=r".*deprecated.*")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
+def is_int8(model) -> bool:
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    return any(isinstance(m, QLinear) for m in model.modules())
+
+
+def load_serving_model(path, name: str, device: str | None = None, adapter=None):
+    """Load for serving at ``serve.dtype`` ``name``; returns ``(model, resolved precision name)``."""
+    device = device or pick_device()
+    precision = resolve_serving_precision(name, device)
+    if precision == "int8":
+        model = load_model(path, torch.float32, device, adapter=adapter)
+        if adapter is not None:
+            model = model.merge_and_unload()      # quantized LoRA layers cannot stay unmerged
+        return quantize_int8(model), precision
+    return load_model(path, DTYPES[precision], device, adapter=adapter), precision
+
+
+def weight_bytes(model) -> int:
+    """Bytes held by the weights: parameters and buffers plus the packed int8 weights of quantized
+    Linear layers (which are neither)."""
+    seen, total = set(), 0
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.data_ptr() not in seen:
+            seen.add(t.data_ptr())
+            total += t.numel() * t.element_size()
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    for m in model.modules():
+        if isinstance(m, QLinear):
+            w, b = m._packed_params._weight_bias()
+            total += w.numel() * w.element_size() + (b.numel() * b.element_size() if b is not None else 0)
+    return total
