@@ -196,6 +196,30 @@ class ServeParams(_Section):
     monitor_window: int = Field(200, ge=1)   # answers in the /metrics quality sliding window
 
 
+class ExportParams(_Section):
+    """``export`` stage (export/dvc.yaml): models/merged → models/export/medqa-<quant>.gguf + Modelfile."""
+    quants: list[Literal["F32", "F16", "Q8_0"]] = Field(default_factory=lambda: ["F16", "Q8_0"], min_length=1)
+    verify_prompts: int = Field(3, ge=1)          # first N val questions
+    verify_new_tokens: int = Field(16, ge=1)      # greedy tokens compared per prompt
+    tolerance: dict[str, float] = Field(default_factory=lambda: {"F16": 0.05, "Q8_0": 1.0})
+    identical_tokens: list[str] = Field(default_factory=lambda: ["F16"])
+    modelfile_quant: str = "Q8_0"                 # the file the Ollama Modelfile's FROM names
+    num_predict: int = Field(256, ge=1)           # Modelfile PARAMETER num_predict (answer length cap)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        for q in self.quants:
+            if q not in self.tolerance or not self.tolerance[q] > 0:
+                raise ValueError(f"tolerance needs a positive entry for every quant; missing/invalid: {q}")
+        for name, vals in (("identical_tokens", self.identical_tokens), ("modelfile_quant", [self.modelfile_quant])):
+            bad = [v for v in vals if v not in self.quants]
+            if bad:
+                raise ValueError(f"{name}: {bad} not in quants {self.quants}")
+        if len(set(self.quants)) != len(self.quants):
+            raise ValueError("quants: duplicates")
+        return self
+
+
 class Params(_Section):
     data: DataParams = Field(default_factory=DataParams)
     clean: CleanParams = Field(default_factory=CleanParams)
@@ -208,6 +232,7 @@ class Params(_Section):
     eval: EvalParams = Field(default_factory=EvalParams)
     triage: TriageParams = Field(default_factory=TriageParams)
     serve: ServeParams = Field(default_factory=ServeParams)
+    export: ExportParams = Field(default_factory=ExportParams)
 
 
 class ParamsError(ValueError):
