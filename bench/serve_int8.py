@@ -2,7 +2,9 @@
 
 Each precision runs in its own fresh subprocess (so memory is that precision's alone), loading the
 model the way the server does (stages.model.quantize.load_serving_model), then:
-  * memory: RSS growth from before the load to after it, and the weights' own bytes;
+  * memory: the weights' own bytes, the process's RSS once loaded and after answering (steady
+    serving state) minus the RSS before the load, and the peak RSS (int8 briefly holds the fp32
+    model while it quantizes);
   * speed: greedy answers to the evaluate stage's test questions (stages.evaluation.evalset, tier-
     stratified), ``--batch-size`` at a time, ``--max-new-tokens`` each → new tokens/s;
   * quality: ROUGE-L(char) and BLEU(zh) against the references, emergency guidance on the emergency
@@ -54,7 +56,7 @@ def child(args) -> dict:
     t0 = time.perf_counter()
     model, precision = load_serving_model(args.model, args.child, "cpu")
     load_s = time.perf_counter() - t0
-    rss1 = _rss_mb()
+    rss_loaded = _rss_mb() - rss0
     system = params.prompt.system
     generate_answers(model, tok, [examples[0]["question"]], system, max_new_tokens=4, batch_size=1)  # warm-up
     t0 = time.perf_counter()
@@ -65,8 +67,12 @@ def child(args) -> dict:
         nll = answer_nll(model, tok, [(e["question"], e["answer"]) for e in examples], system,
                          params.eval.ppl_max_len, args.batch_size, False)
     new_tokens = sum(g["new_tokens"] for g in gen)
-    return {"precision": precision, "load_s": round(load_s, 1), "rss_growth_mb": round(rss1 - rss0),
-            "peak_rss_mb": round(_rss_mb()), "weight_mb": round(weight_bytes(model) / (1 << 20)),
+    import resource
+
+    return {"precision": precision, "load_s": round(load_s, 1), "rss_loaded_mb": round(rss_loaded),
+            "rss_serving_mb": round(_rss_mb() - rss0),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "weight_mb": round(weight_bytes(model) / (1 << 20)),
             "generate_s": round(gen_s, 2), "new_tokens": new_tokens, "tokens_per_s": round(new_tokens / gen_s, 2),
             "perplexity": round(math.exp(sum(n["nll"] for n in nll) / sum(n["tokens"] for n in nll)), 3),
             "answers": [g["answer"] for g in gen]}
@@ -114,7 +120,7 @@ def main() -> int:
               "batch_size": args.batch_size, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    keys = ["weight_mb", "rss_growth_mb", "peak_rss_mb", "tokens_per_s", "speed_vs_fp32", "rougeL_char", "bleu_zh",
+    keys = ["weight_mb", "rss_loaded_mb", "rss_serving_mb", "peak_rss_mb", "tokens_per_s", "speed_vs_fp32", "rougeL_char", "bleu_zh",
             "perplexity", "emergency_guidance_rate", "reminder_rate", "risky_flags", "identical_to_fp32"]
     print("\n| metric | " + " | ".join(runs) + " |\n|---|" + "---|" * len(runs))
     for k in keys:
