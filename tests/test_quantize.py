@@ -15,11 +15,18 @@ from stages.model.quantize import is_int8, load_serving_model, resolve_serving_p
 def test_int8_quantizes_every_linear_and_stays_close_to_fp32(tiny_model_dir, tokenizer):
     from stages.model.prompt import encode_prompts
 
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
     ref, p_ref = load_serving_model(tiny_model_dir, "float32", "cpu")
     q, p_q = load_serving_model(tiny_model_dir, "int8", "cpu")
     assert (p_ref, p_q) == ("float32", "int8") and is_int8(q) and not is_int8(ref)
-    assert not any(isinstance(m, torch.nn.Linear) and type(m) is torch.nn.Linear for m in q.modules())
-    assert weight_bytes(q) < 0.75 * weight_bytes(ref)
+    plain = [n for n, m in q.named_modules() if type(m) is torch.nn.Linear]
+    assert plain == ["lm_head"]                             # default: every Linear but the LM head
+    assert sum(isinstance(m, QLinear) for m in q.modules()) == 7 * 2
+    assert all(m.weight().qscheme() == torch.per_channel_affine for m in q.modules() if isinstance(m, QLinear))
+    qh, _ = load_serving_model(tiny_model_dir, "int8", "cpu", include_head=True)
+    assert isinstance(qh.lm_head, QLinear)
+    assert weight_bytes(qh) < weight_bytes(q) < weight_bytes(ref)
     batch = encode_prompts(tokenizer, ["高血压患者饮食要注意什么？", "医院周末可以挂号吗？"], "你是医院客服。")
     with torch.inference_mode():
         a = ref(**batch).logits[batch["attention_mask"].bool()]

@@ -1,9 +1,11 @@
 """Serving precision: fp32 / bf16 / fp16 weights, or int8 dynamic quantization of the Linear layers
 (``serve.dtype: int8``), and the ``auto`` rule.
 
-int8 = ``torch.ao.quantization.quantize_dynamic`` on every ``nn.Linear`` (attention, MLP and the LM
-head): weights stored int8 per tensor, activations quantized on the fly per batch, int32 accumulate
-(fbgemm/x86 kernels, VNNI where the CPU has it). Embeddings and norms stay fp32. CPU only. torch
+int8 = ``torch.ao.quantization.quantize_dynamic`` on the ``nn.Linear`` layers: weights stored int8
+with one scale per output channel (``per_channel_dynamic_qconfig``; one scale per tensor is much worse
+on Qwen2's outlier channels), activations quantized on the fly per batch, int32 accumulate
+(fbgemm/x86 kernels, VNNI where the CPU has it). Embeddings and norms stay fp32; the LM head too
+unless ``include_head`` (see ``INT8_HEAD`` and serve/README.md *int8 serving*). CPU only. torch
 2.13 marks the ``torch.ao`` quantized-tensor API deprecated in favour of torchao (not installed
 here); the call still works and its warnings are silenced only around the conversion.
 
@@ -36,15 +38,35 @@ def resolve_serving_precision(name: str, device: str | None = None) -> str:
     return str(resolve_serving_dtype(name, device)).replace("torch.", "")
 
 
-def quantize_int8(model):
-    """Replace every ``nn.Linear`` (LoRA layers merged or not) with a dynamically quantized int8 one,
-    in place. Returns the model."""
-    from torch.ao.quantization import quantize_dynamic
+INT8_HEAD = False     # quantize the LM head too? (measured by bench/serve_int8.py: int8 vs int8_head)
 
+
+def quantize_int8(model, include_head: bool = INT8_HEAD):
+    """Replace the ``nn.Linear`` layers (all but the LM head unless ``include_head``) with dynamically
+    quantized int8 ones, in place; then hand the freed fp32 memory back to the OS. Returns the model."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    head = model.get_output_embeddings()
+    spec = {name: per_channel_dynamic_qconfig for name, mod in model.named_modules()
+            if isinstance(mod, torch.nn.Linear) and (include_head or mod is not head)}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.ao")
         warnings.filterwarnings("ignore", message=r".*deprecated.*")
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
+    _release_freed_memory()
+    return model
+
+
+def _release_freed_memory() -> None:
+    """glibc keeps freed heap pages; malloc_trim returns them (the replaced fp32 weights)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def is_int8(model) -> bool:
@@ -53,7 +75,7 @@ def is_int8(model) -> bool:
     return any(isinstance(m, QLinear) for m in model.modules())
 
 
-def load_serving_model(path, name: str, device: str | None = None, adapter=None):
+def load_serving_model(path, name: str, device: str | None = None, adapter=None, include_head: bool = INT8_HEAD):
     """Load for serving at ``serve.dtype`` ``name``; returns ``(model, resolved precision name)``."""
     device = device or pick_device()
     precision = resolve_serving_precision(name, device)
@@ -61,7 +83,7 @@ def load_serving_model(path, name: str, device: str | None = None, adapter=None)
         model = load_model(path, torch.float32, device, adapter=adapter)
         if adapter is not None:
             model = model.merge_and_unload()      # quantized LoRA layers cannot stay unmerged
-        return quantize_int8(model), precision
+        return quantize_int8(model, include_head), precision
     return load_model(path, DTYPES[precision], device, adapter=adapter), precision
 
 
