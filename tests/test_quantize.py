@@ -59,7 +59,7 @@ def test_server_answers_with_an_int8_model(tiny_model_dir, tmp_path):
 
     s = ServeSettings.from_params(load_params("params.yaml"), str(tiny_model_dir), max_new_tokens=6, max_batch_size=2,
                                   batch_timeout=0.01, dtype="int8", warmup=False)
-    s = replace(s, api_key=None, audit_log=str(tmp_path / "audit.jsonl"))
+    s = replace(s, api_key=None, audit_log=str(tmp_path / "audit.jsonl"), triage_model=None)
     with wrap_litserve_start(build_server(s)) as srv, TestClient(srv.app) as client:
         deadline = time.monotonic() + 300
         while client.get("/health").status_code != 200 and time.monotonic() < deadline:

@@ -32,7 +32,8 @@ EMERGENCY = "我爸突然胸痛，出冷汗，怎么办"
 def _settings(model, tmp_path, **kw) -> ServeSettings:
     s = ServeSettings.from_params(load_params("params.yaml"), model, max_new_tokens=6, max_batch_size=4,
                                   batch_timeout=0.05, max_question_chars=200, warmup=False)
-    return replace(s, api_key=KEY, audit_log=str(tmp_path / "audit.jsonl"), **kw)
+    # rules-only pre-check (triage_model None): this file tests the metrics, not the triage classifier
+    return replace(s, api_key=KEY, audit_log=str(tmp_path / "audit.jsonl"), triage_model=None, **kw)
 
 
 def _wait_ready(client, timeout=300):
