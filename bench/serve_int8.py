@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-PRECISIONS = ("float32", "bfloat16", "int8", "int8_head")   # int8_head: the LM head quantized too
+PRECISIONS = ("float32", "bfloat16", "int8", "int8_fp32head")   # int8_fp32head: LM head left in fp32
 
 
 def _rss_mb() -> float:
@@ -54,8 +54,8 @@ def child(args) -> dict:
     tok = load_tokenizer(args.model)
     rss0 = _rss_mb()
     t0 = time.perf_counter()
-    model, precision = load_serving_model(args.model, args.child.replace("_head", ""), "cpu",
-                                          include_head=args.child.endswith("_head"))
+    model, precision = load_serving_model(args.model, args.child.replace("_fp32head", ""), "cpu",
+                                          include_head=not args.child.endswith("_fp32head"))
     precision = args.child
     load_s = time.perf_counter() - t0
     rss_loaded = _rss_mb() - rss0

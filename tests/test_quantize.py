@@ -20,13 +20,12 @@ def test_int8_quantizes_every_linear_and_stays_close_to_fp32(tiny_model_dir, tok
     ref, p_ref = load_serving_model(tiny_model_dir, "float32", "cpu")
     q, p_q = load_serving_model(tiny_model_dir, "int8", "cpu")
     assert (p_ref, p_q) == ("float32", "int8") and is_int8(q) and not is_int8(ref)
-    plain = [n for n, m in q.named_modules() if type(m) is torch.nn.Linear]
-    assert plain == ["lm_head"]                             # default: every Linear but the LM head
-    assert sum(isinstance(m, QLinear) for m in q.modules()) == 7 * 2
+    assert not [n for n, m in q.named_modules() if type(m) is torch.nn.Linear]   # default: every Linear
+    assert sum(isinstance(m, QLinear) for m in q.modules()) == 7 * 2 + 1
     assert all(m.weight().qscheme() == torch.per_channel_affine for m in q.modules() if isinstance(m, QLinear))
-    qh, _ = load_serving_model(tiny_model_dir, "int8", "cpu", include_head=True)
-    assert isinstance(qh.lm_head, QLinear)
-    assert weight_bytes(qh) < weight_bytes(q) < weight_bytes(ref)
+    keep, _ = load_serving_model(tiny_model_dir, "int8", "cpu", include_head=False)
+    assert type(keep.lm_head) is torch.nn.Linear
+    assert weight_bytes(q) < weight_bytes(keep) < weight_bytes(ref)
     batch = encode_prompts(tokenizer, ["高血压患者饮食要注意什么？", "医院周末可以挂号吗？"], "你是医院客服。")
     with torch.inference_mode():
         a = ref(**batch).logits[batch["attention_mask"].bool()]
