@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from serve.launcher import ServerProcess  # noqa: E402
 from stages.common.config import load_params  # noqa: E402
-from stages.model.modeling import resolve_serving_dtype  # noqa: E402
+from stages.model.quantize import resolve_serving_precision  # noqa: E402
 from stages.safety.precheck import precheck  # noqa: E402
 from stages.safety.triage import load_triager  # noqa: E402
 
@@ -179,7 +179,7 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=params.serve.max_batch_size, help="batching-on max_batch_size")
     ap.add_argument("--batch-timeout", type=float, help="default: params serve.batch_timeout")
-    ap.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], help="default: params serve.dtype")
+    ap.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16", "int8"], help="default: params serve.dtype")
     ap.add_argument("--no-prefix-cache", action="store_true", help="both servers without the system-prompt KV cache")
     ap.add_argument("--cache-repeats", type=int, default=200)
     ap.add_argument("--out", default=str(REPO / "artifacts/bench/serve_load.json"))
@@ -204,7 +204,7 @@ def main() -> int:
     report = {"model": args.model, "adapter": args.adapter, "clients": args.clients, "requests_per_client":
               args.requests, "max_new_tokens": args.max_new_tokens, "batch_size_on": args.batch_size,
               "prefix_cache": not args.no_prefix_cache, "dtype": args.dtype or params.serve.dtype,
-              "dtype_resolved": str(resolve_serving_dtype(args.dtype or params.serve.dtype)).replace("torch.", "")}
+              "dtype_resolved": resolve_serving_precision(args.dtype or params.serve.dtype)}
     servers = {}
     try:
         for tag, batch in (("batching_off", 1), ("batching_on", args.batch_size)):

@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--generation-timeout", type=float, dest="generation_timeout_s", help="503 past it; 0 = none")
     g.add_argument("--body-timeout", type=float, dest="body_timeout_s", help="408 when the body is slower; 0 = none")
     g.add_argument("--max-prompt-tokens", type=int)
-    g.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
+    g.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16", "int8"])
     g.add_argument("--no-warmup", action="store_true", help="skip the warm-up generation at start")
     g.add_argument("--no-prefix-cache", action="store_true",
                    help="prefill the system prompt for every request instead of reusing its KV cache")

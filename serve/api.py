@@ -59,6 +59,7 @@ class ModelAPI(ls.LitAPI):
         self.model = None
         self.tokenizer = None
         self.prefix = None
+        self.metrics = None
 
     def setup(self, device):
         if not logging.getLogger().handlers:     # spawned worker: nothing configured logging yet
@@ -72,16 +73,20 @@ class ModelAPI(ls.LitAPI):
         return self.worker_pids.all_ready_alive()
 
     def _load(self, device):
+        from serve.monitoring import WorkerMetrics
+
+        self.metrics = WorkerMetrics.from_env(max_batch=self.max_batch_size)   # /metrics: batch sizes, tokens
         if self.config.path is None:
             logger.warning("model disabled (--no-model): only safety replies and cached answers are served")
             return
-        from stages.model.modeling import load_model, load_tokenizer, resolve_serving_dtype, set_threads
+        from stages.model.modeling import load_tokenizer, set_threads
+        from stages.model.quantize import load_serving_model
 
         set_threads(0)
         t0 = time.perf_counter()
         self.tokenizer = load_tokenizer(self.config.path)
-        dtype = resolve_serving_dtype(self.config.dtype, str(device))
-        self.model = load_model(self.config.path, dtype, str(device), adapter=self.config.adapter)
+        self.model, dtype = load_serving_model(self.config.path, self.config.dtype, str(device),
+                                               adapter=self.config.adapter)
         self.model.generation_config.use_cache = True          # KV cache on for every generate call
         load_s = time.perf_counter() - t0
         if self.config.prefix_cache:
@@ -94,7 +99,7 @@ class ModelAPI(ls.LitAPI):
         logger.info("%s ready on %s: model %s%s (%s) loaded in %.1fs, warm-up (batch %d × %d tokens) %.1fs",
                     type(self).__name__, device, self.config.path,
                     f" + adapter {self.config.adapter}" if self.config.adapter else "",
-                    str(dtype).replace("torch.", ""), load_s, self.max_batch_size, WARMUP_TOKENS, warm_s)
+                    dtype, load_s, self.max_batch_size, WARMUP_TOKENS, warm_s)
 
     def _require_model(self):
         if self.model is None:
@@ -131,11 +136,13 @@ class ModelAPI(ls.LitAPI):
         items = list(x) if batched else [x]
         stream = BatchStream(self.model, self.tokenizer, [q for q, _ in items], self.config.system,
                              [n for _, n in items], self.prefix, self.config.decoding)
+        self.metrics.batch_started(len(items))
         for deltas in stream:
             yield [{"content": d} for d in deltas] if batched else {"content": deltas[0]}
         usage = [{"content": "", "prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
                  for p, c in zip(stream.prompt_tokens, stream.new_tokens)]
         new = sum(stream.new_tokens)
+        self.metrics.batch_done(stream.new_tokens, [n for _, n in items], stream.seconds)
         logger.info("batch of %d: %d prompt tokens (%d from the shared prefix cache), %d new tokens "
                     "(longest %d), %.2fs, %.1f new tokens/s", len(items), sum(stream.prompt_tokens),
                     stream.cached_tokens * len(items), new, max(stream.new_tokens), stream.seconds,

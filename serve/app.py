@@ -2,6 +2,7 @@
 and the static chat page at / (serve/static/)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import hmac
@@ -17,6 +18,7 @@ from serve.api import ModelAPI
 from serve.feedback import install_feedback
 from serve.review import install_review
 from serve.gateway import Gateway
+from serve.monitoring import prepare_metrics_dir
 from serve.settings import ServeSettings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -74,6 +76,8 @@ def build_server(settings: ServeSettings, api_cls=ModelAPI) -> ls.LitServer:
     restarted (``restart_workers``); the gateway keeps answering pre-check replies meanwhile."""
     apis = [api_cls(settings.model, max_batch_size=settings.max_batch_size, batch_timeout=settings.batch_timeout)]
     timeout = settings.request_timeout_s if settings.request_timeout_s > 0 else False
+    gateway = settings.gateway()        # + a fresh directory for the worker's metrics (serve/monitoring.py)
+    gateway = replace(gateway, monitor=replace(gateway.monitor, metrics_dir=prepare_metrics_dir(gateway.monitor.window)))
     ls_log = logging.getLogger(ls_server.__name__)
     level = ls_log.level
     ls_log.setLevel(max(logging.WARNING, ls_log.getEffectiveLevel()))   # it logs a curl line with the shutdown token
@@ -81,7 +85,7 @@ def build_server(settings: ServeSettings, api_cls=ModelAPI) -> ls.LitServer:
         server = MedQAServer(
             apis, accelerator="auto", workers_per_device=1, timeout=timeout, restart_workers=True,
             enable_shutdown_api=settings.enable_shutdown_api,
-            middlewares=[(Gateway, {"settings": settings.gateway()})],
+            middlewares=[(Gateway, {"settings": gateway})],
             model_metadata=settings.describe())
     finally:
         ls_log.setLevel(level)

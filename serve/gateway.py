@@ -32,6 +32,7 @@ from serve.errors import Rejected, error_body
 from serve.feedback import AnswerRecorder
 from serve.limits import InFlight, read_body
 from serve.model_client import CHAT_PATH, ModelClient, chat_body
+from serve.monitoring import FEEDBACK_TAP_BYTES, Monitor
 from serve.openai_format import completion_body, stream_events
 from serve.questions import PromptBudget, Question, chat_question, parse_json, predict_question
 from serve.settings import GatewaySettings
@@ -53,7 +54,8 @@ class Gateway:
         self.audit = AuditLog(settings.audit_log)
         self.answers = AnswerRecorder(settings.feedback_db)
         self.in_flight = InFlight(settings.max_in_flight)
-        self.model = ModelClient(app, self.in_flight, settings.generation_timeout_s)
+        self.monitor = Monitor(settings.monitor)       # GET /metrics (serve/monitoring.py)
+        self.model = ModelClient(self.monitor.meter(app), self.in_flight, settings.generation_timeout_s)
         self.budget = (PromptBudget(settings.model_path, settings.system, settings.limits.max_prompt_tokens)
                        if settings.model_enabled and settings.model_path else None)
         self.triager = load_triager(settings.triage_model)     # once per process; missing model → error
@@ -65,10 +67,12 @@ class Gateway:
         ctx = RequestContext.from_scope(scope)
         try:
             hdrs = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            if not is_open_path(ctx.path) and not key_ok(self.s.api_key, hdrs):
+            if not (is_open_path(ctx.path) or self.monitor.is_open(ctx.path)) and not key_ok(self.s.api_key, hdrs):
                 await send_json(send, ctx, 401, error_body(
                     "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                     "invalid_api_key", "authentication_error"), extra={"www-authenticate": "Bearer"})
+            elif self.monitor.handles(ctx.method, ctx.path):
+                await self.monitor.respond(send, ctx)
             elif ctx.method == "POST" and ctx.path == PREDICT_PATH:
                 ctx.endpoint = "predict"
                 await self._predict(scope, receive, send, ctx)
@@ -94,8 +98,10 @@ class Gateway:
             await self.answers.record(ctx)
 
     def _audit(self, ctx: RequestContext) -> None:
+        rec = ctx.audit_record()
+        self.monitor.observe(rec)
         try:
-            self.audit.write(ctx.audit_record())
+            self.audit.write(rec)
         except Exception:  # the audit sink failing must not fail the request
             logger.exception("could not write the audit line for request %s", ctx.request_id)
 
@@ -227,10 +233,21 @@ class Gateway:
 
     # ---------------------------------------------------------------- everything else
     async def _passthrough(self, scope, receive, send, ctx: RequestContext) -> None:
+        feedback = ctx.method == "POST" and ctx.path == "/feedback"   # 👍/👎 feed the /metrics window
+        body = bytearray()
+
+        async def tap():
+            msg = await receive()
+            if feedback and msg.get("type") == "http.request" and len(body) < FEEDBACK_TAP_BYTES:
+                body.extend(msg.get("body", b""))
+            return msg
+
         async def watch(msg):
             if msg["type"] == "http.response.start":
                 ctx.status = msg["status"]
+                if feedback and ctx.status == 201:          # stored by serve/feedback.py
+                    self.monitor.record_feedback_body(bytes(body))
                 msg = dict(msg, headers=list(msg["headers"]) + [(b"x-request-id", ctx.request_id.encode())])
             await send(msg)
 
-        await self.app(scope, receive, watch)
+        await self.app(scope, tap, watch)

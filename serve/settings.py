@@ -7,6 +7,7 @@ from pathlib import Path
 from serve.api import ModelConfig
 from serve.auth import key_from_env
 from serve.limits import Limits
+from serve.monitoring import MonitorSettings
 from stages.common.config import Params
 from stages.model.generate import Decoding
 
@@ -26,6 +27,7 @@ class GatewaySettings:
     generation_timeout_s: float = 300.0
     triage_model: str | None = "models/triage"   # triage stage output; None = rules only (--rules-only-triage)
     feedback_db: str | None = None      # humanloop: answers recorded for /feedback (serve/feedback.py)
+    monitor: MonitorSettings = MonitorSettings()
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class ServeSettings:
     feedback_db: str | None = None      # serve.feedback_db; None = no feedback/review store
     reviewer_key_env: str = "MEDQA_REVIEWER_KEY"
     reviewer_key: str | None = None
+    metrics_auth: bool = True
+    monitor_window: int = 200
 
     @classmethod
     def from_params(cls, params: Params, model: str | None, adapter: str | None = None, **overrides) -> "ServeSettings":
@@ -73,7 +77,8 @@ class ServeSettings:
                        body_timeout_s=s.body_timeout_s, max_prompt_tokens=s.max_prompt_tokens,
                        triage_model=s.triage_model,
                        feedback_db=s.feedback_db or None, reviewer_key_env=s.reviewer_key_env,
-                       reviewer_key=key_from_env(s.reviewer_key_env))
+                       reviewer_key=key_from_env(s.reviewer_key_env),
+                       metrics_auth=s.metrics_auth, monitor_window=s.monitor_window)
 
         return replace(settings, **overrides)
 
@@ -85,14 +90,15 @@ class ServeSettings:
             api_key=self.api_key, model_enabled=self.model.path is not None, model_path=self.model.path,
             system=self.model.system, max_in_flight=self.max_in_flight,
             generation_timeout_s=self.generation_timeout_s, triage_model=self.triage_model,
-            feedback_db=self.feedback_db)
+            feedback_db=self.feedback_db,
+            monitor=MonitorSettings(auth=self.metrics_auth, window=self.monitor_window))
 
     def describe(self) -> dict:
         """JSON-safe summary for /info (never the key itself)."""
-        from stages.model.modeling import resolve_serving_dtype
+        from stages.model.quantize import resolve_serving_precision
 
         return {"model": self.model.path, "adapter": self.model.adapter, "dtype": self.model.dtype,
-                "dtype_resolved": str(resolve_serving_dtype(self.model.dtype)).replace("torch.", ""),
+                "dtype_resolved": resolve_serving_precision(self.model.dtype),
                 "model_enabled": self.model.path is not None, "max_new_tokens": self.model.max_new_tokens,
                 "max_batch_size": self.max_batch_size, "batch_timeout": self.batch_timeout,
                 "max_question_chars": self.max_question_chars, "cache_size": self.cache_size,

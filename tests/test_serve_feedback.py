@@ -150,3 +150,23 @@ def test_review_api_off_without_a_reviewer_key():
     else:
         raise AssertionError("expected 403")
     assert _check_key(Req(), RKEY, "MEDQA_REVIEWER_KEY") is None
+
+
+def test_feedback_ratings_feed_the_metrics_thumbs_down_rate(client):
+    """A 👍/👎 accepted by POST /feedback moves /metrics' medqa_quality_thumbs_down_rate (a rejected
+    one does not)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def rate():
+        text = c.get("/metrics", headers=AUTH).text
+        return next(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+                    if s.name == "medqa_quality_thumbs_down_rate")
+
+    c, _ = client
+    for rating in ("down", "up", "down", "down"):
+        assert c.post("/feedback", json={"request_id": _answer(c), "rating": rating}, headers=AUTH).status_code == 201
+    assert c.post("/feedback", json={"request_id": "ffff0000", "rating": "up"}, headers=AUTH).status_code == 404
+    before_extra = rate()
+    assert c.post("/feedback", json={"request_id": _answer(c), "rating": "sideways"}, headers=AUTH).status_code == 422
+    assert rate() == before_extra
+    assert 0 < before_extra < 1                   # mixed 👍/👎 in the window (earlier tests add their own)

@@ -223,7 +223,7 @@ class ServeParams(_Section):
     api_key_env: str = "MEDQA_API_KEY"
     request_timeout_s: float = Field(600, ge=0)
     audit_log: str = "artifacts/serve/audit.jsonl"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"   # int8: stages/model/quantize.py
     max_in_flight: int = Field(64, ge=0)             # requests waiting for the model at once; more → 429; 0 = no limit
     generation_timeout_s: float = Field(300, ge=0)   # a model call (queue + generation) past this → 503; 0 = none
     body_timeout_s: float = Field(10, ge=0)          # request body must arrive within this (slow clients → 408)
@@ -231,6 +231,32 @@ class ServeParams(_Section):
     triage_model: str = "models/triage"
     feedback_db: str = "artifacts/serve/feedback.sqlite"   # answers, feedback and review queue (SQLite, WAL)
     reviewer_key_env: str = "MEDQA_REVIEWER_KEY"            # env var with the reviewer key; unset = /review API off
+    metrics_auth: bool = True      # GET /metrics needs the API key (false: open, for in-network scrapers)
+    monitor_window: int = Field(200, ge=1)   # answers in the /metrics quality sliding window
+
+
+class ExportParams(_Section):
+    """``export`` stage (export/dvc.yaml): models/merged → models/export/medqa-<quant>.gguf + Modelfile."""
+    quants: list[Literal["F32", "F16", "Q8_0"]] = Field(default_factory=lambda: ["F16", "Q8_0"], min_length=1)
+    verify_prompts: int = Field(3, ge=1)          # first N val questions
+    verify_new_tokens: int = Field(16, ge=1)      # greedy tokens compared per prompt
+    tolerance: dict[str, float] = Field(default_factory=lambda: {"F16": 0.05, "Q8_0": 1.0})
+    identical_tokens: list[str] = Field(default_factory=lambda: ["F16"])
+    modelfile_quant: str = "Q8_0"                 # the file the Ollama Modelfile's FROM names
+    num_predict: int = Field(256, ge=1)           # Modelfile PARAMETER num_predict (answer length cap)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        for q in self.quants:
+            if q not in self.tolerance or not self.tolerance[q] > 0:
+                raise ValueError(f"tolerance needs a positive entry for every quant; missing/invalid: {q}")
+        for name, vals in (("identical_tokens", self.identical_tokens), ("modelfile_quant", [self.modelfile_quant])):
+            bad = [v for v in vals if v not in self.quants]
+            if bad:
+                raise ValueError(f"{name}: {bad} not in quants {self.quants}")
+        if len(set(self.quants)) != len(self.quants):
+            raise ValueError("quants: duplicates")
+        return self
 
 
 class Params(_Section):
@@ -247,6 +273,7 @@ class Params(_Section):
     triage: TriageParams = Field(default_factory=TriageParams)
     serve: ServeParams = Field(default_factory=ServeParams)
     review: ReviewParams = Field(default_factory=ReviewParams)
+    export: ExportParams = Field(default_factory=ExportParams)
 
 
 class ParamsError(ValueError):
