@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 install: $(STAMP)
 
 # stage commands call `python`: put the venv first on PATH
-RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
+RUN := PATH="$(abspath $(BIN)):$$PATH"
 
 repro: $(STAMP)
 	$(RUN) $(BIN)/dvc repro

@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from stages.review.compose import build
-from stages.review.sources import ReportError
+from stages.reporting.compose import build
+from stages.reporting.sources import ReportError
 
 
 def main(argv: list[str] | None = None) -> int:

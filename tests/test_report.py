@@ -1,4 +1,4 @@
-"""The review report (stages/review/, `python -m stages.report`): timing noise filtered out of the
+"""The review report (stages/reporting/, `python -m stages.report`): timing noise filtered out of the
 metrics diff, per-tier/safety tables, the N-experiment table with its best-by line, and the whole
 report on a small real git + dvc repository (real `dvc params/metrics diff`)."""
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.review.experiments import best_line, exp_table, load_experiments
-from stages.review.tables import is_noise, metrics_table, safety_table, tier_table
+from stages.reporting.experiments import best_line, exp_table, load_experiments
+from stages.reporting.tables import is_noise, metrics_table, safety_table, tier_table
 
 DVC = str(Path(sys.executable).parent / "dvc")
 

@@ -3,7 +3,7 @@
 Stage outputs (DVC outs, metrics, plots) hold content only, so an unchanged rebuild is byte-identical
 and `dvc metrics diff` shows real changes, not timing noise. What varies run to run (seconds,
 tokens/s, peak RSS) goes to ``artifacts/timing/<stage>.json`` instead: gitignored, not a DVC out,
-overwritten by each run, shown by ``make report`` (stages/review/) in a section of its own.
+overwritten by each run, shown by ``make report`` (stages/reporting/) in a section of its own.
 """
 from __future__ import annotations
 

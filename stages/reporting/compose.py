@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.review import sources as src
-from stages.review import tables
-from stages.review.experiments import best_line, exp_table, load_experiments
-from stages.review.plots import loss_png, tier_png
+from stages.reporting import sources as src
+from stages.reporting import tables
+from stages.reporting.experiments import best_line, exp_table, load_experiments
+from stages.reporting.plots import loss_png, tier_png
 
 EVAL, BY_TIER = "metrics/eval.json", "metrics/eval_by_tier.json"
 LOSS = {"train": "dvclive/plots/metrics/train/loss.tsv", "val": "dvclive/plots/metrics/val/loss.tsv"}

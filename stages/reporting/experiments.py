@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 import pandas as pd
 
-from stages.review.tables import is_noise
+from stages.reporting.tables import is_noise
 
 # key metrics and which direction is better
 KEY_METRICS = {

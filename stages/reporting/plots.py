@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.review.tables import TIER_METRICS
+from stages.reporting.tables import TIER_METRICS
 
 
 def _plt():
@@ -23,10 +23,11 @@ def loss_png(curves: dict[str, dict], path: Path) -> bool:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, split in zip(axes, ("train", "val")):
-        for label, c in curves.items():
+        for i, (label, c) in enumerate(curves.items()):     # later curves dashed: identical ones stay visible
             df = c.get(split)
             if df is not None and {"step", "loss"} <= set(df.columns):
-                ax.plot(df["step"], df["loss"], marker="o" if split == "val" else None, ms=3, label=label)
+                ax.plot(df["step"], df["loss"], marker="o" if split == "val" else None, ms=3, label=label,
+                        linestyle="-" if i == 0 else "--")
         ax.set_title(f"{split} loss")
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
