@@ -179,7 +179,8 @@ def test_queued_sweep_then_report(work):
     assert "Failed" not in st, st + sh([DVC, "queue", "logs", st.split()[-1]], a, env, check=False)
     from stages.reporting.experiments import load_experiments
 
-    exps = load_experiments(json.loads(sh([DVC, "exp", "show", "--json"], a, env)))
+    show = subprocess.run([DVC, "exp", "show", "--json"], cwd=a, env=env, capture_output=True, text=True, check=True)
+    exps = load_experiments(json.loads(show.stdout))
     by_r = {e["params"]["lora.r"]: e for e in exps if e["name"] != "workspace" and e["kind"] == "experiment"}
     assert set(by_r) == set(SWEEP_RANKS), exps
     for r, e in by_r.items():
