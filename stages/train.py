@@ -32,7 +32,7 @@ log = logging.getLogger("stages.train")
 CODE_FILES = ("stages/train.py", "stages/training/train_data.py", "stages/training/batching.py", "stages/training/answer_loss.py",
               "stages/training/lora_setup.py", "stages/training/checkpoint.py", "stages/model/prompt.py", "stages/common/config.py",
               "stages/model/modeling.py", "stages/common/jsonio.py", "stages/data/tiers.py", "stages/safety/rules.py",
-              "stages/common/timing.py")
+              "stages/common/timing.py", "stages/safety/normalize.py", "stages/data/text.py", "stages/safety/pii.py")
 REPO = Path(__file__).resolve().parents[1]
 
 
