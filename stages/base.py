@@ -13,6 +13,7 @@ from pathlib import Path
 
 from stages.common.config import load_params
 from stages.common.jsonio import atomic_dir, write_json
+from stages.common.timing import write_timing
 
 log = logging.getLogger("stages.base")
 OUT = Path("models/base")
@@ -42,7 +43,7 @@ def _load(spec: str, dtype, trust_remote_code: bool, workdir: Path):
             raise BaseModelError(f"model.base={spec!r}: directory has no config.json (not an HF model dir)")
         kw = {"trust_remote_code": trust_remote_code}
         return (AutoModelForCausalLM.from_pretrained(str(local), dtype=dtype, **kw),
-                AutoTokenizer.from_pretrained(str(local), **kw), {"kind": "local", "path": str(local.resolve())})
+                AutoTokenizer.from_pretrained(str(local), **kw), {"kind": "local"})   # spec holds the path as given
     if spec.count("/") != 1 or spec.startswith(("/", ".")):
         raise BaseModelError(
             f"model.base={spec!r} is neither 'bundled:<name>', an existing directory, nor a hub id 'org/name'")
@@ -92,10 +93,13 @@ def materialise(spec: str, out: Path = OUT, dtype_name: str = "auto", max_shard_
             tok.save_pretrained(tmp)
             gen.save_pretrained(tmp)
     n_params = sum(p.numel() for p in model.parameters())
+    # content only (no time, no absolute path): an unchanged rebuild is byte-identical
     info.update({"spec": spec, "dtype": str(dtype).replace("torch.", ""), "params": n_params,
-                 "model_max_length": tok.model_max_length, "seconds": round(time.time() - t0, 1)})
+                 "model_max_length": tok.model_max_length})
     write_json(out / "resolved.json", info)
-    log.info("wrote %s: %s params, %s, %.1fs", out, f"{n_params:,}", info["dtype"], info["seconds"])
+    seconds = time.time() - t0
+    write_timing("base", {"seconds": seconds})
+    log.info("wrote %s: %s params, %s, %.1fs", out, f"{n_params:,}", info["dtype"], seconds)
     return info
 
 

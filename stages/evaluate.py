@@ -3,7 +3,7 @@
 Generates the tuned model's answers (same prompt and generation code as serve), reads the base
 answers made by predict_base, scores both with every metric (stages/evaluation/metrics/), and writes
 
-    metrics/eval.json               flat keys: tuned.* base.* delta.* (tuned − base), time.*
+    metrics/eval.json               flat keys: tuned.* base.* delta.* (tuned − base)
     metrics/eval_by_tier.json       the same per difficulty tier
     metrics/eval_by_category.json   the same per category
     metrics/predictions.jsonl       question, reference, base, tuned, flags and scores per example
@@ -22,6 +22,7 @@ from pathlib import Path
 from stages.common.config import Params, load_params
 from stages.evaluation.evalset import load_eval_examples
 from stages.common.jsonio import read_jsonl, write_json, write_jsonl
+from stages.common.timing import write_timing
 from stages.evaluation.metrics.aggregate import by_group, compare, flatten
 from stages.evaluation.metrics.answers import score_answers
 from stages.model.modeling import load_model, load_tokenizer, resolve_inference_dtype, set_threads
@@ -65,7 +66,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--base-model", default="models/base")
     ap.add_argument("--split", default="data/split/test.jsonl")
     ap.add_argument("--base-predictions", default="metrics/base_predictions.jsonl")
-    ap.add_argument("--base-timing", default="metrics/base_predictions_timing.json")
     ap.add_argument("--triage-model", default="models/triage", help="triage stage output (served pre-check)")
     ap.add_argument("--triage-test", default="data/triage_split/test.jsonl", help="triage stage's held-out test set")
     ap.add_argument("--no-progress", action="store_true")
@@ -140,15 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     by_tier = by_group(rows, "difficulty", models, list(TIERS))
     by_category = by_group(rows, "category", models)
 
-    if ev.compare_base and Path(args.base_timing).is_file():
-        import json
-
-        base_t = json.loads(Path(args.base_timing).read_text(encoding="utf-8"))
-        timing.update({f"base_{k}": v for k, v in base_t.items() if k != "n_examples"})
     timing["evaluate_total_s"] = time.perf_counter() - t_start
+    write_timing("evaluate", timing)     # untracked: eval.json holds quality figures only
 
-    eval_json = {"n_examples": len(rows), "n_tiers": len(by_tier), **flatten(overall),
-                 **{f"time.{k}": round(v, 2) for k, v in timing.items()}}
+    eval_json = {"n_examples": len(rows), "n_tiers": len(by_tier), **flatten(overall)}
     eval_json = {k: v for k, v in eval_json.items() if not k.endswith(".n") and k != "n"}  # = n_examples
     eval_json.update(_triage(triager, args, examples, rows, models))
     write_json(OUT / "eval.json", _round(eval_json))

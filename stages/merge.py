@@ -23,6 +23,7 @@ from pathlib import Path
 
 from stages.common.config import load_params
 from stages.common.jsonio import atomic_dir, write_json
+from stages.common.timing import write_timing
 
 log = logging.getLogger("stages.merge")
 
@@ -122,7 +123,8 @@ def run_merge(*, base: Path, adapter: Path, out: Path, method: str, scale: float
               max_shard_size: str, questions: list[str], prompt_source: str, system: str, tolerance: float,
               metrics_path: Path | None, progress: bool = True) -> dict:
     """Merge, verify (unless ``questions`` is empty), then atomically publish ``out``.
-    Metrics are written whether it passes or fails."""
+    Metrics are written whether it passes or fails; seconds and peak RSS go to
+    artifacts/timing/merge.json (run-to-run noise, not content)."""
     from stages.model.adapters import ADAPTER_WEIGHTS, read_adapter_config
     from stages.model.modeling import DTYPES, pick_device
 
@@ -137,6 +139,7 @@ def run_merge(*, base: Path, adapter: Path, out: Path, method: str, scale: float
     metrics: dict = {"method": method, "scale": scale, "base": str(base), "adapter": str(adapter), "out": str(out),
                      "base_dtype": b_dtype, "dtype": o_dtype,
                      "adapter_sha256": file_sha256(adapter / ADAPTER_WEIGHTS)}
+    timing: dict = {}
     try:
         with atomic_dir(out) as tmp:
             log.info("merging %s + %s → %s (method %s, scale %g, %s)", base, adapter, out, method, scale, o_dtype)
@@ -152,11 +155,11 @@ def run_merge(*, base: Path, adapter: Path, out: Path, method: str, scale: float
             metrics["copied_files"] = copy_support_files(base, tmp)
             set_config_dtype(tmp, o_dtype)
             metrics.update(stats)
-            metrics["seconds_merge"] = round(time.time() - t0, 2)
-            metrics["peak_rss_merge_mb"] = peak_rss_mb()
+            timing["seconds_merge"] = round(time.time() - t0, 2)
+            timing["peak_rss_merge_mb"] = peak_rss_mb()
             write_json(tmp / "merge_info.json", {k: metrics[k] for k in
                                                  ("method", "scale", "base", "adapter", "adapter_sha256", "dtype")})
-            log.info("merged in %.1fs (peak RSS %.0f MB)", metrics["seconds_merge"], metrics["peak_rss_merge_mb"])
+            log.info("merged in %.1fs (peak RSS %.0f MB)", timing["seconds_merge"], timing["peak_rss_merge_mb"])
             t1 = time.time()
             metrics["prompt_source"] = prompt_source
             if questions:
@@ -171,7 +174,7 @@ def run_merge(*, base: Path, adapter: Path, out: Path, method: str, scale: float
             else:
                 log.warning("verification SKIPPED (no prompts): the merged model is unchecked")
                 metrics["verify"] = None
-            metrics["seconds_verify"] = round(time.time() - t1, 2)
+            timing["seconds_verify"] = round(time.time() - t1, 2)
         metrics["verified"] = metrics["verify"] is not None
         metrics["passed"] = True
     except BaseException as err:          # also Ctrl-C: record that this attempt did not finish
@@ -183,10 +186,11 @@ def run_merge(*, base: Path, adapter: Path, out: Path, method: str, scale: float
             metrics["verify"] = err.result
         raise
     finally:
-        metrics["seconds"] = round(time.time() - t0, 2)
-        metrics["peak_rss_mb"] = peak_rss_mb()
+        timing["seconds"] = round(time.time() - t0, 2)
+        timing["peak_rss_mb"] = peak_rss_mb()
         if metrics_path is not None:
             write_json(metrics_path, metrics)
+            write_timing("merge", timing)
     return metrics
 
 

@@ -13,12 +13,12 @@ import time
 
 from stages.common.config import load_params
 from stages.evaluation.evalset import load_eval_examples
-from stages.common.jsonio import write_json, write_jsonl
+from stages.common.jsonio import write_jsonl
+from stages.common.timing import write_timing
 from stages.model.modeling import load_model, load_tokenizer, resolve_inference_dtype, set_threads
 from stages.evaluation.predict import predict, settings
 
 DEFAULT_OUT = "metrics/base_predictions.jsonl"
-DEFAULT_TIMING = "metrics/base_predictions_timing.json"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,7 +26,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="models/base")
     ap.add_argument("--split", default="data/split/test.jsonl")
     ap.add_argument("--out", default=DEFAULT_OUT)
-    ap.add_argument("--timing", default=DEFAULT_TIMING)
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
 
@@ -36,7 +35,6 @@ def main(argv: list[str] | None = None) -> None:
     if not params.eval.compare_base:
         # evaluate ignores this file when compare_base is false; an empty file keeps the DVC out
         write_jsonl(args.out, [])
-        write_json(args.timing, {"n_examples": 0})
         print("eval.compare_base is false: no base predictions")
         return
     set_threads(0)
@@ -46,9 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     meta = settings(params)
     n = write_jsonl(args.out, [{**r, "settings": meta} for r in res["rows"]])
     total = time.perf_counter() - t0
-    write_json(args.timing, {"n_examples": n, "generate_s": round(res["generate_s"], 2),
-                             "gen_tok_per_s": round(res["new_tokens"] / res["generate_s"], 2),
-                             "nll_s": round(res["nll_s"], 2), "total_s": round(total, 2)})
+    # timings: artifacts/timing/predict_base.json (untracked), never a DVC out or metric
+    write_timing("predict_base", {"n_examples": n, "generate_s": res["generate_s"],
+                                  "gen_tok_per_s": res["new_tokens"] / res["generate_s"],
+                                  "nll_s": res["nll_s"], "total_s": total})
     print(f"base predictions: {n} examples → {args.out} ({res['new_tokens']} new tokens in "
           f"{res['generate_s']:.0f}s, {res['new_tokens'] / res['generate_s']:.1f} tok/s; total {total:.0f}s)")
 

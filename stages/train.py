@@ -31,7 +31,8 @@ log = logging.getLogger("stages.train")
 # modules whose code decides the result: they key checkpoints and are the stage deps in dvc.yaml
 CODE_FILES = ("stages/train.py", "stages/training/train_data.py", "stages/training/batching.py", "stages/training/answer_loss.py",
               "stages/training/lora_setup.py", "stages/training/checkpoint.py", "stages/model/prompt.py", "stages/common/config.py",
-              "stages/model/modeling.py", "stages/common/jsonio.py", "stages/data/tiers.py", "stages/safety/rules.py")
+              "stages/model/modeling.py", "stages/common/jsonio.py", "stages/data/tiers.py", "stages/safety/rules.py",
+              "stages/common/timing.py", "stages/safety/normalize.py", "stages/data/text.py", "stages/safety/pii.py")
 REPO = Path(__file__).resolve().parents[1]
 # tokenised Arrow tables (datasets cache; reused across runs by fingerprint). HF_DATASETS_CACHE overrides.
 DATA_CACHE = Path(os.environ.get("HF_DATASETS_CACHE") or REPO / ".cache" / "datasets")
@@ -293,7 +294,7 @@ class Trainer:
         for e in self.state.evals:
             self.live_log(e["step"], {"val/loss": e["val_loss"]})
         for s in self.state.steps_log:
-            self.live_log(s["step"], {"train/loss": s["loss"], "train/lr": s["lr"], "train/tokens_per_s": s["tokens_per_s"]})
+            self.live_log(s["step"], {"train/loss": s["loss"], "train/lr": s["lr"]})
 
     def live_log(self, step: int, values: dict) -> None:
         if getattr(self, "live", None) is None:
@@ -364,7 +365,7 @@ class Trainer:
             st.train_seconds += seconds
             rec = {"step": st.step, "loss": loss, "lr": lr, "tokens_per_s": tokens / max(seconds, 1e-9)}
             st.steps_log.append(rec)
-            self.live_log(st.step, {"train/loss": loss, "train/lr": lr, "train/tokens_per_s": rec["tokens_per_s"]})
+            self.live_log(st.step, {"train/loss": loss, "train/lr": lr})   # tokens/s: artifacts/timing only
             last = st.step == self.total_steps
             if st.step % tp.eval_steps == 0 or last:
                 t0 = time.time()
@@ -389,6 +390,8 @@ class Trainer:
     # ----------------------------------------------------------------- outputs
     def finish(self, seconds: float, eval_seconds: float) -> dict:
         from stages.common.jsonio import atomic_dir, write_json
+        from stages.common.timing import write_timing
+        from stages.training.lora_setup import sort_adapter_config
 
         tp, st = self.p.train, self.state
         self.check_replicas()
@@ -402,7 +405,6 @@ class Trainer:
             "val_loss_base": st.val_loss_base, "val_loss_best": st.best_val, "val_loss_final": val_final,
             "val_loss_drop": st.val_loss_base - st.best_val,
             "train_loss_first": tw(first), "train_loss_final": tw(window),
-            "tokens_per_s": st.tokens / max(st.train_seconds, 1e-9),
             "steps": st.step, "total_steps": self.total_steps,
             "epochs": st.step / self.planner.steps_per_epoch, "best_step": st.best_step,
             "early_stopped": int(st.early_stopped), "saved_best": int(saved == "best"),
@@ -414,23 +416,28 @@ class Trainer:
             "pad_fraction": self.pad_fraction(),
             "trainable_params": self.trainable, "world_size": self.world,
             "prefix_cache": int(self.cache.enabled), "resumed_from_step": self.resumed_from,
-            "seconds": seconds, "train_seconds": st.train_seconds, "eval_seconds": eval_seconds,
         }
+        # run-to-run noise stays out of the tracked metrics (byte-identical rebuilds)
+        timing = {"seconds": seconds, "train_seconds": st.train_seconds, "eval_seconds": eval_seconds,
+                  "tokens_per_s": st.tokens / max(st.train_seconds, 1e-9),
+                  "tokens_per_s_by_step": [[r["step"], round(r["tokens_per_s"], 2)] for r in st.steps_log]}
         if self.acc.is_main_process:
             with atomic_dir(self.paths.out) as tmp:
                 self.peft_model.save_pretrained(str(tmp), state_dict=adapter)
+                sort_adapter_config(tmp, self.peft_model.peft_config[self.peft_model.active_adapter])
                 self.tok.save_pretrained(str(tmp))
                 write_json(tmp / "training_config.json", self.resolved_config(saved))
             write_json(self.paths.metrics, metrics)
+            write_timing("train", timing)
             if self.live is not None:
-                for k in ("val_loss_base", "val_loss_best", "val_loss_final", "tokens_per_s"):
+                for k in ("val_loss_base", "val_loss_best", "val_loss_final"):
                     self.live.summary[k] = metrics[k]
                 self.live.make_summary()
                 self.live.end()
         self.ckpt.clear()
         self.info(f"saved {saved} adapter (step {st.best_step if saved == 'best' else st.step}) to {self.paths.out}; "
                   f"val loss {st.val_loss_base:.4f} → best {st.best_val:.4f}; "
-                  f"{metrics['tokens_per_s']:.1f} tok/s; {seconds:.0f}s")
+                  f"{timing['tokens_per_s']:.1f} tok/s; {seconds:.0f}s")
         return metrics
 
     def pad_fraction(self) -> float:
@@ -466,8 +473,9 @@ class Trainer:
             "base_resolved": json.loads(resolved.read_text(encoding="utf-8")) if resolved.exists() else None,
             "data": {"train": str(self.paths.train), "val": str(self.paths.val), **self.key_parts["data"],
                      **self.train_stats.as_dict("train_"), **self.val_stats.as_dict("val_")},
-            "run_key": self.key, "world_size": self.world, "mixed_precision": self.mp,
-            "device": str(self.acc.device), "saved": saved, "best_step": self.state.best_step,
+            # no run key (it fingerprints base weights by mtime) and no device index: content only
+            "world_size": self.world, "mixed_precision": self.mp,
+            "device": self.acc.device.type, "saved": saved, "best_step": self.state.best_step,
             "steps": self.state.step, "prefix_cache": self.cache.enabled,
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         }

@@ -51,3 +51,19 @@ def apply_lora(model, p: LoraParams):
     if trainable == 0:
         raise ValueError("lora: no trainable parameters (check lora.target_modules and lora.layers)")
     return peft_model, trainable, total
+
+
+def sort_adapter_config(adapter_dir, peft_config) -> None:
+    """peft keeps ``target_modules`` (and other module-name fields) as Python sets and saves them as
+    ``list(set)``, whose order changes with PYTHONHASHSEED from run to run. Rewrite the saved
+    ``adapter_config.json`` with exactly those fields sorted (same json format as peft), so an
+    unchanged retrain writes a byte-identical adapter directory."""
+    import json
+    from pathlib import Path
+
+    path = Path(adapter_dir) / "adapter_config.json"
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    for key, value in peft_config.to_dict().items():
+        if isinstance(value, (set, frozenset)) and isinstance(cfg.get(key), list):
+            cfg[key] = sorted(cfg[key], key=str)
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True), encoding="utf-8")
