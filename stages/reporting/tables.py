@@ -89,8 +89,9 @@ def safety_table(new: dict | None, old: dict | None) -> pd.DataFrame:
 
 def timing_table(timings: dict[str, dict]) -> pd.DataFrame:
     """artifacts/timing/<stage>.json scalars, one row per stage (this machine, this workspace)."""
-    rows = [{"stage": s, **{k: v for k, v in t.items() if _num(v) is not None}} for s, t in timings.items()]
-    return pd.DataFrame(rows)
+    rows = [{"stage": s, "figure": k, "value": v} for s, t in timings.items() for k, v in t.items()
+            if _num(v) is not None]
+    return pd.DataFrame(rows, columns=["stage", "figure", "value"])
 
 
 def markdown(df: pd.DataFrame, empty: str = "_(none)_") -> str:
