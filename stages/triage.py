@@ -27,7 +27,7 @@ from stages.common.jsonio import atomic_dir, write_json, write_jsonl
 from stages.safety.normalize import match_text
 from stages.safety.replies import ReplyIndex
 from stages.safety.rules import SELF_HARM_RULES, emergency_hits
-from stages.safety.triage import Triager
+from stages.safety.triage import Triager, rule_stands
 from stages.safety.triage_data import (corpus_emergency_qa, corpus_rows, load_authored, read_rows,
                                        split_rows)
 from stages.safety.triage_eval import choose_self_harm_share, choose_threshold, pr_points, triage_metrics
@@ -74,12 +74,14 @@ def main(argv: list[str] | None = None) -> None:
 
     # model choice on val: recall first (threshold), then false alarms
     val_labels = [r["label"] for r in split["val"]]
-    val_rules = [bool(emergency_hits(match_text(r["text"]))) for r in split["val"]]  # before the rule floor
+    val_matched = [match_text(r["text"]) for r in split["val"]]
+    val_rules = [emergency_hits(m) for m in val_matched]                            # before the rule floor
     candidates, best = {}, None
     for kind in p.candidates:
         model = _fit(kind, train, p)
         scores = model.urgency([r["text"] for r in split["val"]])
-        floored = [r and sc >= p.rule_floor for r, sc in zip(val_rules, scores)]   # (no val text is that short)
+        floored = [rule_stands(r, sc, m, p.rule_floor)                            # (no val text is that short)
+                   for r, sc, m in zip(val_rules, scores, val_matched)]
         model.threshold = choose_threshold(scores, val_labels, floored, p.val_recall)
         model.self_harm_share = choose_self_harm_share(model.probabilities([r["text"] for r in split["val"]]),
                                                        val_labels)

@@ -34,7 +34,7 @@ def test_profile_overrides_are_valid_and_become_dvc_set_args():
 
 def test_profile_trains_on_the_csv_mixed_with_the_corpus(tmp_path, shared_data, tiny_model_dir):
     """clean + split with the profile's sources, then train with its source caps (scaled down)."""
-    for d in ("data/raw", "stages", "serve"):
+    for d in ("data/raw", "data/review", "stages", "serve"):   # data/review: clean reads its verdicts
         shutil.copytree(REPO / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "data/terms.tsv", tmp_path / "data/terms.tsv")
     _, raw = __import__("stages.common.profile", fromlist=["load_profile"]).load_profile(PROFILE, REPO / "params.yaml")

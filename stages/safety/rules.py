@@ -163,6 +163,11 @@ def emergency_hits(matched: str) -> list[str]:
     return hits
 
 
+def happening_now(matched: str) -> bool:
+    """The question says something is happening now (突然, 刚才, 正在, …) — on ``match_text`` text."""
+    return bool(_NOW.search(matched))
+
+
 def has_emergency_guidance(answer: str) -> bool:
     return bool(EMERGENCY_GUIDANCE.search(answer))
 

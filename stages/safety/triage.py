@@ -22,7 +22,7 @@ from pathlib import Path
 
 from stages.safety.normalize import match_text
 from stages.safety.replies import SELF_HARM_REPLY, ReplyIndex, emergency_reply
-from stages.safety.rules import SELF_HARM_RULES, emergency_hits
+from stages.safety.rules import SELF_HARM_RULES, emergency_hits, happening_now
 from stages.safety.triage_model import LABELS, META_FILE, TriageModel
 
 # condition group named by a rule when the classifier is absent or gives none
@@ -59,6 +59,13 @@ class TriageResult:
         return out
 
 
+def rule_stands(rules, score: float, matched: str, floor: float) -> bool:
+    """A keyword rule flags the question unless the classifier is near-certain it is none (urgency <
+    ``floor``: hyperbole, education). Never vetoed: self-harm wording, and a description of something
+    happening now (刚才/突然/正在…: "孩子刚才误服了降压药，有哪些要注意的" is an emergency however it is asked)."""
+    return bool(rules) and (score >= floor or bool(SELF_HARM_RULES & set(rules)) or happening_now(matched))
+
+
 @dataclass
 class Triager:
     model: TriageModel | None                   # None = rules only (explicit)
@@ -81,7 +88,7 @@ class Triager:
         p = self.model.probabilities([m], matched=True)[0] if proba is None else proba
         score = float(1.0 - p[0])
         by_model = score >= self.model.threshold and len(m) >= self.min_chars
-        if score < self.rule_floor and not SELF_HARM_RULES & set(rules):    # self-harm wording is never vetoed
+        if not rule_stands(rules, score, m, self.rule_floor):
             rules = ()
         if not rules and not by_model:
             return TriageResult("none", score)
