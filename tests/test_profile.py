@@ -24,7 +24,8 @@ def test_profile_overrides_are_valid_and_become_dvc_set_args():
     from stages.common.profile import load_profile, set_args
 
     flat, merged = load_profile(PROFILE, REPO / "params.yaml")
-    assert flat["data.sources"][0] == "data/raw" and flat["data.sources"][1].endswith("cmd_internal_medicine.gb18030.csv")
+    assert flat["data.sources"][:2] == ["data/raw", "data/feedback"]           # corpus + approved corrections kept
+    assert flat["data.sources"][2].endswith("cmd_internal_medicine.gb18030.csv")
     args = set_args(flat)
     assert args[::2] == ["-S"] * len(flat)
     parsed = OverridesParser.create().parse_overrides(args[1::2])        # the grammar `dvc exp run -S` uses
