@@ -48,6 +48,21 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
             yield n, line
 
 
+def iter_json_objects(path: str | Path, error: type[Exception] = ValueError) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSONL file; a line that is not valid JSON or
+    not a JSON object raises ``error`` naming ``file:line``."""
+    for n, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise error(f"{path}:{n}: invalid JSON: {err}") from None
+        if not isinstance(obj, dict):
+            raise error(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
+        yield n, obj
+
+
 def atomic_dir(final: str | Path):
     """Context manager: yields a temp dir next to ``final``; renames it to ``final`` on success,
     removes it on failure, so a crash never leaves a half-written output directory."""

@@ -8,8 +8,9 @@ answer), so a verdict keeps applying to the same content on every run. A later r
 the same record replaces an earlier one (rounds are kept in import order)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from stages.common.jsonio import iter_json_objects
 
 VERDICT_FIELDS = ("verdict_id", "round", "record_id", "verdict", "reviewed_by")
 
@@ -28,22 +29,15 @@ def load_verdicts(path: str | Path | None) -> dict[str, dict]:
         raise VerdictError(f"clean.verdicts: {path} does not exist (run `python -m stages.review import`, "
                            "or set clean.verdicts: '' to apply no expert verdicts)")
     book: dict[str, dict] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                v = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise VerdictError(f"{path}:{n}: invalid JSON: {err}") from None
-            missing = [k for k in VERDICT_FIELDS if k not in v]
-            if missing:
-                raise VerdictError(f"{path}:{n}: missing {missing}")
-            if v["verdict"] not in ("accept", "edit", "reject"):
-                raise VerdictError(f"{path}:{n}: verdict {v['verdict']!r} is not accept/edit/reject")
-            if v["verdict"] == "edit" and not (isinstance(v.get("answer"), str) and v["answer"].strip()):
-                raise VerdictError(f"{path}:{n}: an edit needs a non-empty 'answer'")
-            book[v["record_id"]] = v        # a later line (a later round) replaces an earlier one
+    for n, v in iter_json_objects(path, VerdictError):
+        missing = [k for k in VERDICT_FIELDS if k not in v]
+        if missing:
+            raise VerdictError(f"{path}:{n}: missing {missing}")
+        if v["verdict"] not in ("accept", "edit", "reject"):
+            raise VerdictError(f"{path}:{n}: verdict {v['verdict']!r} is not accept/edit/reject")
+        if v["verdict"] == "edit" and not (isinstance(v.get("answer"), str) and v["answer"].strip()):
+            raise VerdictError(f"{path}:{n}: an edit needs a non-empty 'answer'")
+        book[v["record_id"]] = v        # a later line (a later round) replaces an earlier one
     return book
 
 

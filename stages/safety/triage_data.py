@@ -10,6 +10,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
+from stages.common.jsonio import iter_json_objects
 from stages.safety.normalize import match_text
 from stages.safety.triage_model import LABELS
 
@@ -22,26 +23,17 @@ def read_rows(path: str | Path) -> list[dict]:
     """Rows of one JSONL file, validated; ``origin`` = ``file:line``."""
     path = Path(path)
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise TriageDataError(f"{where}: not valid JSON: {err}") from None
-            if not isinstance(r, dict):
-                raise TriageDataError(f"{where}: expected a JSON object")
-            if not isinstance(r.get("text"), str) or not r["text"].strip():
-                raise TriageDataError(f"{where}: text: missing or empty")
-            if r.get("label") not in LABELS:
-                raise TriageDataError(f"{where}: label: {r.get('label')!r} is not one of {list(LABELS)}")
-            for k in ("condition", "group"):
-                if r.get(k) is not None and not isinstance(r[k], str):
-                    raise TriageDataError(f"{where}: {k}: must be a string")
-            rows.append({"text": r["text"].strip(), "label": r["label"], "condition": r.get("condition") or "unknown",
-                         "group": r.get("group") or "unknown", "origin": f"{path.as_posix()}:{n}"})
+    for n, r in iter_json_objects(path, TriageDataError):
+        where = f"{path}:{n}"
+        if not isinstance(r.get("text"), str) or not r["text"].strip():
+            raise TriageDataError(f"{where}: text: missing or empty")
+        if r.get("label") not in LABELS:
+            raise TriageDataError(f"{where}: label: {r.get('label')!r} is not one of {list(LABELS)}")
+        for k in ("condition", "group"):
+            if r.get(k) is not None and not isinstance(r[k], str):
+                raise TriageDataError(f"{where}: {k}: must be a string")
+        rows.append({"text": r["text"].strip(), "label": r["label"], "condition": r.get("condition") or "unknown",
+                     "group": r.get("group") or "unknown", "origin": f"{path.as_posix()}:{n}"})
     return rows
 
 

@@ -8,7 +8,6 @@ present gets at least one example, seeded), unlike ``stages.evaluation.evalset``
 a balanced test set: training should see the corpus distribution."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.jsonio import iter_lines
+from stages.common.jsonio import iter_json_objects
 from stages.model.prompt import IGNORE_INDEX, encode_example
 from stages.data.tiers import TIERS
 
@@ -37,15 +36,7 @@ def read_split(path: str | Path, keep_text: bool = True) -> list[dict]:
     if not path.exists():
         raise DataError(f"{path}: not found (run `dvc repro split` first)")
     out, seen = [], {}
-    for n, line in iter_lines(path):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{n}: invalid JSON: {err}") from None
-        if not isinstance(rec, dict):
-            raise DataError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
+    for n, rec in iter_json_objects(path, DataError):
         for key in REQUIRED_TEXT:
             val = rec.get(key)
             if not isinstance(val, str) or not val.strip():
