@@ -6,7 +6,7 @@
    (``data/triage_split/``; test is never seen by training or by the threshold choice);
 2. + the QA corpus' train/val questions as extra training rows (``triage.corpus_*``);
 3. each candidate (``triage.candidates``) is fitted on train; on val the threshold is the highest
-   whose rules ∪ classifier recall reaches ``triage.val_recall``; the candidate with the best val
+   whose rules ∪ classifier recall reaches ``triage.val_recall`` for each class (emergency, self_harm); the candidate with the best val
    recall, then the fewest val false alarms, is kept;
 4. the reply index: the cleaned corpus' emergency-tier questions with their vetted answers;
 5. ``metrics/triage.json``: rules-only / classifier-only / rules ∪ classifier on val, test and the

@@ -84,6 +84,21 @@ def test_split_is_condition_stratified_and_seeded():
     assert {r["condition"] for r in a["test"]} == {f"c{i}" for i in range(6)}
 
 
+def test_threshold_reaches_the_recall_target_for_each_class_not_just_overall():
+    """A rare class (self_harm) cannot hide behind a common one: at target 0.9, the overall recall would
+    allow threshold 0.7 (19 of 20 positives) while self-harm is caught only 1 of 2 times there."""
+    import numpy as np
+
+    from stages.safety.triage_eval import choose_threshold
+
+    labels = ["emergency"] * 18 + ["self_harm"] * 2 + ["none"] * 4
+    scores = np.array([0.9] * 18 + [0.8, 0.6] + [0.1, 0.2, 0.65, 0.3])
+    assert choose_threshold(scores, labels, [False] * 24, 0.9) == 0.6
+    rules = [False] * 19 + [True] + [False] * 4          # a rule catches the low-scoring self-harm row
+    assert choose_threshold(scores, labels, rules, 0.9) == 0.8
+    assert choose_threshold(scores[:20], labels[:20], [False] * 20, 0.5) == 0.8
+
+
 def test_bad_rows_name_file_line_and_field(tmp_path):
     f = tmp_path / "x.jsonl"
     f.write_text('{"text": "胸口疼", "label": "emergency"}\n{"text": "", "label": "none"}\n', encoding="utf-8")

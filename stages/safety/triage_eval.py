@@ -49,15 +49,18 @@ def triage_metrics(labels: list[str], flagged: list[bool], predicted: list[str] 
 
 def choose_threshold(scores: np.ndarray, labels: list[str], rule_flags: list[bool], target_recall: float) -> float:
     """The highest classifier threshold whose (rules ∪ classifier) recall on these (validation) rows
-    reaches ``target_recall`` — recall first, then the fewest false alarms (4 decimals, rounded down)."""
-    y = np.array([l != "none" for l in labels])
+    reaches ``target_recall`` for EVERY positive class (emergency and self_harm, each on its own: a rare
+    class cannot hide behind a common one) — recall first, then the fewest false alarms (4 decimals,
+    rounded down)."""
+    lab = np.array(labels)
+    y = lab != "none"
     rules = np.array(rule_flags, dtype=bool)
-    npos = int(y.sum())
-    if npos == 0:
+    if not y.any():
         raise ValueError("no positive validation rows to choose a triage threshold on")
+    classes = [lab == c for c in sorted(set(labels) - {"none"})]
     for t in sorted({_floor4(s) for s in scores[y]}, reverse=True):
-        caught = ((scores >= t) | rules) & y
-        if caught.sum() / npos >= target_recall:
+        caught = (scores >= t) | rules
+        if all(caught[c].sum() / c.sum() >= target_recall for c in classes):
             return t
     return _floor4(scores[y].min())
 

@@ -1,0 +1,103 @@
+"""Base vs tuned on REAL patient questions the project's data never contains (issue 14): a seeded sample
+of ../shared/data/cmd_internal_medicine.gb18030.csv (doctor answers, MIT; read in place, never copied),
+answered by models/base and models/merged with the one generation config (params ``generation.*``),
+scored like evaluate: ROUGE-L(char) vs the doctor's answer, reference perplexity, loop rate, cap rate.
+
+    flock /tmp/medqa-heavy.lock python bench/real_questions.py [--n 40] [--seed 7]
+        [--tuned models/merged] [--base models/base] [--csv ../shared/data/cmd_internal_medicine.gb18030.csv]
+
+Both models run in params' inference dtype (``model.dtype``), one after the other on the same questions.
+Prints a table and writes artifacts/bench/real_questions.json (with every answer). Exits 0 with a
+message when the shared data folder is absent."""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DEFAULT_CSV = REPO.parent / "shared" / "data" / "cmd_internal_medicine.gb18030.csv"
+
+
+def sample_questions(csv: Path, n: int, seed: int, params) -> list[dict]:
+    """Seeded sample of the CSV's well-formed rows, PII-masked, within the clean stage's length bounds."""
+    from stages.data.formats import RawRecord, read_source
+    from stages.safety.pii import mask_pii
+
+    c = params.clean
+    rows, seen = [], set()
+    for item in read_source(csv, "shared_cmd", params.data.csv_columns):
+        if not isinstance(item, RawRecord):
+            continue
+        q, a = mask_pii(item.question.strip()), mask_pii(item.answer.strip())
+        if not (len(q) >= c.min_question_chars and c.min_answer_chars <= len(a) <= c.max_answer_chars) or q in seen:
+            continue
+        seen.add(q)
+        rows.append({"id": f"{csv.name}:{item.origin.rsplit(':', 1)[-1]}", "question": q, "answer": a})
+    random.Random(seed).shuffle(rows)
+    return rows[:n]
+
+
+def score(pred: dict, examples: list[dict]) -> dict:
+    from stages.evaluation.metrics.overlap import rouge
+    from stages.evaluation.metrics.perplexity import perplexity
+    from stages.evaluation.metrics.repetition import is_loop
+
+    rows = pred["rows"]
+    return {"rougeL_char": round(100 * sum(rouge(r["answer"], e["answer"])["rougeL_char"] for r, e in zip(rows, examples))
+                                 / len(rows), 2),
+            "ppl_ref": round(perplexity(sum(r["ref_nll"] for r in rows), sum(r["ref_tokens"] for r in rows)), 3),
+            "loop_rate": round(sum(is_loop(r["answer"]) for r in rows) / len(rows), 4),
+            "hit_cap_rate": round(sum(r["hit_cap"] for r in rows) / len(rows), 4),
+            "mean_new_tokens": round(pred["new_tokens"] / len(rows), 1),
+            "generate_s": round(pred["generate_s"], 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--base", default="models/base")
+    ap.add_argument("--tuned", default="models/merged")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", type=Path, default=REPO / "artifacts/bench/real_questions.json")
+    args = ap.parse_args()
+    if not args.csv.is_file():
+        print(f"skipped: {args.csv} is absent (the shared real-data folder)")
+        return
+    from stages.common.config import load_params
+    from stages.evaluation.predict import predict
+    from stages.model.modeling import load_model, load_tokenizer, resolve_inference_dtype
+
+    params = load_params(args.params)
+    examples = sample_questions(args.csv, args.n, args.seed, params)
+    dtype = resolve_inference_dtype(params.model.dtype)
+    results, answers = {}, {}
+    for label, path in (("base", args.base), ("tuned", args.tuned)):
+        if not (Path(path) / "config.json").is_file():
+            sys.exit(f"{path}: no model (run `dvc repro merge` first)")
+        model, tok = load_model(path, dtype), load_tokenizer(path)
+        pred = predict(model, tok, examples, params, label)
+        results[label], answers[label] = score(pred, examples), [r["answer"] for r in pred["rows"]]
+        del model
+    print(f"{len(examples)} real questions from {args.csv.name} (seed {args.seed}), dtype {dtype}")
+    keys = list(results["base"])
+    print(f"{'':<8}" + "".join(f"{k:>16}" for k in keys))
+    for label in ("base", "tuned"):
+        print(f"{label:<8}" + "".join(f"{results[label][k]:>16}" for k in keys))
+    b, t = results["base"], results["tuned"]
+    print(f"tuned - base ROUGE-L(char) {t['rougeL_char'] - b['rougeL_char']:+.2f}; "
+          f"ppl ratio {t['ppl_ref'] / b['ppl_ref']:.3f}; tuned loops {t['loop_rate']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"n": len(examples), "seed": args.seed, "dtype": str(dtype), "results": results,
+                                    "examples": [{**e, **{m: answers[m][i] for m in answers}}
+                                                 for i, e in enumerate(examples)]},
+                                   ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
