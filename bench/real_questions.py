@@ -47,7 +47,7 @@ def score(pred: dict, examples: list[dict]) -> dict:
     from stages.evaluation.metrics.repetition import is_loop
 
     rows = pred["rows"]
-    return {"rougeL_char": round(100 * sum(rouge(r["answer"], e["answer"])["rougeL_char"] for r, e in zip(rows, examples))
+    return {"rougeL_char": round(sum(rouge(r["answer"], e["answer"])["rougeL_char"] for r, e in zip(rows, examples))
                                  / len(rows), 2),
             "ppl_ref": round(perplexity(sum(r["ref_nll"] for r in rows), sum(r["ref_tokens"] for r in rows)), 3),
             "loop_rate": round(sum(is_loop(r["answer"]) for r in rows) / len(rows), 4),
