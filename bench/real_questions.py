@@ -41,19 +41,18 @@ def sample_questions(csv: Path, n: int, seed: int, params) -> list[dict]:
     return rows[:n]
 
 
-def score(pred: dict, examples: list[dict]) -> dict:
-    from stages.evaluation.metrics.overlap import rouge
-    from stages.evaluation.metrics.perplexity import perplexity
-    from stages.evaluation.metrics.repetition import is_loop
+SHOWN = ("rougeL_char", "bleu_zh", "ppl_ref", "loop_rate", "hit_cap_rate", "mean_new_tokens")
 
-    rows = pred["rows"]
-    return {"rougeL_char": round(sum(rouge(r["answer"], e["answer"])["rougeL_char"] for r, e in zip(rows, examples))
-                                 / len(rows), 2),
-            "ppl_ref": round(perplexity(sum(r["ref_nll"] for r in rows), sum(r["ref_tokens"] for r in rows)), 3),
-            "loop_rate": round(sum(is_loop(r["answer"]) for r in rows) / len(rows), 4),
-            "hit_cap_rate": round(sum(r["hit_cap"] for r in rows) / len(rows), 4),
-            "mean_new_tokens": round(pred["new_tokens"] / len(rows), 1),
-            "generate_s": round(pred["generate_s"], 1)}
+
+def summary(examples: list[dict], preds: dict[str, dict]) -> dict:
+    """evaluate's own scoring (stages.evaluation.metrics: score_answers + compare) on these rows."""
+    from stages.evaluation.metrics.aggregate import compare
+    from stages.evaluation.metrics.answers import score_answers
+
+    rows = [{"id": e["id"], "question": e["question"], "reference": e["answer"],
+             **{m: p["rows"][i] for m, p in preds.items()}} for i, e in enumerate(examples)]
+    score_answers(rows, list(preds), progress=False)
+    return compare(rows, list(preds))
 
 
 def main() -> None:
@@ -76,25 +75,25 @@ def main() -> None:
     params = load_params(args.params)
     examples = sample_questions(args.csv, args.n, args.seed, params)
     dtype = resolve_inference_dtype(params.model.dtype)
-    results, answers = {}, {}
+    preds = {}
     for label, path in (("base", args.base), ("tuned", args.tuned)):
         if not (Path(path) / "config.json").is_file():
             sys.exit(f"{path}: no model (run `dvc repro merge` first)")
         model, tok = load_model(path, dtype), load_tokenizer(path)
-        pred = predict(model, tok, examples, params, label)
-        results[label], answers[label] = score(pred, examples), [r["answer"] for r in pred["rows"]]
+        preds[label] = predict(model, tok, examples, params, label)
         del model
+    results = summary(examples, preds)
     print(f"{len(examples)} real questions from {args.csv.name} (seed {args.seed}), dtype {dtype}")
-    keys = list(results["base"])
-    print(f"{'':<8}" + "".join(f"{k:>16}" for k in keys))
+    print(f"{'':<8}" + "".join(f"{k:>16}" for k in SHOWN))
     for label in ("base", "tuned"):
-        print(f"{label:<8}" + "".join(f"{results[label][k]:>16}" for k in keys))
+        print(f"{label:<8}" + "".join(f"{round(results[label][k], 4):>16}" for k in SHOWN))
     b, t = results["base"], results["tuned"]
-    print(f"tuned - base ROUGE-L(char) {t['rougeL_char'] - b['rougeL_char']:+.2f}; "
-          f"ppl ratio {t['ppl_ref'] / b['ppl_ref']:.3f}; tuned loops {t['loop_rate']}")
+    print(f"tuned - base ROUGE-L(char) {results['delta']['rougeL_char']:+.2f}; "
+          f"ppl ratio {t['ppl_ref'] / b['ppl_ref']:.3f}; tuned loops {t['loop_rate']}; "
+          f"generate s: base {preds['base']['generate_s']:.0f}, tuned {preds['tuned']['generate_s']:.0f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"n": len(examples), "seed": args.seed, "dtype": str(dtype), "results": results,
-                                    "examples": [{**e, **{m: answers[m][i] for m in answers}}
+                                    "examples": [{**e, **{m: p["rows"][i]["answer"] for m, p in preds.items()}}
                                                  for i, e in enumerate(examples)]},
                                    ensure_ascii=False, indent=1), encoding="utf-8")
 

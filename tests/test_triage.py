@@ -86,7 +86,7 @@ def test_split_is_condition_stratified_and_seeded():
 
 def test_threshold_reaches_the_recall_target_for_each_class_not_just_overall():
     """A rare class (self_harm) cannot hide behind a common one: at target 0.9, the overall recall would
-    allow threshold 0.7 (19 of 20 positives) while self-harm is caught only 1 of 2 times there."""
+    allow threshold 0.8 (19 of 20 positives) while self-harm is caught only 1 of 2 times there."""
     import numpy as np
 
     from stages.safety.triage_eval import choose_threshold
