@@ -9,6 +9,9 @@ answers made by predict_base, scores both with every metric (stages/evaluation/m
     metrics/predictions.jsonl       question, reference, base, tuned, flags and scores per example
     metrics/plots/eval_by_tier.{json,png}
 
+The served safety layer's figures (triage on these questions, served emergency guidance) come from the
+next stage, stages/safety_eval.py → metrics/safety.json, so a triage change never reruns generation.
+
     python -m stages.evaluate [--model models/merged] [--adapter models/lora]
 (``--model models/base --adapter models/lora`` evaluates the unmerged adapter during development.)
 """
@@ -66,8 +69,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--base-model", default="models/base")
     ap.add_argument("--split", default="data/split/test.jsonl")
     ap.add_argument("--base-predictions", default="metrics/base_predictions.jsonl")
-    ap.add_argument("--triage-model", default="models/triage", help="triage stage output (served pre-check)")
-    ap.add_argument("--triage-test", default="data/triage_split/test.jsonl", help="triage stage's held-out test set")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     progress = not args.no_progress
@@ -83,11 +84,6 @@ def main(argv: list[str] | None = None) -> None:
     if not Path(params.clean.terms_file).is_file():
         raise FileNotFoundError(f"clean.terms_file: {params.clean.terms_file} not found (needed for term accuracy)")
     terms = load_terms(params.clean.terms_file)
-    from stages.safety.triage import load_triager
-
-    triager = load_triager(args.triage_model)       # fails now, not after generation, when it is missing
-    if not Path(args.triage_test).is_file():
-        raise FileNotFoundError(f"{args.triage_test}: triage test set missing (run `dvc repro triage`)")
     examples = load_eval_examples(args.split, ev.max_examples)
     models = ["tuned"] + (["base"] if ev.compare_base else [])
     base_rows = load_base_predictions(args.base_predictions, examples, params) if ev.compare_base else None
@@ -145,7 +141,6 @@ def main(argv: list[str] | None = None) -> None:
 
     eval_json = {"n_examples": len(rows), "n_tiers": len(by_tier), **flatten(overall)}
     eval_json = {k: v for k, v in eval_json.items() if not k.endswith(".n") and k != "n"}  # = n_examples
-    eval_json.update(_triage(triager, args, examples, rows, models))
     write_json(OUT / "eval.json", _round(eval_json))
     write_json(OUT / "eval_by_tier.json", _round(by_tier))
     write_json(OUT / "eval_by_category.json", _round(by_category))
@@ -155,14 +150,6 @@ def main(argv: list[str] | None = None) -> None:
     write_json(OUT / "plots" / "eval_by_tier.json", eval_plots.rows(by_tier))
     eval_plots.write_png(by_tier, OUT / "plots" / "eval_by_tier.png")
     _report(overall, models, timing)
-
-
-def _triage(triager, args, examples: list[dict], rows: list[dict], models: list[str]) -> dict:
-    """Served triage (rules ∪ classifier) figures: stages/safety/triage_eval.py ``eval_triage``."""
-    from stages.safety.triage_eval import eval_triage
-
-    return eval_triage(triager, read_jsonl(args.split), read_jsonl(args.triage_test), examples,
-                       {m: [r[m]["answer"] for r in rows] for m in models})
 
 
 SCORE_KEYS = ("new_tokens", "hit_cap", "loop", "repeat_chars", "distinct_2", "rouge1_char", "rouge2_char", "rougeL_char", "rougeL_word",

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import REPO, make_tiny_model
 from eval_fixtures import TERMS_TSV, split_records
-from stages import evaluate, predict_base
+from stages import evaluate, predict_base, safety_eval
 from stages.common.jsonio import read_jsonl, write_jsonl
 from stages.data.tiers import TIERS
 
@@ -65,11 +65,7 @@ def test_evaluate_writes_all_outputs(workdir):
         assert f"tuned.{k}" in m and f"base.{k}" in m and f"delta.{k}" in m, k
         assert m[f"delta.{k}"] == pytest.approx(m[f"tuned.{k}"] - m[f"base.{k}"], abs=2e-4)
     assert m["mcq_n"] == 2
-    # served triage (rules ∪ classifier): on the triage test set and the split's emergency tier, base vs tuned
-    assert 0.9 <= m["triage.test_recall"] <= 1 and 0 <= m["triage.test_false_alarm_rate"] <= 1
-    assert 0 <= m["triage.split_emergency_recall"] <= 1
-    for k in ("tuned", "base"):
-        assert m[f"{k}.served_emergency_guidance_rate"] >= m[f"{k}.emergency_guidance_rate"] - 1e-9
+    assert not any(k.startswith("triage.") or "served_" in k for k in m)   # safety_eval's, not evaluate's
     assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in m.values())  # flat, numeric
 
     by_tier = json.loads(Path("metrics/eval_by_tier.json").read_text(encoding="utf-8"))
@@ -89,6 +85,39 @@ def test_evaluate_writes_all_outputs(workdir):
     plot_rows = json.loads(Path("metrics/plots/eval_by_tier.json").read_text(encoding="utf-8"))
     assert {r["tier"] for r in plot_rows} == set(TIERS) and {r["model"] for r in plot_rows} == {"base", "tuned"}
     assert Path("metrics/plots/eval_by_tier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_safety_eval_measures_served_triage_on_evaluates_answers(workdir):
+    """safety_eval: the served triage (rules ∪ classifier) on the triage test set and the split's emergency
+    tier, and served emergency guidance base vs tuned — from metrics/predictions.jsonl, no model loaded."""
+    m = run_both()
+    safety_eval.main([])
+    s = json.loads(Path("metrics/safety.json").read_text(encoding="utf-8"))
+    assert 0.9 <= s["triage.test_recall"] <= 1 and 0 <= s["triage.test_false_alarm_rate"] <= 1
+    assert 0 <= s["triage.split_emergency_recall"] <= 1 and s["triage.split_emergency_n"] >= 1
+    for k in ("tuned", "base"):    # the triage reply only adds guidance to what the model wrote
+        assert m[f"{k}.emergency_guidance_rate"] - 1e-9 <= s[f"{k}.served_emergency_guidance_rate"] <= 1
+    assert s["delta.served_emergency_guidance_rate"] == pytest.approx(
+        s["tuned.served_emergency_guidance_rate"] - s["base.served_emergency_guidance_rate"], abs=2e-4)
+    first = Path("metrics/safety.json").read_bytes()
+    safety_eval.main([])
+    assert Path("metrics/safety.json").read_bytes() == first       # content only: a rerun is byte-identical
+    # the served guidance is computed from the saved answers: an answer with 120 guidance counts for the model
+    preds = read_jsonl("metrics/predictions.jsonl")
+    write_jsonl("metrics/predictions.jsonl", [{**p, "tuned": "请立即拨打120或前往急诊。"} for p in preds])
+    safety_eval.main([])
+    s2 = json.loads(Path("metrics/safety.json").read_text(encoding="utf-8"))
+    assert s2["tuned.served_emergency_guidance_rate"] == 1.0
+
+
+def test_safety_eval_names_the_missing_input_and_the_bad_line(workdir):
+    with pytest.raises(FileNotFoundError, match="predictions.jsonl.*dvc repro evaluate"):
+        safety_eval.main([])
+    run_both()
+    preds = read_jsonl("metrics/predictions.jsonl")
+    write_jsonl("metrics/predictions.jsonl", preds[:2] + [{k: v for k, v in preds[2].items() if k != "tuned"}])
+    with pytest.raises(ValueError, match=r"line\(s\) \[3\]"):
+        safety_eval.main([])
 
 
 def test_evaluate_scores_the_base_predictions_file(workdir):
@@ -133,6 +162,13 @@ def test_dvc_stages_keep_base_predictions_out_of_lora_changes():
     assert {"eval", "prompt"} <= set(ev["params"])
     outs = {next(iter(o)) if isinstance(o, dict) else o for o in ev["outs"] + ev["metrics"]}
     assert {"metrics/eval.json", "metrics/eval_by_tier.json", "metrics/predictions.jsonl"} <= outs
+    # a triage change (data, threshold) must not rerun LLM generation: evaluate reads nothing of triage's,
+    # safety_eval joins triage's model with evaluate's saved answers
+    assert not any(str(d).startswith(("models/triage", "data/triage", "stages/safety/triage")) for d in ev["deps"])
+    assert "triage" not in ev["params"]
+    se = stages["safety_eval"]
+    assert {"models/triage", "data/triage_split/test.jsonl", "metrics/predictions.jsonl"} <= set(se["deps"])
+    assert not any(str(d).startswith("models/") and d != "models/triage" for d in se["deps"])
 
 
 def test_dvc_plots_show_renders_offline(workdir, tmp_path):

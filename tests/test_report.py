@@ -107,6 +107,7 @@ def test_report_on_a_real_dvc_repo(tmp_path, monkeypatch):
     _write(repo, "metrics/eval.json", {"tuned.rougeL_char": 14.0, "tuned.reminder_rate": 0.5,
                                        "base.reminder_rate": 0.25, "time.score_s": 50.0})
     _write(repo, "metrics/eval_by_tier.json", tier(14.0))
+    _write(repo, "metrics/safety.json", {"triage.test_recall": 0.97})     # safety_eval stage's file
     _write(repo, "dvclive/plots/metrics/train/loss.tsv", "step\tloss\n1\t3.0\n2\t2.5\n")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "r=8")
@@ -114,6 +115,7 @@ def test_report_on_a_real_dvc_repo(tmp_path, monkeypatch):
     _write(repo, "metrics/eval.json", {"tuned.rougeL_char": 15.5, "tuned.reminder_rate": 0.75,
                                        "base.reminder_rate": 0.25, "time.score_s": 47.0})
     _write(repo, "metrics/eval_by_tier.json", tier(15.5))
+    _write(repo, "metrics/safety.json", {"triage.test_recall": 0.99})
     _write(repo, "dvclive/plots/metrics/train/loss.tsv", "step\tloss\n1\t3.0\n2\t2.2\n")
     _write(repo, "artifacts/timing/train.json", {"seconds": 12.5, "tokens_per_s": 300.0})
     monkeypatch.delenv("MEDQA_TIMING_DIR", raising=False)
@@ -125,7 +127,8 @@ def test_report_on_a_real_dvc_repo(tmp_path, monkeypatch):
     assert re.search(r"\| params.yaml \| lora.r\s*\|\s*8 \|\s*16 \|", quality), quality
     assert "tuned.rougeL_char" in quality and "1.5" in quality
     assert "time.score_s" not in quality and "1 timing/resource keys left out" in quality
-    assert "reminder_rate" in quality.split("## Safety")[1]
+    safety = quality.split("## Safety")[1]
+    assert "reminder_rate" in safety and re.search(r"triage.test_recall\s*\|[^|]*\|\s*0.97\s*\|\s*0.99", safety), safety
     assert "## Timings" in md and "12.5" in md.split("## Timings")[1]
     for png in ("loss.png", "per_tier.png"):
         assert (out / png).stat().st_size > 1000 and f"]({png})" in md

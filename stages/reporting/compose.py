@@ -11,6 +11,7 @@ from stages.reporting.experiments import best_line, exp_table, load_experiments
 from stages.reporting.plots import loss_png, tier_png
 
 EVAL, BY_TIER = "metrics/eval.json", "metrics/eval_by_tier.json"
+SAFETY = "metrics/safety.json"     # safety_eval stage (before it existed, these keys sat in eval.json)
 LOSS = {"train": "dvclive/plots/metrics/train/loss.tsv", "val": "dvclive/plots/metrics/val/loss.tsv"}
 
 
@@ -36,7 +37,8 @@ def build(cwd: Path, rev: str, out_dir: Path, experiments: bool = True, timing_d
     if tier_png(new_tier, old_tier, rev, out_dir / "per_tier.png"):
         md += ["![per-tier metrics](per_tier.png)", ""]
 
-    new_eval, old_eval = src.read_json(EVAL, cwd), src.read_json(EVAL, cwd, rev)
+    new_eval = {**(src.read_json(EVAL, cwd) or {}), **(src.read_json(SAFETY, cwd) or {})}
+    old_eval = {**(src.read_json(EVAL, cwd, rev) or {}), **(src.read_json(SAFETY, cwd, rev) or {})}
     md += ["## Safety", "", tables.markdown(tables.safety_table(new_eval, old_eval), "_no safety metrics_"), ""]
 
     curves = {"working tree": {k: src.read_tsv(p, cwd) for k, p in LOSS.items()},

@@ -1,0 +1,59 @@
+"""safety_eval stage: the served safety layer measured on evaluate's answers — cheap, no LLM.
+
+    python -m stages.safety_eval
+
+Reads the triage model (models/triage), the triage stage's held-out test set, the QA test split and
+evaluate's answers (metrics/predictions.jsonl: base and tuned) and writes ``metrics/safety.json``:
+
+* ``triage.split_*``   served triage (rules ∪ classifier) on the QA test split: emergency-tier recall,
+                       false alarms on the other tiers;
+* ``triage.test_*``    the same on the triage stage's held-out test set, per class;
+* ``<model>.served_emergency_guidance_rate``  share of emergency-tier questions that get 120/急诊
+                       guidance from the served system (the triage reply when it flags the question, else
+                       the model's own answer), base and tuned, and ``delta.``.
+
+Why a stage of its own: evaluate generates answers with the LLM (minutes to tens of minutes on a CPU);
+these figures need only its saved answers. A triage change (new data, a threshold) reruns triage →
+safety_eval in seconds and never evaluate; a LoRA change reruns evaluate → safety_eval.
+Outputs hold content only (same inputs, byte-identical file)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stages.common.jsonio import read_jsonl, write_json
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--triage-model", default="models/triage", help="triage stage output (served pre-check)")
+    ap.add_argument("--triage-test", default="data/triage_split/test.jsonl", help="triage stage's held-out test set")
+    ap.add_argument("--split", default="data/split/test.jsonl", help="QA test split")
+    ap.add_argument("--predictions", default="metrics/predictions.jsonl", help="evaluate's answers (base, tuned)")
+    ap.add_argument("--out", default="metrics/safety.json")
+    args = ap.parse_args(argv)
+
+    for path, stage in ((args.triage_test, "triage"), (args.split, "split"), (args.predictions, "evaluate")):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: missing (run `dvc repro {stage}`)")
+    from stages.safety.triage import load_triager
+    from stages.safety.triage_eval import eval_triage
+
+    triager = load_triager(args.triage_model)
+    preds = read_jsonl(args.predictions)
+    models = [m for m in ("tuned", "base") if preds and m in preds[0]]
+    bad = [i + 1 for i, p in enumerate(preds) if not all(isinstance(p.get(m), str) for m in models)
+           or not isinstance(p.get("question"), str)]
+    if bad:
+        raise ValueError(f"{args.predictions}: line(s) {bad[:5]} lack a question or a {'/'.join(models)} answer "
+                         "(run `dvc repro evaluate`)")
+    out = eval_triage(triager, read_jsonl(args.split), read_jsonl(args.triage_test), preds,
+                      {m: [p[m] for p in preds] for m in models})
+    write_json(args.out, out)
+    width = max(len(k) for k in out) if out else 0
+    for k, v in out.items():
+        print(f"{k:<{width}}  {v}")
+
+
+if __name__ == "__main__":
+    main()
