@@ -61,16 +61,10 @@ def load_authored(data_dir: str | Path) -> tuple[list[dict], int]:
 
 def split_rows(rows: list[dict], seed: int, val_frac: float, test_frac: float) -> dict[str, list[dict]]:
     """Seeded split stratified by (label, condition): every condition with ≥ 3 rows has ≥ 1 test row.
-    Rows of rarer conditions (an author who names conditions finely: "alkali_skin_burn") are pooled by
-    (label, group) instead, so they are tested too rather than all landing in train.
     Each split keeps the input order, so the result depends only on the data and the seed."""
-    count: dict[tuple, int] = defaultdict(int)
-    for r in rows:
-        count[(r["label"], r["condition"])] += 1
     strata: dict[tuple, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
-        key = (r["label"], r["condition"])
-        strata[key if count[key] >= 3 else (r["label"], f"group:{r.get('group') or 'unknown'}")].append(i)
+        strata[(r["label"], r["condition"])].append(i)
     where: dict[int, str] = {}
     for key in sorted(strata):
         idx = strata[key][:]
