@@ -25,11 +25,8 @@ repro: $(STAMP)
 push: $(STAMP)
 	$(BIN)/dvc push
 
-# the opt-in GGUF export (export/dvc.yaml) is pulled when someone pushed it; when the remote lacks it the
-# default pipeline's pull still succeeds and says so (build it with `dvc repro export/dvc.yaml`)
 pull: $(STAMP)
-	$(BIN)/dvc pull dvc.yaml
-	@$(BIN)/dvc pull export/dvc.yaml || echo "make pull: the GGUF export (export/dvc.yaml, opt-in) is not in the remote: build it with 'dvc repro export/dvc.yaml', then 'make push'"
+	$(BIN)/dvc pull
 
 # Markdown review report (params/metrics diff, per-tier + safety tables, PNG plots, experiments) of the
 # working tree vs REV: artifacts/report/report.md
