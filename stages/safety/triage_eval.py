@@ -1,4 +1,4 @@
-"""Triage measurement shared by the triage stage and evaluate: recall / false-alarm rate overall, per
+"""Triage measurement shared by the triage and safety_eval stages: recall / false-alarm rate overall, per
 class and per condition group; the validation threshold; precision-recall points."""
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def pr_points(scores: np.ndarray, labels: list[str], n_points: int = 101) -> lis
 
 def eval_triage(triager, split_rows: list[dict], triage_test: list[dict], examples: list[dict],
                 answers: dict[str, list[str]]) -> dict:
-    """Flat ``triage.*`` keys for metrics/eval.json (evaluate): the served triage (rules ∪ classifier)
+    """Flat ``triage.*`` keys for metrics/safety.json (stages/safety_eval.py): the served triage (rules ∪ classifier)
     on the QA test split's emergency tier (recall) and other tiers (false alarms), on the triage stage's
     held-out test set; and per model (``answers``: model → answers to ``examples``) the rate at which an
     emergency-tier question gets 120/急诊 guidance from the served system — the triage reply when it
