@@ -30,8 +30,9 @@ from stages.safety.rules import SELF_HARM_RULES, emergency_hits
 from stages.safety.triage import Triager, rule_stands
 from stages.safety.triage_data import (corpus_emergency_qa, corpus_rows, load_authored, read_rows,
                                        split_rows)
-from stages.safety.triage_eval import choose_self_harm_share, choose_threshold, pr_points, triage_metrics
-from stages.safety.triage_model import TriageModel
+from stages.safety.triage_eval import (choose_self_harm_share, choose_thresholds, pr_points,
+                                       triage_metrics)
+from stages.safety.triage_model import OFF, TriageModel
 
 
 def _fit(kind: str, rows: list[dict], p: TriageParams) -> TriageModel:
@@ -48,9 +49,16 @@ def measure(triager: Triager, rows: list[dict]) -> dict:
     rules = [bool(h) for h in hits]
     model = [r.by_model for r in res]
     rule_label = ["self_harm" if SELF_HARM_RULES & set(h) else "emergency" if h else "none" for h in hits]
-    return {"rules_only": triage_metrics(labels, rules, rule_label, groups),
-            "classifier_only": triage_metrics(labels, model, None, groups),
-            "triage": triage_metrics(labels, [r.flagged for r in res], [r.label for r in res], groups)}
+    flagged = [r.flagged for r in res]
+    out = {"rules_only": triage_metrics(labels, rules, rule_label, groups),
+           "classifier_only": triage_metrics(labels, model, None, groups),
+           "triage": triage_metrics(labels, flagged, [r.label for r in res], groups)}
+    if all("origin" in r for r in rows):
+        # the served triage per authored file: e.g. writer K's off-topic chat / injection attempts get their
+        # own false-alarm figure instead of disappearing into the medical negatives
+        files = [r["origin"].rsplit("/", 1)[-1].rsplit(":", 1)[0] for r in rows]
+        out["triage_by_file"] = triage_metrics(labels, flagged, None, files)["per_group"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -79,14 +87,18 @@ def main(argv: list[str] | None = None) -> None:
     candidates, best = {}, None
     for kind in p.candidates:
         model = _fit(kind, train, p)
-        scores = model.urgency([r["text"] for r in split["val"]])
-        floored = [rule_stands(r, sc, m, p.rule_floor)                            # (no val text is that short)
-                   for r, sc, m in zip(val_rules, scores, val_matched)]
-        model.threshold = choose_threshold(scores, val_labels, floored, p.val_recall)
-        model.self_harm_share = choose_self_harm_share(model.probabilities([r["text"] for r in split["val"]]),
-                                                       val_labels)
+        proba = model.probabilities(val_matched, matched=True)
+        scores = 1.0 - proba[:, 0]
+        floored = np.array([rule_stands(r, sc, m, p.rule_floor)                   # (no val text is that short)
+                            for r, sc, m in zip(val_rules, scores, val_matched)], dtype=bool)
+        # the (urgency, self-harm) threshold pair with the fewest val false alarms at the recall target
+        # (OFF, no self-harm threshold, is one of the pairs: then it is the single urgency threshold)
+        model.threshold, model.self_harm_threshold = choose_thresholds(scores, proba[:, 2], val_labels, floored,
+                                                                       p.val_recall, OFF)
+        model.self_harm_share = choose_self_harm_share(proba, val_labels)
         m = measure(Triager(model, rule_floor=p.rule_floor, min_chars=p.min_chars), split["val"])["triage"]
-        candidates[kind] = {"threshold": model.threshold, "val_recall": m["recall"],
+        candidates[kind] = {"threshold": model.threshold, "self_harm_threshold": model.self_harm_threshold,
+                            "val_recall": m["recall"],
                             "val_false_alarm_rate": m["false_alarm_rate"]}
         key = (m["recall"] or 0.0, -(m["false_alarm_rate"] or 0.0))
         if best is None or key > best[0]:
@@ -102,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     test_res = triager.classify_many([r["text"] for r in test])
     steps = [triager.reply(r["text"], t)[1] > 0 for r, t in zip(test, test_res) if t.label == "emergency"]
     metrics = {
-        "model": kind, "threshold": model.threshold, "self_harm_share": model.self_harm_share, "candidates": candidates,
+        "model": kind, "threshold": model.threshold, "self_harm_threshold": model.self_harm_threshold,
+        "self_harm_share": model.self_harm_share, "candidates": candidates,
         "n": {"train": len(split["train"]), "corpus_extra": len(extra), "val": len(split["val"]), "test": len(test),
               "duplicates_dropped": dropped, "reply_answers": len(answers), "independent": len(independent)},
         "val": measure(triager, split["val"]), "test": measure(triager, test),
@@ -130,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _report(m: dict) -> None:
-    print(f"triage model {m['model']} threshold {m['threshold']}  (candidates: {m['candidates']})")
+    print(f"triage model {m['model']} threshold {m['threshold']} self-harm threshold {m['self_harm_threshold']}  "
+          f"(candidates: {m['candidates']})")
     for part in ("val", "test", "independent"):
         if part not in m:
             continue

@@ -45,7 +45,9 @@ def test_stage_writes_model_split_metrics_and_plot(small_run):
     out = root / "a"
     assert {p.name for p in (out / "model").iterdir()} == {"classifier.joblib", "meta.json", "replies.joblib"}
     m = json.loads((out / "triage.json").read_text(encoding="utf-8"))
-    assert m["model"] == "char_lr" and 0 < m["threshold"] < 1
+    assert m["model"] == "char_lr" and 0 < m["threshold"] < 1 and 0 < m["self_harm_threshold"] <= 1.01
+    meta = json.loads((out / "model" / "meta.json").read_text(encoding="utf-8"))
+    assert meta["self_harm_threshold"] == m["self_harm_threshold"]      # serve loads what was measured
     for system in ("rules_only", "classifier_only", "triage"):
         s = m["test"][system]
         assert 0 <= s["recall"] <= 1 and 0 <= s["false_alarm_rate"] <= 1
@@ -82,6 +84,46 @@ def test_split_is_condition_stratified_and_seeded():
     a, b = split_rows(rows, 1, 0.2, 0.2), split_rows(rows, 1, 0.2, 0.2)
     assert a == b and split_rows(rows, 2, 0.2, 0.2) != a
     assert {r["condition"] for r in a["test"]} == {f"c{i}" for i in range(6)}
+
+
+def test_self_harm_threshold_pair_reaches_both_targets_with_fewer_false_alarms():
+    """Indirect self-harm rows score low on urgency: one common threshold low enough for them also flags
+    the negatives in between; self-harm's own threshold on P(self_harm) catches them instead."""
+    import numpy as np
+
+    from stages.safety.triage_eval import choose_threshold, choose_thresholds
+
+    labels = ["emergency"] * 4 + ["self_harm"] * 2 + ["none"] * 4
+    urgency = np.array([0.9, 0.9, 0.8, 0.8, 0.9, 0.35, 0.6, 0.5, 0.4, 0.1])
+    p_sh = np.array([0.0, 0.0, 0.1, 0.0, 0.8, 0.3, 0.05, 0.1, 0.1, 0.0])
+    rules = [False] * 10
+    assert choose_threshold(urgency, labels, rules, 1.0) == 0.35          # flags 3 of 4 negatives
+    t, s = choose_thresholds(urgency, p_sh, labels, rules, 1.0, off=1.01)
+    assert (t, s) == (0.8, 0.3)                                           # flags none of them
+    flagged = (urgency >= t) | (p_sh >= s)
+    assert flagged[:6].all() and not flagged[6:].any()
+    # without self-harm rows the pair degrades to the single threshold
+    t, s = choose_thresholds(urgency[:4], p_sh[:4], labels[:4], rules[:4], 1.0, off=1.01)
+    assert (t, s) == (0.8, 1.01)
+
+
+def test_a_row_flagged_by_the_self_harm_threshold_alone_gets_the_self_harm_reply(small_run):
+    """Below the common urgency threshold but above self-harm's own: flagged, and routed to the crisis reply
+    (not the emergency one); an accident (误服) is never self-harm."""
+    import dataclasses
+
+    import numpy as np
+
+    from stages.safety.triage import load_triager
+
+    root, _ = small_run
+    t = load_triager(root / "a" / "model")
+    t.model = dataclasses.replace(t.model, threshold=0.9, self_harm_threshold=0.2, self_harm_share=0.99)
+    p = np.array([0.7, 0.05, 0.25])                                   # urgency 0.3 < 0.9, P(self_harm) 0.25
+    r = t.classify_matched("这几天一直在攒药，够了就不用再熬了", p)
+    assert r.flagged and r.by_model and r.label == "self_harm" and r.condition_group == "self_harm"
+    assert t.classify_matched("孩子不小心误服了一把药片，现在在睡觉", p).label == "emergency"
+    assert not t.classify_matched("这几天一直在攒药，够了就不用再熬了", np.array([0.7, 0.15, 0.15])).flagged
 
 
 def test_threshold_reaches_the_recall_target_for_each_class_not_just_overall():

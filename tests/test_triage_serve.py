@@ -38,8 +38,12 @@ def test_no_model_server_answers_every_flagged_question(triage_model_dir, tmp_pa
                 assert body["answer"] == want.reply and body["safety"]["model_used"] is False
                 assert body["answer"].startswith(EMERGENCY_REPLY if want.action == "emergency" else SELF_HARM_REPLY)
                 assert any(x.startswith("group:") for x in body["safety"]["rules"]), body
-            else:
+            elif want.action == "pass":                  # needs the model, which this server does not have
                 assert r.status_code == 503, (q, r.status_code)
+            else:                                          # injection / out of scope: its fixed reply, no model
+                body = r.json()
+                assert r.status_code == 200 and body["safety"]["action"] == want.action, (q, r.text)
+                assert body["answer"] == want.reply and body["safety"]["model_used"] is False
         chat = s.post(srv.url + "/v1/chat/completions", timeout=30,
                       json={"messages": [{"role": "user", "content": "我實在活不下去了，想死"}]}).json()
         assert chat["choices"][0]["message"]["content"] == SELF_HARM_REPLY

@@ -43,7 +43,7 @@ class TriageResult:
     score: float                                # classifier urgency 1 − P(none); 0.0 in rules-only mode
     rules: tuple[str, ...] = ()                 # emergency rules that fired
     condition_group: str | None = None
-    by_model: bool = False                      # the classifier's score reached the threshold
+    by_model: bool = False                      # the classifier flagged it (urgency or self-harm threshold)
 
     @property
     def flagged(self) -> bool:
@@ -87,14 +87,16 @@ class Triager:
             return TriageResult(label, 0.0, rules, "self_harm" if label == "self_harm" else RULE_GROUPS[rules[0]])
         p = self.model.probabilities([m], matched=True)[0] if proba is None else proba
         score = float(1.0 - p[0])
-        by_model = score >= self.model.threshold and len(m) >= self.min_chars
+        by_model = bool(self.model.flags(p)[0]) and len(m) >= self.min_chars
         if not rule_stands(rules, score, m, self.rule_floor):
             rules = ()
         if not rules and not by_model:
             return TriageResult("none", score)
         share = p[2] / max(p[1] + p[2], 1e-12)
+        # flagged by self-harm's own threshold alone (urgency below the common one) → the self-harm reply
+        only_self_harm = by_model and score < self.model.threshold
         self_harm = bool(SELF_HARM_RULES & set(rules)) or (
-            share >= self.model.self_harm_share and not _ACCIDENTAL.search(m))
+            (share >= self.model.self_harm_share or only_self_harm) and not _ACCIDENTAL.search(m))
         label = "self_harm" if self_harm else "emergency"
         if label == "self_harm":
             group = "self_harm"

@@ -65,6 +65,31 @@ def choose_threshold(scores: np.ndarray, labels: list[str], rule_flags: list[boo
     return _floor4(scores[y].min())
 
 
+def choose_thresholds(urgency: np.ndarray, p_self_harm: np.ndarray, labels: list[str], rule_flags,
+                      target_recall: float, off: float) -> tuple[float, float]:
+    """(urgency threshold, self-harm threshold) on these (validation) rows: every class reaches
+    ``target_recall`` with rules ∪ (urgency ≥ t) ∪ (P(self_harm) ≥ s), and of all such pairs the one with
+    the fewest false alarms (ties: the higher s, then the higher t). ``s`` runs over the self-harm rows'
+    own P(self_harm) values and ``off`` (no self-harm threshold: then this is ``choose_threshold``); for
+    each s, t is the highest that still reaches the target."""
+    lab = np.array(labels)
+    rules = np.array(rule_flags, dtype=bool)
+    neg = lab == "none"
+    best = None
+    for s in [off] + sorted({_floor4(v) for v in p_self_harm[lab == "self_harm"]}, reverse=True):
+        extra = rules | (p_self_harm >= s)
+        t = choose_threshold(urgency, labels, extra, target_recall)
+        flagged = extra | (urgency >= t)
+        if not all(flagged[lab == c].mean() >= target_recall for c in set(labels) - {"none"}):
+            continue          # t bottomed out at the lowest positive score without reaching the target
+        key = (int(flagged[neg].sum()), -s, -t)
+        if best is None or key < best[0]:
+            best = (key, t, s)
+    if best is None:
+        return choose_threshold(urgency, labels, rules, target_recall), off
+    return best[1], best[2]
+
+
 def choose_self_harm_share(proba: np.ndarray, labels: list[str]) -> float:
     """Routing of flagged questions (which fixed reply): the lowest self-harm share
     P(self_harm) / (P(emergency) + P(self_harm)) on the 0.05 grid that sends at most 1 % of the validation

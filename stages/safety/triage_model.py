@@ -18,6 +18,7 @@ LABELS = ("none", "emergency", "self_harm")
 MODEL_FILE = "classifier.joblib"
 META_FILE = "meta.json"
 KINDS = ("char_lr", "char_nb")     # candidates compared by measurement in the triage stage
+OFF = 1.01                         # a probability threshold no row reaches
 
 
 def make_vectorizer(ngram_max: int, min_df: int, max_features: int):
@@ -49,6 +50,14 @@ class TriageModel:
     threshold: float
     kind: str
     self_harm_share: float = 0.5      # flagged → self_harm when P(self_harm) / (P(emergency) + P(self_harm)) ≥ this
+    self_harm_threshold: float = OFF  # also flagged (as self_harm) when P(self_harm) ≥ this; OFF = never
+
+    def flags(self, proba: np.ndarray) -> np.ndarray:
+        """Rows the classifier flags: urgency 1 − P(none) ≥ ``threshold``, or P(self_harm) ≥
+        ``self_harm_threshold`` (self-harm has its own threshold, chosen on val for its own recall, so the
+        rarer, more indirectly worded class does not drag the threshold — and the false alarms — of all)."""
+        proba = np.atleast_2d(proba)
+        return ((1.0 - proba[:, 0]) >= self.threshold) | (proba[:, 2] >= self.self_harm_threshold)
 
     # ------------------------------------------------------------------ fitting
     @classmethod
@@ -99,7 +108,7 @@ class TriageModel:
         joblib.dump({"vectorizer": self.vectorizer, "classifier": self.classifier,
                      "group_classifier": self.group_classifier, "kind": self.kind}, out_dir / MODEL_FILE)
         meta = {**meta, "threshold": self.threshold, "kind": self.kind, "labels": list(LABELS),
-                "self_harm_share": self.self_harm_share}
+                "self_harm_share": self.self_harm_share, "self_harm_threshold": self.self_harm_threshold}
         (out_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                          encoding="utf-8")
 
@@ -115,4 +124,4 @@ class TriageModel:
         meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
         obj = joblib.load(d / MODEL_FILE)
         return cls(obj["vectorizer"], obj["classifier"], obj["group_classifier"], float(meta["threshold"]),
-                   obj["kind"], float(meta["self_harm_share"]))
+                   obj["kind"], float(meta["self_harm_share"]), float(meta["self_harm_threshold"]))
