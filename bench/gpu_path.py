@@ -1,0 +1,82 @@
+"""GPU path check: a tiny random-weight Qwen2 with the real tokenizer → stages.train (mixed_precision
+auto: bf16 AMP on a bf16 GPU) → stages.merge (peft and streaming, each verified) → stages.predict_base,
+each run as its stage CLI runs it, in a temp dir. Prints the device and precision train used, the val
+losses, the merge verification and the generation speed. Without a CUDA device it prints SKIPPED and exits 0 (make bench);
+CI has none, so this is run by hand on a GPU machine (stages/TRAINING.md "Checked on a GPU"):
+
+    python bench/gpu_path.py                  # GC_DIR=/tmp/gc by default
+    python -m pytest -m "not slow and not e2e" tests/test_train.py tests/test_merge.py tests/test_generate.py
+"""
+import json, os, shutil, subprocess, sys, time
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.conftest import make_tiny_model  # noqa: E402
+from tests.test_train import make_records, write_jsonl  # noqa: E402
+from stages.model.bundled import cached_tokenizer_dir  # noqa: E402
+
+W = Path(os.environ.get("GC_DIR", "/tmp/gc"))
+shutil.rmtree(W, ignore_errors=True)
+W.mkdir(parents=True)
+cuda = torch.cuda.is_available()
+if not cuda and not os.environ.get("GC_ALLOW_CPU"):
+    print("gpu_path: SKIPPED, no CUDA device (this checks the GPU path; GC_ALLOW_CPU=1 runs it on the CPU as a dry run)")
+    sys.exit(0)
+print("torch", torch.__version__, "cuda", cuda, torch.cuda.get_device_name(0) if cuda else "-",
+      "bf16", cuda and torch.cuda.is_bf16_supported(), flush=True)
+base = make_tiny_model(W / "base", cached_tokenizer_dir(), layers=4)
+write_jsonl(W / "train.jsonl", make_records(40))
+write_jsonl(W / "val.jsonl", make_records(10, offset=1000))
+write_jsonl(W / "test.jsonl", make_records(6, offset=2000))
+raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+raw["lora"].update({"layers": "last:2", "dropout": 0.0})
+raw["train"].update({"learning_rate": 2e-2, "epochs": 2, "batch_size": 4, "max_len": 128, "max_val_examples": 0,
+                     "eval_steps": 5, "save_steps": 4, "early_stopping_patience": 0, "mixed_precision": "auto"})
+raw["eval"]["max_examples"] = 6
+(W / "params.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+env = {**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}", "MEDQA_TIMING_DIR": str(W / "timing")}
+
+
+failed = 0
+
+
+def run(name, args):
+    global failed
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", *args], cwd=W, env=env, capture_output=True, text=True)
+    print(f"--- {name}: rc={p.returncode} {time.perf_counter() - t:.1f}s", flush=True)
+    print(p.stdout[-2500:], p.stderr[-4000:], flush=True)
+    failed += p.returncode != 0
+    return p.returncode
+
+
+P = ["--params", str(W / "params.yaml")]
+rc = run("train", ["stages.train", *P, "--base", str(base), "--train", str(W / "train.jsonl"), "--val",
+                   str(W / "val.jsonl"), "--out", str(W / "lora"), "--checkpoints", str(W / "ckpt"),
+                   "--metrics", str(W / "train.json"), "--live", str(W / "dvclive")])
+if rc == 0:
+    m = json.loads((W / "train.json").read_text())
+    cfg = json.loads((W / "lora" / "training_config.json").read_text())
+    print("TRAIN", {k: m[k] for k in ("val_loss_base", "val_loss_best", "steps")},
+          "device", cfg.get("device"), "mixed_precision", cfg.get("mixed_precision"))
+for method in ("peft", "streaming"):
+    run(f"merge {method}", ["stages.merge", *P, "--base", str(base), "--adapter", str(W / "lora"), "--out",
+                            str(W / f"merged_{method}"), "--metrics", str(W / f"merge_{method}.json"),
+                            "--method", method, "--val", str(W / "val.jsonl"), "--no-progress"])
+    f = W / f"merge_{method}.json"
+    verify = json.loads(f.read_text())["verify"] if f.exists() else {"passed": False}
+    failed += not verify.get("passed")
+    print("MERGE", method, verify)
+run("predict_base", ["stages.predict_base", "--model", str(W / "merged_peft"), "--split", str(W / "test.jsonl"),
+                     "--out", str(W / "pred.jsonl"), "--no-progress"])
+if (W / "pred.jsonl").exists():
+    rows = [json.loads(x) for x in (W / "pred.jsonl").read_text().splitlines()]
+    print("PRED", len(rows), "rows; first keys", sorted(rows[0]) if rows else None)
+    t = W / "timing" / "predict_base.json"
+    print("TIMING", t.read_text() if t.exists() else "-")
+print("GPU path check:", "FAILED" if failed else "passed", f"({failed} failures)")
+sys.exit(1 if failed else 0)
