@@ -1,13 +1,20 @@
 """GPU path check: a tiny random-weight Qwen2 with the real tokenizer → stages.train (mixed_precision
 auto: bf16 AMP on a bf16 GPU) → stages.merge (peft and streaming, each verified) → stages.predict_base,
 each run as its stage CLI runs it, in a temp dir. Prints the device and precision train used, the val
-losses, the merge verification and the generation speed. Without a CUDA device it prints SKIPPED and exits 0 (make bench);
-CI has none, so this is run by hand on a GPU machine (stages/TRAINING.md "Checked on a GPU"):
+losses, the merge verification and the generation speed; exits 1 if a stage fails or a merge does not
+verify. Without a CUDA device it prints SKIPPED and exits 0 (`make bench`). CI has no GPU, so this is
+run by hand on a GPU machine (stages/TRAINING.md "Checked on a GPU"):
 
-    python bench/gpu_path.py                  # GC_DIR=/tmp/gc by default
+    python bench/gpu_path.py                  # work dir: GC_DIR, else a new temp dir
     python -m pytest -m "not slow and not e2e" tests/test_train.py tests/test_merge.py tests/test_generate.py
 """
-import json, os, shutil, subprocess, sys, time
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -19,7 +26,7 @@ from tests.conftest import make_tiny_model  # noqa: E402
 from tests.test_train import make_records, write_jsonl  # noqa: E402
 from stages.model.bundled import cached_tokenizer_dir  # noqa: E402
 
-W = Path(os.environ.get("GC_DIR", "/tmp/gc"))
+W = Path(os.environ.get("GC_DIR") or tempfile.mkdtemp(prefix="gpu_path-"))
 shutil.rmtree(W, ignore_errors=True)
 W.mkdir(parents=True)
 cuda = torch.cuda.is_available()
@@ -38,7 +45,8 @@ raw["train"].update({"learning_rate": 2e-2, "epochs": 2, "batch_size": 4, "max_l
                      "eval_steps": 5, "save_steps": 4, "early_stopping_patience": 0, "mixed_precision": "auto"})
 raw["eval"]["max_examples"] = 6
 (W / "params.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-env = {**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}", "MEDQA_TIMING_DIR": str(W / "timing")}
+env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+       "MEDQA_TIMING_DIR": str(W / "timing")}
 
 
 failed = 0
