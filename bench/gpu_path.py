@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tests.conftest import make_tiny_model  # noqa: E402
-from tests.test_train import make_records, write_jsonl  # noqa: E402
+from tests.test_train import cli_args, job, make_records, write_jsonl  # noqa: E402
 from stages.model.bundled import cached_tokenizer_dir  # noqa: E402
 
 W = Path(os.environ.get("GC_DIR") or tempfile.mkdtemp(prefix="gpu_path-"))
@@ -39,12 +38,8 @@ base = make_tiny_model(W / "base", cached_tokenizer_dir(), layers=4)
 write_jsonl(W / "train.jsonl", make_records(40))
 write_jsonl(W / "val.jsonl", make_records(10, offset=1000))
 write_jsonl(W / "test.jsonl", make_records(6, offset=2000))
-raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-raw["lora"].update({"layers": "last:2", "dropout": 0.0})
-raw["train"].update({"learning_rate": 2e-2, "epochs": 2, "batch_size": 4, "max_len": 128, "max_val_examples": 0,
-                     "eval_steps": 5, "save_steps": 4, "early_stopping_patience": 0, "mixed_precision": "auto"})
-raw["eval"]["max_examples"] = 6
-(W / "params.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+# test_train's tiny-model params (repo params.yaml + overrides), with the precision left to `auto`
+job(W, base, W, lora__layers="last:2", train__mixed_precision="auto", train__num_threads=0, eval__max_examples=6)
 env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
        "MEDQA_TIMING_DIR": str(W / "timing")}
 
@@ -63,9 +58,7 @@ def run(name, args):
 
 
 P = ["--params", str(W / "params.yaml")]
-rc = run("train", ["stages.train", *P, "--base", str(base), "--train", str(W / "train.jsonl"), "--val",
-                   str(W / "val.jsonl"), "--out", str(W / "lora"), "--checkpoints", str(W / "ckpt"),
-                   "--metrics", str(W / "train.json"), "--live", str(W / "dvclive")])
+rc = run("train", ["stages.train", *cli_args(W, base, W)])
 if rc == 0:
     m = json.loads((W / "train.json").read_text())
     cfg = json.loads((W / "lora" / "training_config.json").read_text())
