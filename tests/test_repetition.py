@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from stages.evaluation.metrics.aggregate import summarize
-from stages.evaluation.metrics.repetition import distinct_n, is_loop, longest_repeat, repetition_scores
+from stages.evaluation.metrics.repetition import (MAX_SELF_REPEAT, _tandem_loop, distinct_n, is_loop, longest_repeat,
+                                                    repetition_scores, self_repeat)
 
 # the loops reported in issue 14, and clean answers from the corpus style
 LOOPS = ["常见症状有头晕、恶心、呕吐、头痛、乏力、乏力、乏力、乏力、乏力",
@@ -66,3 +67,46 @@ def test_loop_rate_and_distinct_are_pooled_per_group():
     s = summarize(rows, "tuned")
     assert s["loop_rate"] == pytest.approx(0.25)
     assert s["distinct_2"] == pytest.approx(sum(distinct_n(r["tuned"]["answer"], 2) for r in rows) / 4)
+
+
+# drifting loops: the last 150 characters of three tuned-model answers to test questions under no_repeat_ngram_size
+# (issue 14, session 8): every copy varies, so there is no exact tandem repeat, but the answer repeats itself
+DRIFTS = ["甲状腺功能减九、甲状腺功能减十、甲状腺功能减十一、甲状腺功能减十二、甲状腺功能减十三、甲状腺功能减十四、甲状腺功能减十五、甲状腺功能减十六、甲状腺功能减十七、甲状腺功能减十八、甲状腺功能减十九、甲状腺功能减二十、甲状腺功能减三十、甲状腺功能减四十、甲状腺功能减五十、甲状腺功能减六十、甲状腺功能减七十",
+          "不要用手机接听电话，也不要用手机发送短信；5.不要用手机看视频，也不要用手机听音乐；6.不要用手机打电话，也不要用手机发短信；7.不要用手机听视频，也不要用电话听音乐；8.不要用手机接电话，也不要用电话发短信；9.不要用手机接收短信，也不要用手机接电话；10.不要用手机发送短信，也不要用电话接电话。",
+          "揉腹部、腹部、肚子、腹部、腹部；如果出现呕血、呕液、呕血、黑便、黑便、呕吐物、呕吐物、黑便、吐血、呕吐物，立即拨打110。等待时：不要用手指按揉腹部、腹背和腹部，不要用力揉腹部、腹部和腹部，不要用手指揉腹部、腹部，也不要用力揉腹部、腹。如果出现呕血，呕吐物、黑尿、呕血、黑色便、呕血，呕吐、呕血、恶心"]
+
+
+@pytest.mark.parametrize("text", DRIFTS)
+def test_drifting_loops_are_detected(text):
+    assert not _tandem_loop(text)                               # no exact tandem repeat to find
+    assert self_repeat(text) > MAX_SELF_REPEAT
+    assert is_loop(text) and repetition_scores(text)["loop"] is True
+
+
+def test_self_repeat_definition():
+    assert self_repeat("短答案") is None                        # < 20 char 4-grams: not judged
+    assert self_repeat("一二三四五六七八九十甲乙丙丁戊己庚辛壬癸子丑寅") == 0.0
+    # 23 distinct chars, then the first 10 again: of the 30 4-grams, the 7 inside the copy repeat
+    text = "一二三四五六七八九十甲乙丙丁戊己庚辛壬癸子丑寅" + "一二三四五六七八九十"
+    assert self_repeat(text) == pytest.approx(7 / 30)
+    assert repetition_scores(text)["self_repeat"] == pytest.approx(round(7 / 30, 4))
+
+
+def test_self_repeat_threshold_spares_human_doctor_answers(shared_data):
+    """The drift threshold is calibrated on human answers, not on model output: ≤ 1 % of the 7,644 real
+    doctor answers in ../shared/data repeat themselves that much."""
+    import pandas as pd
+
+    answers = pd.read_csv(shared_data / "cmd_internal_medicine.gb18030.csv", encoding="gb18030")["answer"].dropna()
+    over = sum((self_repeat(str(a)) or 0.0) > MAX_SELF_REPEAT for a in answers)
+    assert len(answers) > 7000 and over / len(answers) <= 0.01
+
+
+def test_no_authored_reference_answer_counts_as_a_loop():
+    import json
+    from pathlib import Path
+
+    raw = Path(__file__).resolve().parents[1] / "data" / "raw"
+    rows = [json.loads(line) for f in sorted(raw.glob("*.jsonl")) for line in f.open(encoding="utf-8")]
+    answers = [r["answer"] for r in rows if r.get("answer")]
+    assert len(answers) > 500 and not [a for a in answers if is_loop(a)]
