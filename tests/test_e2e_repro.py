@@ -191,11 +191,13 @@ def test_queued_sweep_then_report(work):
         assert e["metrics"]["train.trainable_params"] > 0 and "eval.tuned.rougeL_char" in e["metrics"], e
     assert by_r[16]["metrics"]["train.trainable_params"] == 4 * by_r[4]["metrics"]["train.trainable_params"]
 
-    sh([DVC, "exp", "apply", by_r[16]["name"]], a, env)
+    committed = yaml.safe_load((a / "params.yaml").read_text(encoding="utf-8"))["lora"]["r"]
+    target = max(r for r in SWEEP_RANKS if r != committed)          # an experiment that changes the rank
+    sh([DVC, "exp", "apply", by_r[target]["name"]], a, env)
     make("report", a, env, REV="HEAD")
     md = (a / "artifacts/report/report.md").read_text(encoding="utf-8")
     print(md)
-    assert re.search(r"\| params.yaml \| lora.r\s*\|\s*8 \|\s*16 \|", md), md     # params diff: 8 → 16
+    assert re.search(rf"\| params.yaml \| lora.r\s*\|\s*{committed} \|\s*{target} \|", md), md   # params diff
     assert "trainable_params" in md and "Per tier" in md and "Safety" in md
     assert "Best by" in md and all(by_r[r]["name"] in md for r in SWEEP_RANKS)
     assert "seconds" not in md.split("## Timings")[0]                        # no timing noise in the diffs
