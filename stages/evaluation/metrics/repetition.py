@@ -57,8 +57,7 @@ def longest_repeat(text: str) -> Repeat:
 def self_repeat(text: str, n: int = SELF_REPEAT_N) -> float | None:
     """Share of the answer's character n-grams (punctuation and whitespace dropped) that repeat an earlier
     one; None when it has fewer than ``MIN_SELF_REPEAT_GRAMS`` of them (too short to judge)."""
-    toks = _CHARS.tokenize(text)
-    grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
+    grams = _char_ngrams(text, n)
     if len(grams) < MIN_SELF_REPEAT_GRAMS:
         return None
     return 1.0 - len(set(grams)) / len(grams)
@@ -67,7 +66,11 @@ def self_repeat(text: str, n: int = SELF_REPEAT_N) -> float | None:
 def is_loop(text: str) -> bool:
     """True when ``text`` holds a unit of 2–40 characters repeated ≥ 3 times back to back over ≥ 12 chars,
     or when it drifts: ``self_repeat`` above ``MAX_SELF_REPEAT``."""
-    sr = self_repeat(text)
+    return _loops(text, self_repeat(text))
+
+
+def _loops(text: str, sr: float | None) -> bool:
+    """``is_loop`` given the answer's ``self_repeat`` (computed once by ``repetition_scores``)."""
     return (sr is not None and sr > MAX_SELF_REPEAT) or _tandem_loop(text)
 
 
@@ -86,18 +89,23 @@ def _tandem_loop(text: str) -> bool:
 _CHARS = CharTokenizer()
 
 
+def _char_ngrams(text: str, n: int) -> list[tuple[str, ...]]:
+    """The answer's character n-grams, whitespace and punctuation dropped (as for ROUGE(char))."""
+    toks = _CHARS.tokenize(text)
+    return [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
+
+
 def distinct_n(text: str, n: int) -> float | None:
     """Distinct / total character n-grams of one answer (None when it has fewer than n characters)."""
-    toks = _CHARS.tokenize(text)
-    grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
+    grams = _char_ngrams(text, n)
     return len(set(grams)) / len(grams) if grams else None
 
 
 def repetition_scores(text: str) -> dict:
     """Per-answer: ``loop`` (bool), ``repeat_chars`` (longest tandem run), ``distinct_1``/``distinct_2``
     (absent when the answer is too short)."""
-    out = {"loop": is_loop(text), "repeat_chars": longest_repeat(text).chars}
     sr = self_repeat(text)
+    out = {"loop": _loops(text, sr), "repeat_chars": longest_repeat(text).chars}
     if sr is not None:
         out["self_repeat"] = round(sr, 4)
     for n in (1, 2):
