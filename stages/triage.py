@@ -5,11 +5,14 @@
 1. authored data (``triage.data_dir``/*.jsonl) → seeded (label, condition)-stratified train/val/test
    (``data/triage_split/``; test is never seen by training or by the threshold choice);
 2. + the QA corpus' train/val questions as extra training rows (``triage.corpus_*``);
-3. each candidate (``triage.candidates``) is fitted on train; on val the threshold is the highest
-   whose rules ∪ classifier recall reaches ``triage.val_recall`` for each class (emergency, self_harm); the candidate with the best val
-   recall, then the fewest val false alarms, is kept;
+3. each candidate (``triage.candidates``) is scored on rows it was not fitted on — with ``triage.cv_folds``
+   (default), out-of-fold over train+val (seeded folds stratified like the split); with 0, the val split —
+   and on those scores the (urgency, self-harm) thresholds are the pair with the fewest false alarms whose
+   rules ∪ classifier recall reaches ``triage.val_recall`` for each class (emergency, self_harm); the
+   candidate with the best recall, then the fewest false alarms, is kept and fitted on train+val (with
+   folds) or train (without);
 4. the reply index: the cleaned corpus' emergency-tier questions with their vetted answers;
-5. ``metrics/triage.json``: rules-only / classifier-only / rules ∪ classifier on val, test and the
+5. ``metrics/triage.json``: rules-only / classifier-only / rules ∪ classifier on cv (out-of-fold) or val, test and the
    independent set (``triage.independent``, measured only) — recall, false-alarm rate, per class and per
    condition group; ``metrics/plots/triage_pr.json`` (test precision-recall);
 6. fails when test recall < ``triage.min_recall``.
@@ -21,6 +24,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from stages.common.config import TriageParams, load_params
 from stages.common.jsonio import atomic_dir, write_json, write_jsonl
@@ -28,11 +32,11 @@ from stages.safety.normalize import match_text
 from stages.safety.replies import ReplyIndex
 from stages.safety.rules import SELF_HARM_RULES, emergency_hits
 from stages.safety.triage import Triager, rule_stands
-from stages.safety.triage_data import (corpus_emergency_qa, corpus_rows, load_authored, read_rows,
+from stages.safety.triage_data import (corpus_emergency_qa, corpus_rows, fold_ids, load_authored, read_rows,
                                        split_rows)
 from stages.safety.triage_eval import (choose_self_harm_share, choose_thresholds, pr_points,
                                        triage_metrics)
-from stages.safety.triage_model import OFF, TriageModel
+from stages.safety.triage_model import LABELS, OFF, TriageModel
 
 
 def _fit(kind: str, rows: list[dict], p: TriageParams) -> TriageModel:
@@ -41,10 +45,37 @@ def _fit(kind: str, rows: list[dict], p: TriageParams) -> TriageModel:
                            c=p.c, seed=p.seed)
 
 
-def measure(triager: Triager, rows: list[dict]) -> dict:
-    """rules-only, classifier-only and the served rules ∪ classifier on ``rows``."""
+def _oof_proba(kind: str, dev: list[dict], extra: list[dict], p: TriageParams) -> np.ndarray:
+    """Out-of-fold class probabilities on ``dev``: each fold scored by a model fitted on the other folds
+    (+ the corpus extra rows, which are never scored)."""
+    fold = fold_ids(dev, p.seed, p.cv_folds)
+    proba = np.zeros((len(dev), len(LABELS)))
+    for k in tqdm(range(p.cv_folds), desc=f"triage {kind}: {p.cv_folds}-fold scores", unit="fold"):
+        held = [i for i, f in enumerate(fold) if f == k]
+        model = _fit(kind, [r for r, f in zip(dev, fold) if f != k] + extra, p)
+        proba[held] = model.probabilities([match_text(dev[i]["text"]) for i in held], matched=True)
+    return proba
+
+
+def _choose_thresholds(model: TriageModel, rows: list[dict], proba: np.ndarray, p: TriageParams) -> None:
+    """The (urgency, self-harm) threshold pair with the fewest false alarms at ``triage.val_recall`` for each
+    class, and the self-harm routing share, from scores ``proba`` on ``rows`` (OFF, no self-harm threshold,
+    is one of the pairs: then it is the single urgency threshold)."""
+    labels = [r["label"] for r in rows]
+    matched = [match_text(r["text"]) for r in rows]
+    scores = 1.0 - proba[:, 0]
+    floored = np.array([rule_stands(emergency_hits(m), sc, m, p.rule_floor) for sc, m in zip(scores, matched)],
+                       dtype=bool)                                                 # rules after the rule floor
+    model.threshold, model.self_harm_threshold = choose_thresholds(scores, proba[:, 2], labels, floored,
+                                                                   p.val_recall, OFF)
+    model.self_harm_share = choose_self_harm_share(proba, labels)
+
+
+def measure(triager: Triager, rows: list[dict], proba: np.ndarray | None = None) -> dict:
+    """rules-only, classifier-only and the served rules ∪ classifier on ``rows`` (``proba``: scores
+    computed elsewhere, e.g. out-of-fold, instead of the triager model's own)."""
     labels, groups = [r["label"] for r in rows], [r["group"] for r in rows]
-    res = triager.classify_many([r["text"] for r in rows])
+    res = triager.classify_many([r["text"] for r in rows], proba)
     hits = [emergency_hits(match_text(r["text"])) for r in rows]      # the rules alone (no classifier veto)
     rules = [bool(h) for h in hits]
     model = [r.by_model for r in res]
@@ -78,32 +109,26 @@ def main(argv: list[str] | None = None) -> None:
     extra = []
     if p.corpus_extra:
         extra = corpus_rows([Path(args.corpus_split) / f"{s}.jsonl" for s in ("train", "val")], p.corpus_negatives)
-    train = split["train"] + extra
 
-    # model choice on val: recall first (threshold), then false alarms
-    val_labels = [r["label"] for r in split["val"]]
-    val_matched = [match_text(r["text"]) for r in split["val"]]
-    val_rules = [emergency_hits(m) for m in val_matched]                            # before the rule floor
+    # thresholds (and the candidate) on scores of rows the model did not see: with cv_folds, out-of-fold
+    # scores over train+val (every row once; the served model is then fitted on all of train+val); without,
+    # the val split (the served model is fitted on train only)
+    dev = split["train"] + split["val"]
+    tune_name, tune, fit_rows = ("cv", dev, dev + extra) if p.cv_folds else ("val", split["val"], split["train"] + extra)
     candidates, best = {}, None
     for kind in p.candidates:
-        model = _fit(kind, train, p)
-        proba = model.probabilities(val_matched, matched=True)
-        scores = 1.0 - proba[:, 0]
-        floored = np.array([rule_stands(r, sc, m, p.rule_floor)                   # (no val text is that short)
-                            for r, sc, m in zip(val_rules, scores, val_matched)], dtype=bool)
-        # the (urgency, self-harm) threshold pair with the fewest val false alarms at the recall target
-        # (OFF, no self-harm threshold, is one of the pairs: then it is the single urgency threshold)
-        model.threshold, model.self_harm_threshold = choose_thresholds(scores, proba[:, 2], val_labels, floored,
-                                                                       p.val_recall, OFF)
-        model.self_harm_share = choose_self_harm_share(proba, val_labels)
-        m = measure(Triager(model, rule_floor=p.rule_floor, min_chars=p.min_chars), split["val"])["triage"]
+        model = _fit(kind, fit_rows, p)
+        proba = _oof_proba(kind, dev, extra, p) if p.cv_folds else model.probabilities(
+            [match_text(r["text"]) for r in tune], matched=True)
+        _choose_thresholds(model, tune, proba, p)
+        m = measure(Triager(model, rule_floor=p.rule_floor, min_chars=p.min_chars), tune, proba)["triage"]
         candidates[kind] = {"threshold": model.threshold, "self_harm_threshold": model.self_harm_threshold,
-                            "val_recall": m["recall"],
-                            "val_false_alarm_rate": m["false_alarm_rate"]}
+                            f"{tune_name}_recall": m["recall"],
+                            f"{tune_name}_false_alarm_rate": m["false_alarm_rate"]}
         key = (m["recall"] or 0.0, -(m["false_alarm_rate"] or 0.0))
         if best is None or key > best[0]:
-            best = (key, kind, model)
-    _, kind, model = best
+            best = (key, kind, model, proba)
+    _, kind, model, tune_proba = best
 
     qs, answers = corpus_emergency_qa(args.corpus_clean)
     replies = ReplyIndex.build(qs, answers, [model.group(match_text(q)) for q in qs], p.reply_ngram_max)
@@ -116,9 +141,12 @@ def main(argv: list[str] | None = None) -> None:
     metrics = {
         "model": kind, "threshold": model.threshold, "self_harm_threshold": model.self_harm_threshold,
         "self_harm_share": model.self_harm_share, "candidates": candidates,
+        "thresholds_on": (f"out-of-fold scores, {p.cv_folds} folds over train+val; served model fitted on "
+                          "train+val+corpus extra" if p.cv_folds else "val split; served model fitted on train+corpus extra"),
         "n": {"train": len(split["train"]), "corpus_extra": len(extra), "val": len(split["val"]), "test": len(test),
+              "fitted_on": len(fit_rows), "cv_folds": p.cv_folds,
               "duplicates_dropped": dropped, "reply_answers": len(answers), "independent": len(independent)},
-        "val": measure(triager, split["val"]), "test": measure(triager, test),
+        tune_name: measure(triager, tune, tune_proba), "test": measure(triager, test),
         "reply_steps_rate": round(sum(steps) / len(steps), 4) if steps else None,
     }
     if independent:
@@ -145,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
 def _report(m: dict) -> None:
     print(f"triage model {m['model']} threshold {m['threshold']} self-harm threshold {m['self_harm_threshold']}  "
           f"(candidates: {m['candidates']})")
-    for part in ("val", "test", "independent"):
+    for part in ("cv", "val", "test", "independent"):
         if part not in m:
             continue
         for system in ("rules_only", "classifier_only", "triage"):

@@ -13,7 +13,7 @@ from stages.safety.normalize import match_text
 from stages.safety.precheck import precheck
 from stages.safety.rules import EMERGENCY_REPLY, SELF_HARM_REPLY, detect_emergency
 from stages.safety.triage import load_triager
-from stages.safety.triage_data import TriageDataError, read_rows, split_rows
+from stages.safety.triage_data import TriageDataError, fold_ids, read_rows, split_rows
 
 
 def _fixture_data(root: Path, per_label: int = 90) -> Path:
@@ -61,6 +61,33 @@ def test_stage_writes_model_split_metrics_and_plot(small_run):
     assert sum(len(v) for v in split.values()) == m["n"]["train"] + m["n"]["val"] + m["n"]["test"]
     pr = json.loads((out / "triage_pr.json").read_text(encoding="utf-8"))
     assert len(pr) == 101 and set(pr[0]) == {"threshold", "precision", "recall"}
+
+
+def test_thresholds_come_from_out_of_fold_scores_and_the_served_model_sees_train_and_val(small_run, tmp_path):
+    """cv_folds (default): every train+val row is scored once by a model that did not see it, the thresholds
+    are chosen on those scores (`cv` in the metrics), and the served model is fitted on train+val. With
+    cv_folds 0 the thresholds come from the val split and the model is fitted on train only."""
+    root, data = small_run
+    m = json.loads((root / "a" / "triage.json").read_text(encoding="utf-8"))
+    n = m["n"]
+    assert n["cv_folds"] == 5 and n["fitted_on"] == n["train"] + n["val"] and "val" not in m
+    assert m["cv"]["triage"]["n"] == n["train"] + n["val"] and m["thresholds_on"].startswith("out-of-fold")
+    assert m["candidates"]["char_lr"]["cv_recall"] == m["cv"]["triage"]["recall"] >= 0.98
+    build_triage_model(tmp_path, data, ngram_max=3, min_recall=0.5, cv_folds=0)
+    m0 = json.loads((tmp_path / "triage.json").read_text(encoding="utf-8"))
+    assert m0["n"]["fitted_on"] == m0["n"]["train"] and m0["val"]["triage"]["n"] == m0["n"]["val"] and "cv" not in m0
+
+
+def test_folds_are_seeded_stratified_and_cover_every_row():
+    rows = [{"text": f"q{i}", "label": lab, "condition": c} for i, (lab, c) in
+            enumerate([("emergency", "stroke")] * 10 + [("self_harm", "self_harm")] * 5 + [("none", "x")] * 23)]
+    f = fold_ids(rows, 3, 5)
+    assert f == fold_ids(rows, 3, 5) and f != fold_ids(rows, 4, 5) and set(f) == set(range(5))
+    for lab, size in (("emergency", 10), ("self_harm", 5)):
+        per = [sum(1 for r, k in zip(rows, f) if r["label"] == lab and k == fold) for fold in range(5)]
+        assert per == [size // 5] * 5                                   # every fold holds its share of each class
+    with pytest.raises(ValueError, match="at least 2"):
+        fold_ids(rows, 3, 1)
 
 
 def test_stage_outputs_are_byte_identical_on_rerun(small_run):
@@ -169,6 +196,32 @@ def test_rules_do_not_fire_on_admin_or_education(q):
 def test_hypothetical_wording_never_switches_off_an_acute_description(q, triage_model_dir):
     assert detect_emergency(q)
     assert load_triager(triage_model_dir)(q).flagged       # emergency or self-harm reply, both say 120
+
+
+@pytest.mark.parametrize("q", ["周末带儿子去游乐园，他非要坐跳楼机，心脏不好的大人能陪着坐吗",
+                               "闺女去外地上大学三个月了，想死她了，寒假什么时候能回来",
+                               "好久没见孙子，奶奶想死你们了",
+                               "急性心梗一般发生在什么时候", "产后大出血多久会发生"])
+def test_rules_do_not_fire_on_rides_missing_someone_or_timing_questions(q):
+    """跳楼机 (a ride), 想死+person+了 (missing someone) and 一般/多久…发生 (education): the rules stay
+    quiet; the classifier still sees the question."""
+    assert detect_emergency(q) == []
+
+
+def test_a_worry_about_suddenly_is_not_happening_now():
+    """怕/担心突然… is a worry about the future: the rule still fires, but the classifier may veto it (below
+    triage.rule_floor) as for any hit that does not describe something happening now."""
+    from stages.safety.rules import happening_now
+
+    assert not happening_now(match_text("我爸七十了一个人住，担心突然晕倒没人知道，有什么呼叫器推荐"))
+    assert not happening_now(match_text("怕突然昏过去，出门要带什么"))
+    assert happening_now(match_text("我爸刚才突然晕倒了")) and happening_now(match_text("担心死了，他突然不说话了"))
+
+
+@pytest.mark.parametrize("q", ["我真的想死，撑不下去了", "好想死啊", "想死的心都有了，每天都睡不着",
+                               "他站在楼顶说要跳楼", "我爸刚刚突然晕倒了，叫不醒"])
+def test_the_same_rules_still_fire_on_intent_and_acute_events(q):
+    assert detect_emergency(q)
 
 
 def test_numeric_rules_need_their_word_and_unit():

@@ -200,6 +200,7 @@ class TriageParams(_Section):
     max_features: int = Field(0, ge=0)
     c: float = Field(10.0, gt=0)
     val_recall: float = Field(0.98, gt=0, le=1)
+    cv_folds: int = Field(5, ge=0, le=20)
     min_recall: float = Field(0.95, ge=0, le=1)
     rule_floor: float = Field(0.3, ge=0, le=1)
     min_chars: int = Field(6, ge=0)
@@ -210,6 +211,8 @@ class TriageParams(_Section):
     def _fracs(self):
         if self.val_frac + self.test_frac >= 1:
             raise ValueError("val_frac + test_frac must be < 1")
+        if self.cv_folds == 1:
+            raise ValueError("cv_folds must be 0 (thresholds on the val split) or at least 2")
         return self
 
 

@@ -16,6 +16,8 @@ from stages.safety.normalize import match_text
 # Numbers only count next to their word and unit (血压/高压 …, 心率/心跳 … 次), never a price or a count.
 _NUM_GAP = r"[^,.?!;:0-9]{0,5}"                      # 血压一下子到了 200: no punctuation, no other number between
 _NOT_MONEY = r"(?!\d)(?!\s*(?:块|元|钱|斤|米|天|岁|个|ml|毫升|克|g|%))"
+_MISSED = (r"你|您|他|她|大家|咱|外孙|孙子|孙女|宝宝|宝贝|儿子|闺女|女儿|妈妈|爸爸|老妈|老爸|奶奶|爷爷|姥姥|姥爷|"
+           r"外婆|外公|老公|老婆|对象")
 EMERGENCY_RULES: dict[str, str] = {
     "chest_pain": r"胸痛(?!中心)|胸口(?:剧?痛|疼|压榨|憋闷|压着疼|压着痛)|心口(?:剧?痛|疼)|心前区(?:疼|痛)",
     "breathing": r"呼吸困难|喘不(?:上|过|动)气|憋气|窒息|呼吸(?:急促|停止)|上不来气",
@@ -27,7 +29,9 @@ EMERGENCY_RULES: dict[str, str] = {
     # 中毒 as an event, not a disease name (药物中毒性肝炎) or a topic (食物中毒怎么预防 is caught below)
     "poisoning": r"中毒(?!性)|误服|误食|误喝|吞了.{0,6}(?:药|农药|电池|磁铁)|喝了(?:农药|百草枯|敌敌畏|消毒水|84)|"
                  r"一氧化碳|煤气(?!费|灶|公司|表)",
-    "suicide": r"自杀|轻生|不想活|活不下去|结束(?:自己的)?生命|割腕|跳楼|想死|寻死",
+    # 跳楼机 is a fairground ride; 想死你们了 / 想死外孙了 is missing someone (想死 + a person + 了), not intent
+    "suicide": r"自杀|轻生|不想活|活不下去|结束(?:自己的)?生命|割腕|跳楼(?!机)|寻死|"
+               r"想死(?!(?:" + _MISSED + r")[^,.?!;]{0,2}(?:了|啦|呀|啊))",
     "stroke": r"口角歪斜|嘴(?:巴)?歪|半身不遂|一侧(?:肢体|手脚|身体)(?:无力|麻木|不能动)|说话(?:说)?不清|"
               r"突然口齿不清|(?:突然|刚才|刚刚|好像)中风|中风了",
     "seizure": r"抽搐|抽风|抽起来|癫痫发作",
@@ -129,7 +133,8 @@ SOFTENED_DOSING = "（具体剂量请遵医嘱或药品说明书，不要自行�
 # "怎么预防中风" asks about prevention, not an emergency happening now. Educational wording only switches a
 # match off when the question describes no one and nothing happening: "老公喝了农药，要注意什么" still fires.
 _HYPOTHETICAL = re.compile(r"预防|怎么避免|如何避免|怎么防|什么是|是什么|是啥|有哪些|哪些症状|什么症状|注意什么|注意事项|"
-                           r"为什么|的原因|区别|同一回事|怎么识别|了解一下|会不会|听说|万一|表现")
+                           r"为什么|的原因|区别|同一回事|怎么识别|了解一下|会不会|听说|万一|表现|一般(?:发生|出现|会在|在什么)|"
+                           r"多久(?:会|才会)?(?:发生|出现)")
 # someone (not the bare "我" of "我想了解…") or something happening now
 _DESCRIBES = re.compile(r"突然|刚才|刚刚|现在(?!没|好|缓)|正在|马上|一直|今天|今晚|昨晚|半夜|已经|他|她|孩子|宝宝|娃|儿子|"
                         r"女儿|老公|老婆|爱人|爸|妈|爷|奶|姥|外公|外婆|老人|家人|朋友|同事|室友|邻居|了(?!解)")
@@ -141,7 +146,8 @@ _FIGURATIVE = re.compile(r"哈哈|开玩笑|夸张|不是真|(?:气|笑|吓|累|
 # the question also says something is happening now.
 _PAST = re.compile(r"去年|前年|上个?月|上周|上次|那次|当时|之前|以前|曾经|[一二两三四五六七八九十几半\d]+(?:年|个月|周|个星期)前|"
                    r"抢救(?:过来|回来)|救(?:过来|回来)|没事了|已经好了|好多了|出院|康复|后遗症")
-_NOW = re.compile(r"突然|刚才|刚刚|正在|还在|此刻|这会儿?|现在(?:又|还|突然|开始)|又(?:开始|犯|发作)")
+# "怕突然昏迷没人发现" is a worry about the future, not something happening now
+_NOW = re.compile(r"(?<!怕)(?<!担心)(?<!万一)(?<!会不会)(?<!以防)突然|刚才|刚刚|正在|还在|此刻|这会儿?|现在(?:又|还|突然|开始)|又(?:开始|犯|发作)")
 
 
 def detect_emergency(text: str) -> list[str]:

@@ -104,12 +104,14 @@ class Triager:
             group = self.model.group(m) or (RULE_GROUPS[rules[0]] if rules else None)
         return TriageResult(label, score, rules, group, by_model)
 
-    def classify_many(self, texts: list[str]) -> list[TriageResult]:
-        """Batch form (evaluation): one vectoriser pass for all texts."""
+    def classify_many(self, texts: list[str], proba=None) -> list[TriageResult]:
+        """Batch form (evaluation): one vectoriser pass for all texts. ``proba`` (n, 3): class probabilities
+        computed elsewhere (the triage stage's out-of-fold scores) instead of this model's."""
         matched = [match_text(t) for t in texts]
         if self.model is None:
             return [self.classify_matched(m) for m in matched]
-        proba = self.model.probabilities(matched, matched=True)
+        if proba is None:
+            proba = self.model.probabilities(matched, matched=True)
         return [self.classify_matched(m, p) for m, p in zip(matched, proba)]
 
     def reply(self, text: str, result: TriageResult) -> tuple[str, float]:

@@ -1,5 +1,6 @@
 """Triage data: the authored labelled questions (data/triage/*.jsonl), their seeded condition-stratified
-train/val/test split, and the corpus rows used as extra training data.
+train/val/test split, the k folds over train+val that choose the thresholds, and the corpus rows used as
+extra training data.
 
 Authored row: ``{"text", "label": none|emergency|self_harm, "condition", "group", ...}``; a bad row
 fails with ``file:line: field: problem``."""
@@ -78,6 +79,26 @@ def split_rows(rows: list[dict], seed: int, val_frac: float, test_frac: float) -
     for i, r in enumerate(rows):
         out[where[i]].append(r)
     return out
+
+
+
+def fold_ids(rows: list[dict], seed: int, k: int) -> list[int]:
+    """Seeded k-fold assignment stratified by (label, condition): each stratum is shuffled on its own and
+    dealt round-robin, continuing where the previous stratum stopped, so every fold gets its share of each
+    label and condition. Depends only on the rows (in order) and the seed."""
+    if k < 2:
+        raise ValueError(f"fold_ids: k must be at least 2, got {k}")
+    strata: dict[tuple, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        strata[(r["label"], r["condition"])].append(i)
+    fold, nxt = [0] * len(rows), 0
+    for key in sorted(strata):
+        idx = strata[key][:]
+        random.Random(f"{seed}:fold:{key[0]}:{key[1]}").shuffle(idx)
+        for i in idx:
+            fold[i] = nxt % k
+            nxt += 1
+    return fold
 
 
 def corpus_rows(paths: list[str | Path], negatives: bool) -> list[dict]:
