@@ -45,7 +45,7 @@ def _fit(kind: str, rows: list[dict], p: TriageParams) -> TriageModel:
                            c=p.c, seed=p.seed)
 
 
-def _oof_proba(kind: str, dev: list[dict], extra: list[dict], p: TriageParams) -> np.ndarray:
+def oof_proba(kind: str, dev: list[dict], extra: list[dict], p: TriageParams) -> np.ndarray:
     """Out-of-fold class probabilities on ``dev``: each fold scored by a model fitted on the other folds
     (+ the corpus extra rows, which are never scored)."""
     fold = fold_ids(dev, p.seed, p.cv_folds)
@@ -57,7 +57,7 @@ def _oof_proba(kind: str, dev: list[dict], extra: list[dict], p: TriageParams) -
     return proba
 
 
-def _choose_thresholds(model: TriageModel, rows: list[dict], proba: np.ndarray, p: TriageParams) -> None:
+def choose_thresholds_on(model: TriageModel, rows: list[dict], proba: np.ndarray, p: TriageParams) -> None:
     """The (urgency, self-harm) threshold pair with the fewest false alarms at ``triage.val_recall`` for each
     class, and the self-harm routing share, from scores ``proba`` on ``rows`` (OFF, no self-harm threshold,
     is one of the pairs: then it is the single urgency threshold)."""
@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     candidates, best = {}, None
     for kind in p.candidates:
         model = _fit(kind, fit_rows, p)
-        proba = _oof_proba(kind, dev, extra, p) if p.cv_folds else model.probabilities(
+        proba = oof_proba(kind, dev, extra, p) if p.cv_folds else model.probabilities(
             [match_text(r["text"]) for r in tune], matched=True)
-        _choose_thresholds(model, tune, proba, p)
+        choose_thresholds_on(model, tune, proba, p)
         m = measure(Triager(model, rule_floor=p.rule_floor, min_chars=p.min_chars), tune, proba)["triage"]
         candidates[kind] = {"threshold": model.threshold, "self_harm_threshold": model.self_harm_threshold,
                             f"{tune_name}_recall": m["recall"],
