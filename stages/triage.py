@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     }
     if independent:
         metrics["independent"] = measure(triager, independent)
+    if p.held_back:
+        # measured only, like the independent set: the harder writers kept out of training (data/triage/README.md)
+        metrics["held_back"] = {Path(f).name: measure(triager, read_rows(f))["triage"] for f in p.held_back}
 
     with atomic_dir(args.out_model) as out:
         model.save(out, {"reply_min_similarity": p.reply_min_similarity, "rule_floor": p.rule_floor,
@@ -181,6 +184,10 @@ def _report(m: dict) -> None:
             pc = s["per_class"]
             print(f"{part:<12}{system:<16} recall {s['recall']}  emergency {pc['emergency']['recall']}  "
                   f"self_harm {pc['self_harm']['recall']}  false alarms {s['false_alarm_rate']}")
+    for name, s in m.get("held_back", {}).items():
+        pc = s["per_class"]
+        print(f"held back {name}: recall {s['recall']}  emergency {pc['emergency']['recall']}  "
+              f"self_harm {pc['self_harm']['recall']}  false alarms {s['false_alarm_rate']}")
 
 
 if __name__ == "__main__":

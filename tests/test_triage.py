@@ -73,9 +73,17 @@ def test_thresholds_come_from_out_of_fold_scores_and_the_served_model_sees_train
     assert n["cv_folds"] == 5 and n["fitted_on"] == n["train"] + n["val"] and "val" not in m
     assert m["cv"]["triage"]["n"] == n["train"] + n["val"] and m["thresholds_on"].startswith("out-of-fold")
     assert m["candidates"]["char_lr"]["cv_recall"] == m["cv"]["triage"]["recall"] >= 0.98
-    build_triage_model(tmp_path, data, ngram_max=3, min_recall=0.5, cv_folds=0)
+    held = tmp_path / "held" / "writer_x.jsonl"          # a held-back file: measured only, never trained on
+    held.parent.mkdir()
+    held.write_text("".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n" for t, lab in
+                            [("我爸刚才突然说不出话，右手抬不起来", "emergency"), ("药攒够了，这次不会再被救回来", "self_harm"),
+                             ("体检报告什么时候能取", "none")]), encoding="utf-8")
+    build_triage_model(tmp_path, data, ngram_max=3, min_recall=0.5, cv_folds=0, held_back=[str(held)])
     m0 = json.loads((tmp_path / "triage.json").read_text(encoding="utf-8"))
     assert m0["n"]["fitted_on"] == m0["n"]["train"] and m0["val"]["triage"]["n"] == m0["n"]["val"] and "cv" not in m0
+    hb = m0["held_back"]["writer_x.jsonl"]
+    assert (hb["n"], hb["n_positive"], hb["n_negative"]) == (3, 2, 1) and set(hb["per_class"]) == {"emergency", "self_harm"}
+    assert "held_back" not in m                                             # none configured → none reported
 
 
 def test_folds_are_seeded_stratified_and_cover_every_row():
