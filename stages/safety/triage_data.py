@@ -81,7 +81,6 @@ def split_rows(rows: list[dict], seed: int, val_frac: float, test_frac: float) -
     return out
 
 
-
 def fold_ids(rows: list[dict], seed: int, k: int) -> list[int]:
     """Seeded k-fold assignment stratified by (label, condition): each stratum is shuffled on its own and
     dealt round-robin, continuing where the previous stratum stopped, so every fold gets its share of each
