@@ -217,12 +217,15 @@ def test_rules_do_not_fire_on_rides_missing_someone_or_timing_questions(q):
 
 
 def test_a_worry_about_suddenly_is_not_happening_now():
-    """怕/担心突然… is a worry about the future: the rule still fires, but the classifier may veto it (below
-    triage.rule_floor) as for any hit that does not describe something happening now."""
+    """怕/担心/如果以后…突然 (a worry, a what-if) and 有时候/偶尔…突然 (a habit) are not happening now: the rule
+    still fires, but the classifier may veto it (below triage.rule_floor) as for any hit that does not describe
+    something happening now."""
     from stages.safety.rules import happening_now
 
     assert not happening_now(match_text("我爸七十了一个人住，担心突然晕倒没人知道，有什么呼叫器推荐"))
     assert not happening_now(match_text("怕突然昏过去，出门要带什么"))
+    assert not happening_now(match_text("要是以后我妈在菜市场突然晕倒，旁边的人该怎么帮她"))   # a what-if
+    assert not happening_now(match_text("我偶尔会突然心慌一下，做过动态心电图说没事"))           # a habit
     assert happening_now(match_text("我爸刚才突然晕倒了")) and happening_now(match_text("担心死了，他突然不说话了"))
 
 

@@ -146,8 +146,10 @@ _FIGURATIVE = re.compile(r"哈哈|开玩笑|夸张|不是真|(?:气|笑|吓|累|
 # the question also says something is happening now.
 _PAST = re.compile(r"去年|前年|上个?月|上周|上次|那次|当时|之前|以前|曾经|[一二两三四五六七八九十几半\d]+(?:年|个月|周|个星期)前|"
                    r"抢救(?:过来|回来)|救(?:过来|回来)|没事了|已经好了|好多了|出院|康复|后遗症")
-# "怕突然昏迷没人发现" is a worry about the future, not something happening now
-_NOW = re.compile(r"(?<!怕)(?<!担心)(?<!万一)(?<!会不会)(?<!以防)突然|刚才|刚刚|正在|还在|此刻|这会儿?|现在(?:又|还|突然|开始)|又(?:开始|犯|发作)")
+# 突然 inside a worry, a what-if or a habit ("怕突然昏迷没人发现", "如果以后突然晕倒", "有时候会突然心慌") is not
+# something happening now: that span is dropped before _NOW is looked for
+_NOT_NOW = re.compile(r"(?:怕|担心|万一|会不会|以防|如果|假如|要是|以后|将来|有时候?|偶尔|经常|每次|总是|老是)[^,.?!;]{0,8}?突然")
+_NOW = re.compile(r"突然|刚才|刚刚|正在|还在|此刻|这会儿?|现在(?:又|还|突然|开始)|又(?:开始|犯|发作)")
 
 
 def detect_emergency(text: str) -> list[str]:
@@ -162,7 +164,7 @@ def emergency_hits(matched: str) -> list[str]:
     hits = [name for name, rx in _EMERGENCY.items() if rx.search(matched)]
     if hits and _HYPOTHETICAL.search(matched) and not _DESCRIBES.search(matched):
         return []
-    if hits and _PAST.search(matched) and not _NOW.search(matched):
+    if hits and _PAST.search(matched) and not happening_now(matched):
         return []
     if hits and _FIGURATIVE.search(matched):
         return []
@@ -171,7 +173,7 @@ def emergency_hits(matched: str) -> list[str]:
 
 def happening_now(matched: str) -> bool:
     """The question says something is happening now (突然, 刚才, 正在, …) — on ``match_text`` text."""
-    return bool(_NOW.search(matched))
+    return bool(_NOW.search(_NOT_NOW.sub("", matched)))
 
 
 def has_emergency_guidance(answer: str) -> bool:
