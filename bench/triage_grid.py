@@ -33,16 +33,12 @@ def main(argv: list[str] | None = None) -> dict:
     import stages.triage as st
     from stages.common.config import load_params
     from stages.safety.triage import Triager
-    from stages.safety.triage_data import corpus_rows, load_authored, split_rows
     from stages.safety.triage_model import TriageModel
 
     base = load_params(args.params).triage
     if not base.cv_folds:
         sys.exit(f"{args.params}: triage.cv_folds is 0; this bench compares out-of-fold scores (set it ≥ 2)")
-    authored, _ = load_authored(base.data_dir)
-    split = split_rows(authored, base.seed, base.val_frac, base.test_frac)
-    extra = corpus_rows([Path(args.corpus_split) / f"{s}.jsonl" for s in ("train", "val")],
-                        base.corpus_negatives) if base.corpus_extra else []
+    split, extra, _ = st.load_rows(base, args.corpus_split)
     dev = split["train"] + split["val"]
     rows = []
     for ng, c in tqdm([(n, c) for n in args.ngram for c in args.c], desc="triage grid", unit="setting"):

@@ -45,6 +45,16 @@ def _fit(kind: str, rows: list[dict], p: TriageParams) -> TriageModel:
                            c=p.c, seed=p.seed)
 
 
+def load_rows(p: TriageParams, corpus_split: str | Path) -> tuple[dict[str, list[dict]], list[dict], int]:
+    """(authored train/val/test split, corpus extra training rows, authored duplicates dropped) — the rows
+    the stage (and bench/triage_grid.py) fits and measures on."""
+    authored, dropped = load_authored(p.data_dir)
+    split = split_rows(authored, p.seed, p.val_frac, p.test_frac)
+    extra = corpus_rows([Path(corpus_split) / f"{s}.jsonl" for s in ("train", "val")],
+                        p.corpus_negatives) if p.corpus_extra else []
+    return split, extra, dropped
+
+
 def oof_proba(kind: str, dev: list[dict], extra: list[dict], p: TriageParams) -> np.ndarray:
     """Out-of-fold class probabilities on ``dev``: each fold scored by a model fitted on the other folds
     (+ the corpus extra rows, which are never scored)."""
@@ -104,11 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     p = load_params(args.params).triage
 
-    authored, dropped = load_authored(p.data_dir)
-    split = split_rows(authored, p.seed, p.val_frac, p.test_frac)
-    extra = []
-    if p.corpus_extra:
-        extra = corpus_rows([Path(args.corpus_split) / f"{s}.jsonl" for s in ("train", "val")], p.corpus_negatives)
+    split, extra, dropped = load_rows(p, args.corpus_split)
 
     # thresholds (and the candidate) on scores of rows the model did not see: with cv_folds, out-of-fold
     # scores over train+val (every row once; the served model is then fitted on all of train+val); without,
