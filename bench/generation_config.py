@@ -7,7 +7,8 @@ guidance on the emergency tier, the share of answers that hit the token cap, and
         [--adapter DIR] [--split data/split/val.jsonl] [--max-examples 0] [--configs plain rp1.05 ...]
 
 Candidates (``--configs``): ``plain`` (greedy), ``rpX`` (repetition_penalty X), ``ngN`` (no_repeat_ngram_size
-N), and combinations joined with ``+`` (``rp1.05+ng8``). The model runs in params' inference dtype.
+N), ``dryM[aN][bX]`` (DRY multiplier M, allowed length N, base X; defaults of params), and combinations joined
+with ``+`` (``rp1.05+ng8``, ``rp1.05+dry0.8a3``). The model runs in params' inference dtype.
 Prints a table and writes artifacts/bench/generation_config.json (with every answer)."""
 from __future__ import annotations
 
@@ -24,18 +25,27 @@ DEFAULT = ["plain", "rp1.05", "rp1.1", "ng6", "rp1.05+ng8"]
 
 
 def parse(name: str, max_new_tokens: int, stop: tuple):
+    import re
+
     from stages.model.generate import Decoding
 
     kw = {"max_new_tokens": max_new_tokens, "stop": stop}
     for part in name.split("+"):
         if part == "plain":
             continue
-        if part.startswith("rp"):
+        dry = re.fullmatch(r"dry([\d.]+)(?:a(\d+))?(?:b([\d.]+))?", part)
+        if dry:
+            kw["dry_multiplier"] = float(dry.group(1))
+            if dry.group(2):
+                kw["dry_allowed_length"] = int(dry.group(2))
+            if dry.group(3):
+                kw["dry_base"] = float(dry.group(3))
+        elif part.startswith("rp"):
             kw["repetition_penalty"] = float(part[2:])
         elif part.startswith("ng"):
             kw["no_repeat_ngram_size"] = int(part[2:])
         else:
-            raise SystemExit(f"unknown config part {part!r} (plain | rpX | ngN, joined with +)")
+            raise SystemExit(f"unknown config part {part!r} (plain | rpX | ngN | dryM[aN][bX], joined with +)")
     return Decoding(**kw)
 
 

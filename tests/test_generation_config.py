@@ -150,3 +150,51 @@ def test_decoding_uses_the_answer_only_processor(tokenizer):
     assert "repetition_penalty" not in kw and "no_repeat_ngram_size" not in kw
     (proc,) = kw["logits_processor"]
     assert isinstance(proc, AnswerRepetition) and proc.start_id == tokenizer.convert_tokens_to_ids("<|im_start|>")
+
+
+def test_dry_match_lengths_find_the_token_that_would_extend_a_repeat():
+    """DRY's signal: after "… 1 2 3 … 1 2", generating 3 would repeat "1 2 3"; the match length is how many
+    of the answer's last tokens already repeat an earlier run."""
+    from stages.model.generate import dry_match_lengths
+
+    assert dry_match_lengths([1, 2, 3, 1, 2], 2) == {3: 2}
+    assert dry_match_lengths([1, 2, 3, 1, 2], 3) == {}                 # a 2-token repeat is allowed at 3
+    assert dry_match_lengths([7, 1, 2, 3, 9, 1, 2, 3], 2) == {9: 3}    # the longest match wins
+    assert dry_match_lengths([5, 5, 5], 1) == {5: 2}                   # a run of one token
+    assert dry_match_lengths([1, 2, 1, 3, 1], 1) == {2: 1, 3: 1}
+    assert dry_match_lengths([], 2) == {} and dry_match_lengths([4], 1) == {}
+
+
+def test_dry_penalty_is_exponential_in_the_repeat_and_ignores_the_prompt():
+    from stages.model.generate import AnswerRepetition
+
+    # prompt 30 31 32 30 31, marker 1, role header 8 9, answer 12 13 14 12 13
+    ids = torch.tensor([[30, 31, 32, 30, 31, 1, 8, 9, 12, 13, 14, 12, 13]])
+    out = AnswerRepetition(1, 1.0, 0, (0.8, 2.0, 1))(ids, torch.zeros(1, 40))
+    assert out[0, 14].item() == pytest.approx(-0.8 * 2.0 ** (2 - 1))  # would repeat "12 13 14"
+    assert out[0, 32] == 0                                            # the prompt's repeat is free
+    assert int((out[0] != 0).sum()) == 1
+    off = AnswerRepetition(1, 1.0, 0, (0.0, 2.0, 1))(ids, torch.zeros(1, 40))
+    assert torch.equal(off, torch.zeros(1, 40))
+
+
+def test_dry_reaches_model_generate_and_params(tiny):
+    """generation.dry_* flow from params into model.generate: on the looping model (greedy repeats the
+    current token forever) a strong DRY leaves no token 4-gram repeated in the answer."""
+    from stages.model.prompt import encode_prompts
+
+    p = load_params("params.yaml")
+    gp = p.generation.model_copy(update={"dry_multiplier": 50.0, "dry_allowed_length": 3, "dry_base": 1.5})
+    dec = Decoding.from_params(gp)
+    assert dec.describe()["dry"] == {"multiplier": 50.0, "base": 1.5, "allowed_length": 3}
+    assert "dry" not in Decoding().describe()
+    _, tok = tiny
+    model = looping_model(tiny)
+    kw = dec.generate_kwargs(model, tok)
+    kw["eos_token_id"] = [-1]
+    batch = encode_prompts(tok, QS, "你是客服。")
+    with torch.inference_mode():
+        out = model.generate(**batch, max_new_tokens=60, **kw)
+    rows = out[:, batch["input_ids"].shape[1]:].tolist()
+    assert all(len(_ngrams(r, 4)) == len(set(_ngrams(r, 4))) for r in rows)
+    assert all(len(set(r)) > 10 for r in rows)

@@ -229,6 +229,32 @@ def test_a_worry_about_suddenly_is_not_happening_now():
     assert happening_now(match_text("我爸刚才突然晕倒了")) and happening_now(match_text("担心死了，他突然不说话了"))
 
 
+def test_the_now_word_must_sit_in_the_clause_of_the_event():
+    """A now-word (还在, 现在还, 又犯) in another clause than the emergency rule's match does not make an old or
+    habitual event acute; in the same clause it does. Suicide wording is never subject to this."""
+    from stages.safety.rules import happening_now
+
+    assert not happening_now(match_text("三年前晕倒过一回，查了没事，现在还能去跑马拉松吗"))
+    assert not happening_now(match_text("去年抽搐过一次，药还在吃，能不能减量"))
+    assert happening_now(match_text("他还在抽搐，嘴里有白沫"))
+    assert happening_now(match_text("我妈刚才晕倒了，叫不醒"))                # 刚才 in the event's own clause
+    assert happening_now(match_text("现在还在吐血"))
+
+
+@pytest.mark.parametrize("q", ["家里的农药放高一点，怕孩子误喝", "喝了隔夜的汤，会不会中毒啊，现在没感觉",
+                               "要做肠镜，担心检查完大出血怎么办", "以防煤气中毒，热水器装哪里好"])
+def test_an_emergency_word_inside_a_worry_does_not_fire(q):
+    """怕/担心/会不会/以防/防止 + the emergency word: a worry about the future, not an event; the classifier
+    still sees the question."""
+    assert detect_emergency(q) == []
+
+
+@pytest.mark.parametrize("q", ["孩子喝了农药，会不会有危险", "我爸吐血了，担心是胃出血", "怕自己哪天会自杀，控制不住",
+                               "哪怕只是晕倒一下也要去医院吗，我妈刚才晕倒了", "场面很可怕，他一直在抽搐"])
+def test_the_event_outside_the_worry_still_fires(q):
+    assert detect_emergency(q)
+
+
 @pytest.mark.parametrize("q", ["我真的想死，撑不下去了", "好想死啊", "想死的心都有了，每天都睡不着",
                                "他站在楼顶说要跳楼", "我爸刚刚突然晕倒了，叫不醒"])
 def test_the_same_rules_still_fire_on_intent_and_acute_events(q):

@@ -171,6 +171,9 @@ class GenerationParams(_Section):
     repetition_penalty: float = Field(1.0, ge=1.0)  # HF: divides logits of tokens already in prompt+answer; 1 = off
     no_repeat_ngram_size: int = Field(0, ge=0)      # HF: ban any token n-gram already generated/prompted; 0 = off
     stop_tokens: list[str] = Field(default_factory=lambda: ["<|im_end|>", "<|endoftext|>"], min_length=1)
+    dry_multiplier: float = Field(0.0, ge=0.0)     # DRY penalty on tokens that extend a repeat of the answer; 0 = off
+    dry_base: float = Field(1.75, ge=1.0)          # penalty grows by this factor per repeated token beyond ...
+    dry_allowed_length: int = Field(2, ge=1)       # ... this many (repeats this short are free)
 
 
 class EvalParams(_Section):

@@ -21,21 +21,35 @@ class Decoding:
     of every token already in the answer) and ``no_repeat_ngram_size`` (bans any token n-gram that
     already occurred in the answer) look at the ANSWER only (``AnswerRepetition``): transformers' own
     processors also count the prompt, which banned the system prompt's "拨打120…急诊" phrase from
-    emergency answers. ``stop`` are the tokens that end an answer (besides the model's own eos ids)."""
+    emergency answers. ``dry_*`` is the DRY ("don't repeat yourself") penalty of llama.cpp / koboldcpp /
+    text-generation-webui (p-e-w's design), also over the answer only: a token that would extend a
+    repeat of the answer's last ``L ≥ dry_allowed_length`` tokens loses ``dry_multiplier ·
+    dry_base^(L − dry_allowed_length)`` logits — long copies (and drifting lists that copy a long prefix)
+    become impossible while single common tokens (的, ，, 血压) stay free, unlike ``repetition_penalty``,
+    which taxes every reused token and so ends Chinese answers early. ``stop`` are the tokens that end an
+    answer (besides the model's own eos ids)."""
     max_new_tokens: int = 256
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     stop: tuple[str, ...] = DEFAULT_STOP
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
 
     @classmethod
     def from_params(cls, gp) -> "Decoding":
         return cls(max_new_tokens=gp.max_new_tokens, repetition_penalty=gp.repetition_penalty,
-                   no_repeat_ngram_size=gp.no_repeat_ngram_size, stop=tuple(gp.stop_tokens))
+                   no_repeat_ngram_size=gp.no_repeat_ngram_size, stop=tuple(gp.stop_tokens),
+                   dry_multiplier=gp.dry_multiplier, dry_base=gp.dry_base, dry_allowed_length=gp.dry_allowed_length)
 
     def describe(self) -> dict:
         """What an answer depends on (recorded with base predictions, compared by evaluate)."""
-        return {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty,
-                "no_repeat_ngram_size": self.no_repeat_ngram_size, "stop": list(self.stop)}
+        out = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty,
+               "no_repeat_ngram_size": self.no_repeat_ngram_size, "stop": list(self.stop)}
+        if self.dry_multiplier > 0:
+            out["dry"] = {"multiplier": self.dry_multiplier, "base": self.dry_base,
+                          "allowed_length": self.dry_allowed_length}
+        return out
 
     def stop_ids(self, model, tokenizer) -> list[int]:
         """The model's eos ids, the tokenizer's eos and every ``stop`` token (unknown ones fail)."""
@@ -53,13 +67,14 @@ class Decoding:
         """Keyword arguments for ``model.generate`` (without ``max_new_tokens``: callers may cap lower)."""
         kw = {"do_sample": False, "pad_token_id": tokenizer.pad_token_id,
               "eos_token_id": self.stop_ids(model, tokenizer)}
-        if self.repetition_penalty != 1.0 or self.no_repeat_ngram_size > 0:
+        if self.repetition_penalty != 1.0 or self.no_repeat_ngram_size > 0 or self.dry_multiplier > 0:
             start = tokenizer.convert_tokens_to_ids(ANSWER_MARKER)
             if not isinstance(start, int) or start == tokenizer.unk_token_id:
-                raise ValueError(f"generation.repetition_penalty/no_repeat_ngram_size need the chat template's "
-                                 f"{ANSWER_MARKER!r} token to find where the answer starts; this tokenizer has none")
+                raise ValueError(f"generation.repetition_penalty/no_repeat_ngram_size/dry_multiplier need the chat "
+                                 f"template's {ANSWER_MARKER!r} token to find where the answer starts; this tokenizer has none")
             kw["logits_processor"] = LogitsProcessorList(
-                [AnswerRepetition(start, self.repetition_penalty, self.no_repeat_ngram_size)])
+                [AnswerRepetition(start, self.repetition_penalty, self.no_repeat_ngram_size,
+                                  (self.dry_multiplier, self.dry_base, self.dry_allowed_length))])
         return kw
 
 
@@ -69,10 +84,12 @@ ANSWER_MARKER = "<|im_start|>"      # ChatML: the answer follows the last one (`
 class AnswerRepetition(LogitsProcessor):
     """Repetition penalty and no-repeat n-gram ban over each row's answer tokens only: the tokens after
     the row's last ``start_id`` (stateless, so it works with left padding, batches and a cached prefix).
-    Same arithmetic as transformers' processors (penalty: negative logits ×p, positive ÷p)."""
+    Same arithmetic as transformers' processors (penalty: negative logits ×p, positive ÷p); ``dry``
+    (multiplier, base, allowed_length) as in ``Decoding``, multiplier 0 = off."""
 
-    def __init__(self, start_id: int, penalty: float = 1.0, ngram: int = 0):
+    def __init__(self, start_id: int, penalty: float = 1.0, ngram: int = 0, dry: tuple = (0.0, 1.75, 2)):
         self.start_id, self.penalty, self.ngram = start_id, penalty, ngram
+        self.dry_mult, self.dry_base, self.dry_allowed = float(dry[0]), float(dry[1]), int(dry[2])
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for b, row in enumerate(input_ids.tolist()):
@@ -90,7 +107,29 @@ class AnswerRepetition(LogitsProcessor):
                 banned = {ans[i + n - 1] for i in range(len(ans) - n + 1) if ans[i:i + n - 1] == tail}
                 if banned:
                     scores[b, list(banned)] = -float("inf")
+            if self.dry_mult > 0:
+                for tok, length in dry_match_lengths(ans, self.dry_allowed).items():
+                    scores[b, tok] -= self.dry_mult * self.dry_base ** min(length - self.dry_allowed, 40)
         return scores
+
+
+def dry_match_lengths(ans: list[int], allowed: int) -> dict[int, int]:
+    """{token: L} for every token that, generated next, would extend a repeat of the answer's last L ≥
+    ``allowed`` tokens (the longest such L per token): for each earlier position j whose preceding
+    tokens end like the answer does, ``ans[j]`` is the token that continued them then."""
+    n, out = len(ans), {}
+    if n < max(allowed, 1):
+        return out
+    last = ans[-1]
+    for j in range(1, n):
+        if ans[j - 1] != last:
+            continue
+        length = 1
+        while length < j and ans[j - 1 - length] == ans[n - 1 - length]:
+            length += 1
+        if length >= allowed and length > out.get(ans[j], 0):
+            out[ans[j]] = length
+    return out
 
 
 def _batches(items: list, size: int) -> Iterable[list]:

@@ -149,6 +149,10 @@ _PAST = re.compile(r"去年|前年|上个?月|上周|上次|那次|当时|之前
 # 突然 inside a worry, a what-if or a habit ("怕突然昏迷没人发现", "如果以后突然晕倒", "有时候会突然心慌") is not
 # something happening now: that span is dropped before _NOW is looked for
 _NOT_NOW = re.compile(r"(?:怕|担心|万一|会不会|以防|如果|假如|要是|以后|将来|有时候?|偶尔|经常|每次|总是|老是)[^,.?!;]{0,8}?突然")
+# worries and precautions ("怕孩子误喝", "担心会不会中毒", "以防…"): an emergency rule matching only inside one
+# does not fire (可怕/害怕/恐怕/哪怕 are not worries about the future)
+_WORRY_SPAN = re.compile(r"(?:(?<![可害恐哪])怕|担心|万一|会不会|以防|防止)[^,.?!;]{0,12}")
+_CLAUSE = re.compile(r"[^,.?!;]+")
 _NOW = re.compile(r"突然|刚才|刚刚|正在|还在|此刻|这会儿?|现在(?:又|还|突然|开始)|又(?:开始|犯|发作)")
 
 
@@ -162,6 +166,10 @@ def detect_emergency(text: str) -> list[str]:
 def emergency_hits(matched: str) -> list[str]:
     """``detect_emergency`` on text that is already ``match_text`` (the triage classifier shares it)."""
     hits = [name for name, rx in _EMERGENCY.items() if rx.search(matched)]
+    if hits:
+        # a worry is not an event: "怕孩子误喝", "会不会中毒", "怕拔完出血止不住" (self-harm wording always counts)
+        rest = _WORRY_SPAN.sub(lambda w: " " * len(w.group()), matched)
+        hits = [h for h in hits if h in SELF_HARM_RULES or _EMERGENCY[h].search(rest)]
     if hits and _HYPOTHETICAL.search(matched) and not _DESCRIBES.search(matched):
         return []
     if hits and _PAST.search(matched) and not happening_now(matched):
@@ -172,8 +180,18 @@ def emergency_hits(matched: str) -> list[str]:
 
 
 def happening_now(matched: str) -> bool:
-    """The question says something is happening now (突然, 刚才, 正在, …) — on ``match_text`` text."""
-    return bool(_NOW.search(_NOT_NOW.sub("", matched)))
+    """The question says something is happening now (突然, 刚才, 正在, …) — on ``match_text`` text — in
+    the same clause as an emergency rule's match when one matches: "两年没抽搐了,药还在吃" and "前年晕倒过一次,
+    …,现在还能撸铁吗" put the now-word in another clause than the event; "我爸刚才突然晕倒了" does not."""
+    text = _NOT_NOW.sub(lambda w: " " * len(w.group()), matched)       # same length: positions stay
+    nows = [m.start() for m in _NOW.finditer(text)]
+    if not nows:
+        return False
+    clauses = [m.span() for m in _CLAUSE.finditer(matched)]
+    clause_of = lambda i: next((k for k, (a, b) in enumerate(clauses) if a <= i < b), -1)  # noqa: E731
+    hit = {clause_of(m.start()) for name, rx in _EMERGENCY.items() if name not in SELF_HARM_RULES
+           for m in rx.finditer(matched)}
+    return not hit or any(clause_of(i) in hit for i in nows)
 
 
 def has_emergency_guidance(answer: str) -> bool:
