@@ -219,3 +219,17 @@ def test_service_numbers(kind, rest, sizes, sep):
 def test_medical_numbers_never_masked(text):
     out, counts = mask_pii_counts(text)
     assert not counts, (text, out)
+
+
+@pytest.mark.parametrize("text", ["我是程序员，经常熬夜眼睛干", "我是司机，腰疼好几年了", "我是安全员，想问一下体检项目",
+                                  "我是农民，常年在地里干活", "我是白领，久坐颈椎不好"])
+def test_an_occupation_after_wo_shi_is_not_a_name(text):
+    """程/司/安/农/白 are surnames, but 我是程序员 / 司机 / 安全员 names a job, not a person."""
+    assert mask_pii(text) == text
+
+
+@pytest.mark.parametrize("text,name", [("我是白玲，今年25岁", "白玲"), ("我是安静。", "安静"), ("我是刘老师", "刘老师"),
+                                       ("我是司马南，男", "司马南")])
+def test_a_name_that_starts_like_an_occupation_is_still_masked(text, name):
+    out = mask_pii(text)
+    assert name not in out and PII_TAGS["name"] in out

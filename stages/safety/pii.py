@@ -196,7 +196,13 @@ _SELF = re.compile(r"((?:我叫|我的名字(?:是|叫))[:：]? ?)((?:" + _SURNA
 # "我是/患者/病人" are followed by names less often ("我是高血压患者", "患者康复，"): surname + 1-2
 # characters, then for 我是 punctuation/男/女/an age/the end, for 患者/病人 a colon before the name
 # or a sex/age right after it ("患者张三，男，45岁")
-_WEAK = re.compile(r"((?:我是)[:：]? ?)(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
+# occupations and roles whose first character is also a surname ("我是程序员", "我是司机", "我是安全员"):
+# not names after 我是 ("我是刘老师" / "我是钱工" — a surname with a title — still are)
+_ROLES = ("程序员 安全员 司机 农民 白领 工人 军人 警察 保安 会计 律师 记者 商人 房东 车主 歌手 画家 作家 教练 销售 码农 "
+          "高管 文员 职员 店员 柜员 海员 船员 学员 党员 演员 司仪 骑手 车手 全职妈妈 全职太太 上班族 单身 单亲妈妈 "
+          "孕妇 产妇 宝妈 新手妈妈 新手爸爸 独生子女 退休工人 退休职工 华侨 留学生 研究生 博士生 本科生 高中生 初中生")
+_NOT_ROLE = "(?!(?:" + "|".join(sorted(_ROLES.split(), key=len, reverse=True)) + ")(?:" + _BOUNDARY + "))"
+_WEAK = re.compile(r"((?:我是)[:：]? ?)" + _NOT_ROLE + "(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
 _PATIENT = re.compile(r"((?:患者|病人|患儿)(?:[:：] ?)?)(" + _SURNAME + _NAME_CHAR + "{1,2})"
                       r"(?=[,，、 ]?(?:男|女|\d+岁|今年|\d+个?月))")
 _PATIENT_COLON = re.compile(r"((?:患者|病人|患儿)[:：] ?)(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
