@@ -71,7 +71,8 @@ class Decoding:
             start = tokenizer.convert_tokens_to_ids(ANSWER_MARKER)
             if not isinstance(start, int) or start == tokenizer.unk_token_id:
                 raise ValueError(f"generation.repetition_penalty/no_repeat_ngram_size/dry_multiplier need the chat "
-                                 f"template's {ANSWER_MARKER!r} token to find where the answer starts; this tokenizer has none")
+                                 f"template's {ANSWER_MARKER!r} token to find where the answer starts; "
+                                 "this tokenizer has none")
             kw["logits_processor"] = LogitsProcessorList(
                 [AnswerRepetition(start, self.repetition_penalty, self.no_repeat_ngram_size,
                                   (self.dry_multiplier, self.dry_base, self.dry_allowed_length))])
@@ -85,11 +86,13 @@ class AnswerRepetition(LogitsProcessor):
     """Repetition penalty and no-repeat n-gram ban over each row's answer tokens only: the tokens after
     the row's last ``start_id`` (stateless, so it works with left padding, batches and a cached prefix).
     Same arithmetic as transformers' processors (penalty: negative logits ×p, positive ÷p); ``dry``
-    (multiplier, base, allowed_length) as in ``Decoding``, multiplier 0 = off."""
+    (multiplier, base, allowed_length) as in ``Decoding`` (its defaults live there), None or multiplier 0 = off."""
 
-    def __init__(self, start_id: int, penalty: float = 1.0, ngram: int = 0, dry: tuple = (0.0, 1.75, 2)):
+    def __init__(self, start_id: int, penalty: float = 1.0, ngram: int = 0,
+                 dry: tuple[float, float, int] | None = None):
         self.start_id, self.penalty, self.ngram = start_id, penalty, ngram
-        self.dry_mult, self.dry_base, self.dry_allowed = float(dry[0]), float(dry[1]), int(dry[2])
+        mult, base, allowed = dry or (0.0, 1.0, 1)
+        self.dry_mult, self.dry_base, self.dry_allowed = float(mult), float(base), int(allowed)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for b, row in enumerate(input_ids.tolist()):
