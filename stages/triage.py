@@ -33,7 +33,7 @@ from stages.safety.replies import ReplyIndex
 from stages.safety.rules import SELF_HARM_RULES, emergency_hits
 from stages.safety.triage import Triager, rule_stands
 from stages.safety.triage_data import (corpus_emergency_qa, corpus_rows, fold_ids, load_authored, read_rows,
-                                       split_rows)
+                                       split_rows, train_only_rows)
 from stages.safety.triage_eval import (choose_self_harm_share, choose_thresholds, pr_points,
                                        triage_metrics)
 from stages.safety.triage_model import LABELS, OFF, TriageModel
@@ -45,14 +45,18 @@ def _fit(kind: str, rows: list[dict], p: TriageParams) -> TriageModel:
                            c=p.c, seed=p.seed)
 
 
-def load_rows(p: TriageParams, corpus_split: str | Path) -> tuple[dict[str, list[dict]], list[dict], int]:
-    """(authored train/val/test split, corpus extra training rows, authored duplicates dropped) — the rows
-    the stage (and bench/triage_grid.py) fits and measures on."""
+def load_rows(p: TriageParams, corpus_split: str | Path) -> tuple[dict[str, list[dict]], list[dict], dict]:
+    """(authored train/val/test split, extra training rows, counts) — the rows the stage (and
+    bench/triage_grid.py) fits and measures on. Extra rows (the corpus' train/val questions and the
+    ``triage.train_only`` files) are fitted on in every fold and never scored."""
     authored, dropped = load_authored(p.data_dir)
     split = split_rows(authored, p.seed, p.val_frac, p.test_frac)
-    extra = corpus_rows([Path(corpus_split) / f"{s}.jsonl" for s in ("train", "val")],
-                        p.corpus_negatives) if p.corpus_extra else []
-    return split, extra, dropped
+    corpus = corpus_rows([Path(corpus_split) / f"{s}.jsonl" for s in ("train", "val")],
+                         p.corpus_negatives) if p.corpus_extra else []
+    only, only_dropped = train_only_rows(p.train_only, authored)
+    counts = {"corpus_extra": len(corpus), "train_only": len(only), "duplicates_dropped": dropped,
+              "train_only_duplicates_dropped": only_dropped}
+    return split, corpus + only, counts
 
 
 def oof_proba(kind: str, dev: list[dict], extra: list[dict], p: TriageParams) -> np.ndarray:
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     p = load_params(args.params).triage
 
-    split, extra, dropped = load_rows(p, args.corpus_split)
+    split, extra, counts = load_rows(p, args.corpus_split)
 
     # thresholds (and the candidate) on scores of rows the model did not see: with cv_folds, out-of-fold
     # scores over train+val (every row once; the served model is then fitted on all of train+val); without,
@@ -149,9 +153,9 @@ def main(argv: list[str] | None = None) -> None:
         "self_harm_share": model.self_harm_share, "candidates": candidates,
         "thresholds_on": (f"out-of-fold scores, {p.cv_folds} folds over train+val; served model fitted on "
                           "train+val+corpus extra" if p.cv_folds else "val split; served model fitted on train+corpus extra"),
-        "n": {"train": len(split["train"]), "corpus_extra": len(extra), "val": len(split["val"]), "test": len(test),
+        "n": {"train": len(split["train"]), "val": len(split["val"]), "test": len(test), **counts,
               "fitted_on": len(fit_rows), "cv_folds": p.cv_folds,
-              "duplicates_dropped": dropped, "reply_answers": len(answers), "independent": len(independent)},
+              "reply_answers": len(answers), "independent": len(independent)},
         tune_name: measure(triager, tune, tune_proba), "test": measure(triager, test),
         "reply_steps_rate": round(sum(steps) / len(steps), 4) if steps else None,
     }

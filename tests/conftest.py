@@ -120,7 +120,8 @@ def build_triage_model(root: Path, data_dir: Path = REPO / "data" / "triage", **
 
     root.mkdir(parents=True, exist_ok=True)
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    raw["triage"].update({"data_dir": str(data_dir), "independent": "", "held_back": [], "corpus_extra": False,
+    raw["triage"].update({"data_dir": str(data_dir), "independent": "", "held_back": [], "train_only": [],
+                          "corpus_extra": False,
                           "candidates": ["char_lr"], **triage_overrides})
     (root / "params.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     clean = root / "qa.jsonl"

@@ -192,6 +192,7 @@ class TriageParams(_Section):
     data_dir: str = "data/triage"
     independent: str = "data/triage/independent/eval.jsonl"
     held_back: list[str] = Field(default_factory=list)      # measured only (params.yaml lists the pending writers)
+    train_only: list[str] = Field(default_factory=list)     # fitted on, never split / scored / tuned on (params.yaml)
     seed: int = 42
     val_frac: float = Field(0.2, gt=0, lt=1)
     test_frac: float = Field(0.2, gt=0, lt=1)

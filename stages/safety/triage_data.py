@@ -60,6 +60,23 @@ def load_authored(data_dir: str | Path) -> tuple[list[dict], int]:
     return rows, dropped
 
 
+def train_only_rows(paths: list[str | Path], authored: list[dict]) -> tuple[list[dict], int]:
+    """Rows of the ``triage.train_only`` files: fitted on (in every fold and by the served model), never
+    split, scored or used for a threshold. A row whose ``match_text`` equals an authored row (any split, so
+    the test split cannot leak in) or an earlier train-only row is dropped; (rows, dropped)."""
+    seen = {match_text(r["text"]) for r in authored}
+    rows, dropped = [], 0
+    for f in paths:
+        for r in read_rows(f):
+            key = match_text(r["text"])
+            if key in seen:
+                dropped += 1
+                continue
+            seen.add(key)
+            rows.append(r)
+    return rows, dropped
+
+
 def split_rows(rows: list[dict], seed: int, val_frac: float, test_frac: float) -> dict[str, list[dict]]:
     """Seeded split stratified by (label, condition): every condition with ≥ 3 rows has ≥ 1 test row.
     Each split keeps the input order, so the result depends only on the data and the seed."""
