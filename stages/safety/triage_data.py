@@ -46,10 +46,10 @@ def authored_files(data_dir: str | Path) -> list[Path]:
     return files
 
 
-def load_authored(data_dir: str | Path) -> tuple[list[dict], int]:
-    """All authored rows, exact duplicates (same ``match_text``) dropped after the first; (rows, dropped)."""
-    seen, rows, dropped = set(), [], 0
-    for f in authored_files(data_dir):
+def _read_new(files, seen: set[str]) -> tuple[list[dict], int]:
+    """Rows of ``files`` whose ``match_text`` is not in ``seen`` (updated as it goes); (rows, dropped)."""
+    rows, dropped = [], 0
+    for f in files:
         for r in read_rows(f):
             key = match_text(r["text"])
             if key in seen:
@@ -58,23 +58,18 @@ def load_authored(data_dir: str | Path) -> tuple[list[dict], int]:
             seen.add(key)
             rows.append(r)
     return rows, dropped
+
+
+def load_authored(data_dir: str | Path) -> tuple[list[dict], int]:
+    """All authored rows, exact duplicates (same ``match_text``) dropped after the first; (rows, dropped)."""
+    return _read_new(authored_files(data_dir), set())
 
 
 def train_only_rows(paths: list[str | Path], authored: list[dict]) -> tuple[list[dict], int]:
     """Rows of the ``triage.train_only`` files: fitted on (in every fold and by the served model), never
     split, scored or used for a threshold. A row whose ``match_text`` equals an authored row (any split, so
     the test split cannot leak in) or an earlier train-only row is dropped; (rows, dropped)."""
-    seen = {match_text(r["text"]) for r in authored}
-    rows, dropped = [], 0
-    for f in paths:
-        for r in read_rows(f):
-            key = match_text(r["text"])
-            if key in seen:
-                dropped += 1
-                continue
-            seen.add(key)
-            rows.append(r)
-    return rows, dropped
+    return _read_new(paths, {match_text(r["text"]) for r in authored})
 
 
 def split_rows(rows: list[dict], seed: int, val_frac: float, test_frac: float) -> dict[str, list[dict]]:
