@@ -53,7 +53,7 @@ def load_rows(p: TriageParams, corpus_split: str | Path) -> tuple[dict[str, list
     split = split_rows(authored, p.seed, p.val_frac, p.test_frac)
     corpus = corpus_rows([Path(corpus_split) / f"{s}.jsonl" for s in ("train", "val")],
                          p.corpus_negatives) if p.corpus_extra else []
-    only, only_dropped = train_only_rows(p.train_only, authored)
+    only, only_dropped = train_only_rows(p.train_only, authored, [f for f in [p.independent, *p.held_back] if f])
     counts = {"corpus_extra": len(corpus), "train_only": len(only), "duplicates_dropped": dropped,
               "train_only_duplicates_dropped": only_dropped}
     return split, corpus + only, counts
@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
         "model": kind, "threshold": model.threshold, "self_harm_threshold": model.self_harm_threshold,
         "self_harm_share": model.self_harm_share, "candidates": candidates,
         "thresholds_on": (f"out-of-fold scores, {p.cv_folds} folds over train+val; served model fitted on "
-                          "train+val+corpus extra" if p.cv_folds else "val split; served model fitted on train+corpus extra"),
+                          "train+val+extra (corpus, train_only)" if p.cv_folds
+                          else "val split; served model fitted on train+extra (corpus, train_only)"),
         "n": {"train": len(split["train"]), "val": len(split["val"]), "test": len(test), **counts,
               "fitted_on": len(fit_rows), "cv_folds": p.cv_folds,
               "reply_answers": len(answers), "independent": len(independent)},

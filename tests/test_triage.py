@@ -89,7 +89,8 @@ def test_thresholds_come_from_out_of_fold_scores_and_the_served_model_sees_train
 def test_train_only_rows_are_fitted_on_but_never_split_scored_or_leaked(small_run, tmp_path):
     """triage.train_only: its rows join every fit (folds and the served model) but never the split, so the
     test split is the same rows with or without them; a row equal to an authored row (here one of the test
-    split) is dropped and counted, so a train-only file cannot leak the test set into training."""
+    split) or to a measured-only row is dropped and counted, so a train-only file cannot leak a set we report
+    into training."""
     _, data = small_run
     plain = build_triage_model(tmp_path / "plain", data, ngram_max=3, min_recall=0.5, cv_folds=0).parent
     test_row = json.loads((plain / "split" / "test.jsonl").read_text(encoding="utf-8").splitlines()[0])
@@ -97,11 +98,14 @@ def test_train_only_rows_are_fitted_on_but_never_split_scored_or_leaked(small_ru
     extra.write_text("".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n" for t, lab in
                              [("把攒的药都拿出来数了数，够了", "self_harm"), ("最近心情低落，但还想好好过日子", "none"),
                               ("尴尬得想死，开会说错话了", "none"), (test_row["text"], test_row["label"])]), encoding="utf-8")
+    measured = tmp_path / "held.jsonl"                    # a measured-only (held-back) row is not trained on either
+    measured.write_text(json.dumps({"text": "尴尬得想死，开会说错话了", "label": "none"}, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
     with_only = build_triage_model(tmp_path / "only", data, ngram_max=3, min_recall=0.5, cv_folds=0,
-                                   train_only=[str(extra)]).parent
+                                   train_only=[str(extra)], held_back=[str(measured)]).parent
     m0, m1 = (json.loads((d / "triage.json").read_text(encoding="utf-8"))["n"] for d in (plain, with_only))
-    assert (m1["train_only"], m1["train_only_duplicates_dropped"]) == (3, 1) and m0["train_only"] == 0
-    assert m1["fitted_on"] == m0["fitted_on"] + 3 == m1["train"] + 3               # fitted on (cv_folds 0: train + extra)
+    assert (m1["train_only"], m1["train_only_duplicates_dropped"]) == (2, 2) and m0["train_only"] == 0
+    assert m1["fitted_on"] == m0["fitted_on"] + 2 == m1["train"] + 2               # fitted on (cv_folds 0: train + extra)
     for name in ("train", "val", "test"):                                           # the split does not move
         assert (plain / "split" / f"{name}.jsonl").read_bytes() == (with_only / "split" / f"{name}.jsonl").read_bytes()
 

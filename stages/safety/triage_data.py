@@ -65,11 +65,14 @@ def load_authored(data_dir: str | Path) -> tuple[list[dict], int]:
     return _read_new(authored_files(data_dir), set())
 
 
-def train_only_rows(paths: list[str | Path], authored: list[dict]) -> tuple[list[dict], int]:
+def train_only_rows(paths: list[str | Path], authored: list[dict], measured: list[str | Path] = ()) -> tuple[list[dict], int]:
     """Rows of the ``triage.train_only`` files: fitted on (in every fold and by the served model), never
     split, scored or used for a threshold. A row whose ``match_text`` equals an authored row (any split, so
-    the test split cannot leak in) or an earlier train-only row is dropped; (rows, dropped)."""
-    return _read_new(paths, {match_text(r["text"]) for r in authored})
+    the test split cannot leak in), a row of a ``measured`` file (the independent and held-back sets) or an
+    earlier train-only row is dropped; (rows, dropped)."""
+    seen = {match_text(r["text"]) for r in authored}
+    seen |= {match_text(r["text"]) for f in measured for r in read_rows(f)}
+    return _read_new(paths, seen)
 
 
 def split_rows(rows: list[dict], seed: int, val_frac: float, test_frac: float) -> dict[str, list[dict]]:
