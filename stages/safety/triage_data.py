@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from stages.common.jsonio import iter_json_objects
@@ -65,7 +66,8 @@ def load_authored(data_dir: str | Path) -> tuple[list[dict], int]:
     return _read_new(authored_files(data_dir), set())
 
 
-def train_only_rows(paths: list[str | Path], authored: list[dict], measured: list[str | Path] = ()) -> tuple[list[dict], int]:
+def train_only_rows(paths: list[str | Path], authored: list[dict],
+                    measured: Sequence[str | Path] = ()) -> tuple[list[dict], int]:
     """Rows of the ``triage.train_only`` files: fitted on (in every fold and by the served model), never
     split, scored or used for a threshold. A row whose ``match_text`` equals an authored row (any split, so
     the test split cannot leak in), a row of a ``measured`` file (the independent and held-back sets) or an
