@@ -427,3 +427,51 @@ def test_random_adapter_is_valid_peft(tmp_path):
     assert max_diff(p, s) <= 1e-6
     changed = {k for k in s if not torch.equal(s[k], tensors(base)[k])}
     assert changed and all(".layers.1." in k for k in changed)
+
+
+# ------------------------------------------------------------------ choosing merge.scale (bench/adapter_scale.py)
+def test_adapter_scale_rule_picks_the_largest_scale_within_both_limits():
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from adapter_scale import pick
+
+    rows = [{"scale": 0.0, "real_ratio": 1.0, "authored_ratio": 1.0},
+            {"scale": 1.0, "real_ratio": 1.05, "authored_ratio": 0.50},   # real answers less likely: no
+            {"scale": 0.8, "real_ratio": 0.99, "authored_ratio": 0.58},   # the largest that passes
+            {"scale": 0.7, "real_ratio": 0.97, "authored_ratio": 0.59},
+            {"scale": 0.5, "real_ratio": 0.95, "authored_ratio": 0.65}]   # authored too far from the target
+    assert pick(rows, 0.6) == 0.8
+    assert pick(rows, 0.55) is None                                       # nothing passes: no silent default
+    assert pick(rows[:1], 0.6) is None                                    # the base itself is never "chosen"
+
+
+def test_adapter_scale_bench_measures_base_and_each_scale(tmp_path, tiny_model_dir, shared_data):
+    """The bench on the tiny model with a random adapter over the real val sets: scale 0 is the base's own
+    perplexity (adapter disabled), every ratio is against it, and the rule's pick is recorded."""
+    import subprocess
+    import sys
+
+    from stages.model.random_adapter import write_random_adapter
+
+    adapter = write_random_adapter(tiny_model_dir, tmp_path / "lora", r=4, alpha=8, layers="all")
+    out = tmp_path / "scale.json"
+    res = subprocess.run([sys.executable, str(REPO / "bench/adapter_scale.py"), "--base", str(tiny_model_dir),
+                          "--adapter", str(adapter), "--scales", "1", "0.5", "--out", str(out),
+                          "--csv", str(shared_data / "cmd_internal_medicine.gb18030.csv")],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(out.read_text(encoding="utf-8"))
+    rows = {r["scale"]: r for r in got["rows"]}
+    assert sorted(rows) == [0.0, 0.5, 1.0]
+    base = rows[0.0]
+    for r in rows.values():
+        assert r["real"] > 1 and r["authored"] > 1
+        assert r["real_ratio"] == pytest.approx(r["real"] / base["real"])
+        assert r["authored_ratio"] == pytest.approx(r["authored"] / base["authored"])
+    assert rows[1.0]["real"] != base["real"]                      # the adapter is applied, and scaled
+    assert rows[0.5]["real"] != rows[1.0]["real"]
+    from adapter_scale import pick
+
+    assert got["chosen"] == pick(got["rows"], 0.6)
+    assert "100 real val answers" in res.stdout and "72 authored val" in res.stdout
