@@ -60,6 +60,8 @@ def main() -> None:
 
     params = load_params(args.params)
     real = sample_questions(args.csv, REAL_VAL.stop, args.seed, params)[REAL_VAL]
+    if not args.val.is_file():
+        sys.exit(f"{args.val}: no val split (run `dvc repro split` or `dvc pull split` first)")
     authored = read_jsonl(args.val)
     sets = {"real": [(e["question"], e["answer"]) for e in real],
             "authored": [(e["question"], e["answer"]) for e in authored]}

@@ -100,19 +100,19 @@ def test_serve_settings_read_the_generation_config():
 
 
 def test_inference_dtype_and_training_precision_follow_the_hardware(monkeypatch):
-    from stages import train
     from stages.model import modeling
+    from stages.training import setup
 
     monkeypatch.setattr(modeling, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(modeling, "pick_device", lambda: "cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert modeling.resolve_inference_dtype("auto", "cpu") is torch.bfloat16
     assert modeling.resolve_dtype("auto", "cpu") is torch.float32        # storage (base stage) stays fp32
-    assert train.resolve_mixed_precision("auto") == "bf16"
-    assert train.resolve_mixed_precision("no") == "no"
+    assert setup.resolve_mixed_precision("auto") == "bf16"
+    assert setup.resolve_mixed_precision("no") == "no"
     monkeypatch.setattr(modeling, "cpu_has_native_bf16", lambda: False)
     assert modeling.resolve_inference_dtype("auto", "cpu") is torch.float32
-    assert train.resolve_mixed_precision("auto") == "no"
+    assert setup.resolve_mixed_precision("auto") == "no"
     assert modeling.resolve_inference_dtype("float32", "cpu") is torch.float32
     # GPUs keep their own path
     assert modeling.resolve_inference_dtype("auto", "cuda") is modeling.resolve_dtype("auto", "cuda")

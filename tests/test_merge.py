@@ -455,9 +455,12 @@ def test_adapter_scale_bench_measures_base_and_each_scale(tmp_path, tiny_model_d
     from stages.model.random_adapter import write_random_adapter
 
     adapter = write_random_adapter(tiny_model_dir, tmp_path / "lora", r=4, alpha=8, layers="all")
-    out = tmp_path / "scale.json"
+    out, val = tmp_path / "scale.json", tmp_path / "val.jsonl"
+    # an authored val set from the git-tracked corpus (data/split is a DVC output, absent in a fresh clone)
+    rows = (REPO / "data/raw/clin1_cardiology.jsonl").read_text(encoding="utf-8").splitlines()[:12]
+    val.write_text("\n".join(rows) + "\n", encoding="utf-8")
     res = subprocess.run([sys.executable, str(REPO / "bench/adapter_scale.py"), "--base", str(tiny_model_dir),
-                          "--adapter", str(adapter), "--scales", "1", "0.5", "--out", str(out),
+                          "--adapter", str(adapter), "--scales", "1", "0.5", "--out", str(out), "--val", str(val),
                           "--csv", str(shared_data / "cmd_internal_medicine.gb18030.csv")],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -474,4 +477,4 @@ def test_adapter_scale_bench_measures_base_and_each_scale(tmp_path, tiny_model_d
     from adapter_scale import pick
 
     assert got["chosen"] == pick(got["rows"], 0.6)
-    assert "100 real val answers" in res.stdout and "72 authored val" in res.stdout
+    assert "100 real val answers" in res.stdout and "12 authored val" in res.stdout
