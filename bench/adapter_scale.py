@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from real_questions import DEFAULT_CSV, sample_questions  # noqa: E402
+from real_questions import DEFAULT_CSV, SEED, sample_questions  # noqa: E402
 
 REAL_VAL = slice(40, 140)
 
@@ -40,7 +40,7 @@ def pick(rows: list[dict], authored_max: float) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--csv", type=Path, default=DEFAULT_CSV)
-    ap.add_argument("--seed", type=int, default=7, help="bench/real_questions.py's seed (keeps the sets disjoint)")
+    ap.add_argument("--seed", type=int, default=SEED, help="bench/real_questions.py's seed (keeps the sets disjoint)")
     ap.add_argument("--base", default="models/base")
     ap.add_argument("--adapter", default="models/lora")
     ap.add_argument("--val", type=Path, default=REPO / "data/split/val.jsonl")
@@ -58,10 +58,10 @@ def main() -> None:
     from stages.model.adapters import load_with_adapter, set_adapter_scale
     from stages.model.modeling import load_tokenizer, resolve_inference_dtype
 
-    params = load_params(args.params)
-    real = sample_questions(args.csv, REAL_VAL.stop, args.seed, params)[REAL_VAL]
     if not args.val.is_file():
         sys.exit(f"{args.val}: no val split (run `dvc repro split` or `dvc pull split` first)")
+    params = load_params(args.params)
+    real = sample_questions(args.csv, REAL_VAL.stop, args.seed, params)[REAL_VAL]
     authored = read_jsonl(args.val)
     sets = {"real": [(e["question"], e["answer"]) for e in real],
             "authored": [(e["question"], e["answer"]) for e in authored]}
@@ -78,19 +78,17 @@ def main() -> None:
             out[name] = perplexity(sum(n["nll"] for n in nll), sum(n["tokens"] for n in nll))
         return out
 
-    base = ppl(0.0)
-    rows = [{"scale": 0.0, **base, "real_ratio": 1.0, "authored_ratio": 1.0}]
     print(f"{len(sets['real'])} real val answers ({args.csv.name}, seed {args.seed}, positions "
           f"{REAL_VAL.start}–{REAL_VAL.stop - 1}), {len(sets['authored'])} authored val; {args.adapter}; dtype {dtype}")
     print(f"{'scale':>6} {'real ppl':>10} {'vs base':>8} {'authored':>10} {'vs base':>8}")
-    print(f"{'base':>6} {base['real']:>10.2f} {1:>8.3f} {base['authored']:>10.2f} {1:>8.3f}", flush=True)
-    for s in args.scales:
+    rows: list[dict] = []
+    for s in [0.0, *args.scales]:                      # scale 0 = the base (adapter off); ratios against it
         p = ppl(s)
-        row = {"scale": s, **p, "real_ratio": p["real"] / base["real"],
-               "authored_ratio": p["authored"] / base["authored"]}
-        rows.append(row)
-        print(f"{s:>6g} {p['real']:>10.2f} {row['real_ratio']:>8.3f} {p['authored']:>10.2f} "
-              f"{row['authored_ratio']:>8.3f}", flush=True)
+        base = rows[0] if rows else p
+        rows.append({"scale": s, **p, "real_ratio": p["real"] / base["real"],
+                     "authored_ratio": p["authored"] / base["authored"]})
+        print(f"{'base' if s == 0 else f'{s:g}':>6} {p['real']:>10.2f} {rows[-1]['real_ratio']:>8.3f} "
+              f"{p['authored']:>10.2f} {rows[-1]['authored_ratio']:>8.3f}", flush=True)
     chosen = pick(rows, args.authored_max)
     print(f"rule (real < base, authored ≤ {args.authored_max}× base) picks: {chosen}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from stages.common.config import Params, load_params
-from stages.training.setup import CODE_FILES, Paths, TrainerSetup  # noqa: F401 (CODE_FILES: tests, bench)
+from stages.training.setup import Paths, TrainerSetup
 
 log = logging.getLogger("stages.train")
 

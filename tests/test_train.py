@@ -431,7 +431,7 @@ def test_two_process_ddp_matches_single_process_accumulation(tmp_path, tiny_mode
 def test_dvc_stage_lists_every_module_train_imports():
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["train"]
     deps = {d if isinstance(d, str) else next(iter(d)) for d in stage["deps"]}
-    from stages.train import CODE_FILES
+    from stages.training.setup import CODE_FILES
 
     from dvc_deps import imported_files
 
