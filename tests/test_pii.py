@@ -62,6 +62,9 @@ MEDICAL = [
     "12345678901",
     "血糖<7.0，血压>140",
     "CT值45HU，EF 55%，INR 2.5",
+    "我妈叫我去医院，我爸叫救护车了，孩子叫王阿姨帮忙",      # 叫 + a verb or a title, not a name
+    "第一二三次吃药都吐了，一二三四五六七八九十",              # Chinese numerals that are no number
+    "血压一百四十，心率一百二",
 ]
 
 
@@ -233,3 +236,16 @@ def test_an_occupation_after_wo_shi_is_not_a_name(text):
 def test_a_name_that_starts_like_an_occupation_is_still_masked(text, name):
     out = mask_pii(text)
     assert name not in out and PII_TAGS["name"] in out
+
+
+@pytest.mark.parametrize("text", ["座机010-62345678转8016", "座机 010-62345678-8016 找我", "电话（0755）8888 6666 分机 8016"])
+def test_a_landline_extension_goes_with_the_number(text):
+    out = mask_pii(text)
+    assert "[电话]" in out and "8016" not in out and "6666" not in out, out
+
+
+@pytest.mark.parametrize("text,secret", [("幺三九，幺二三四，五六七八", "五六七八"), ("身份证一一零一零五一九四九一二三一零零二X", "零零二"),
+                                         ("手机138零零13八零零零", "13八")])
+def test_numbers_in_chinese_numerals_are_masked(text, secret):
+    out = mask_pii(text)
+    assert secret not in out and ("[手机号]" in out or "[身份证号]" in out), out

@@ -8,17 +8,17 @@ cannot hide a number. Each form is replaced by a typed placeholder; the label be
 | email (incl. full-width ＠) | zhang.san@example.com, zhangsan＠qq.com | [邮箱] |
 | WeChat id | 微信号：wxid_abc123, vx: zhang_san88, 加我微信 13812345678 | [微信号] |
 | QQ number | QQ号：123456789, 扣扣 88886666 | [QQ号] |
-| record number | 病历号/病案号/住院号/门诊号/医保卡号/就诊卡号/社保卡号：ZY20230001 | [编号] |
+| record number | 病历号/病案号/住院号/门诊号/医保卡号/就诊卡号/社保卡号：ZY20230001, 1234 5678 9012 | [编号] |
 | passport / travel permit | 护照号 E12345678, EA1234567, G12345678 | [护照号] |
 | resident ID, 18 digits | 11010519491231002X, 110105 19491231 002X (checksum + birth date) | [身份证号] |
 | resident ID, 15 digits | 110105491231002 (region + birth date) | [身份证号] |
 | ID after 身份证 | any 15–18 digits/X after 身份证(号) | [身份证号] |
 | bank card | 16–19 digits passing Luhn, any grouping; 12–19 digits after 银行卡/卡号 | [银行卡号] |
-| mobile | 13812345678, 138 1234 5678, 1381-234-5678, 138.1234.5678, +86 138…, 0086-138… | [手机号] |
-| landline with area code | 010-62345678, (0755) 8888 6666, （010）62345678 | [电话] |
+| mobile | 13812345678, 138 1234 5678, 1381-234-5678, 138.1234.5678, +86 138…, 0086-138…; in Chinese numerals 一三八零零…, 幺三九… (also IDs, landlines) | [手机号] |
+| landline with area code | 010-62345678, (0755) 8888 6666, （010）62345678; an extension (转123, -123, 分机 12) goes with it | [电话] |
 | landline without area code | 电话/座机/固话/联系/拨打/热线… then 6234 5678 or 62345678 | [电话] |
 | service numbers | 400-123-4567, 800 810 8888 | [电话] |
-| name | 我叫/我是/我姓/患者/病人/姓名：/患者姓名：/联系人 + 2–4-character name | [姓名] |
+| name | 我叫/我是/我姓/患者/病人/姓名：/患者姓名：/联系人 + 2–4-character name; 我妈叫/孩子名叫/他叫… + surname and 1–2 characters | [姓名] |
 | address | 住在/地址/家住… + 省/市/区/县/镇/路/街/号/栋/单元/室…; 建国路88号3栋2单元301室 | [地址] |
 
 Numbers may be grouped by spaces, ``-``, ``.``, en/em dashes (each group but the last at least 3
@@ -76,7 +76,7 @@ _WECHAT = re.compile(r"((?:微信|威信|薇信|(?<![A-Za-z])(?:vx|wx|v信|wecha
                      + _LABEL_SEP + r")([A-Za-z][-_A-Za-z0-9]{5,19}|\+?\d{5,13})(?![-_A-Za-z0-9])", re.I)
 _QQ = re.compile(r"((?<![A-Za-z])(?:QQ|扣扣)(?:号码|号)?" + _LABEL_SEP + r")([1-9]\d{4,11})(?!\d)", re.I)
 _RECORD = re.compile(r"((?:病历|病案|住院|门诊|就诊|医保|社保|体检|挂号)(?:卡)?(?:号码|号|ID|编号)" + _LABEL_SEP
-                     + r")([A-Za-z0-9][-A-Za-z0-9]{3,24})(?![-A-Za-z0-9])")
+                     + r")([A-Za-z0-9][-A-Za-z0-9]{3,24}(?:[ ]\d{2,8})*)(?![-A-Za-z0-9])")   # "1234 5678 9012"
 _PASSPORT_LABEL = re.compile(r"((?:护照|通行证)(?:号码|号)?" + _LABEL_SEP + r")([A-Za-z0-9]{6,12})(?![A-Za-z0-9])")
 # mainland passports: E/G + 8 digits, E + letter + 7 digits, diplomatic/service/public D/S/P(E) + 7
 _PASSPORT = re.compile(r"(?<![A-Za-z0-9])(?:[EG]\d{8}|E[A-Z]\d{7}|[DSP]E?\d{7})(?![A-Za-z0-9])")
@@ -89,6 +89,10 @@ _PHONE_CONTEXT = re.compile(r"(?:电话|座机|固话|手机|联系|拨打|致�
 _ID_CONTEXT = re.compile(r"身份证|证件号")
 _BANK_CONTEXT = re.compile(r"银行卡|信用卡|储蓄卡|借记卡|(?<![医保诊社])卡号|账号|帐号")
 _YEAR_RANGE = re.compile(r"(?:19|20)\d\d")
+_EXTENSION = re.compile(r" ?(?:转|分机|-|(?<![A-Za-z])ext\.?) ?\d{1,6}(?!\d)", re.I)   # 010-62345678转123
+# phone and ID numbers dictated in Chinese numerals (一三八零零一三八零零零, 幺三九…), or half digits
+_SPOKEN_DIGIT = dict(zip("零〇洞一幺二两三四五六七八九", "00011223456789"))
+_SPOKEN = re.compile(r"[0-9零〇洞一幺二两三四五六七八九Xx](?:[ \-，,、]?[0-9零〇洞一幺二两三四五六七八九Xx]){10,18}")
 
 
 def _mobile(digits: str, sizes: list[int]) -> bool:
@@ -164,12 +168,31 @@ def _mask_numbers(text: str, counts: Counter) -> str:
             start, end = groups[i][0], groups[j - 1][1]
             while start > last and text[start - 1] in "+(（":
                 start -= 1
+            ext = _EXTENSION.match(text, end) if kind == "landline" else None
+            end = ext.end() if ext else end
             out.append(text[last:start] + PII_TAGS[kind])
             counts[kind] += 1
             last = end
             i = j
+            while i < len(groups) and groups[i][0] < last:      # an extension in the same run
+                i += 1
     out.append(text[last:])
     return "".join(out)
+
+
+def _mask_spoken_numbers(text: str, counts: Counter) -> str:
+    """Numbers written (partly) in Chinese numerals, classified like digits written whole."""
+    def repl(m):
+        run = m.group(0)
+        if not any(c in _SPOKEN_DIGIT for c in run):
+            return run
+        digits = "".join(_SPOKEN_DIGIT.get(c, c) for c in run if c not in " -，,、").upper()
+        kind = _classify(digits, [len(digits)], text[max(0, m.start() - 12):m.start()], dotted=False)
+        if kind is None:
+            return run
+        counts[kind] += 1
+        return PII_TAGS[kind]
+    return _SPOKEN.sub(repl, text)
 
 
 # --- names ---------------------------------------------------------------------------------------
@@ -206,11 +229,17 @@ _WEAK = re.compile(r"((?:我是)[:：]? ?)" + _NOT_ROLE + "(" + _SURNAME + _NAME
 _PATIENT = re.compile(r"((?:患者|病人|患儿)(?:[:：] ?)?)(" + _SURNAME + _NAME_CHAR + "{1,2})"
                       r"(?=[,，、 ]?(?:男|女|\d+岁|今年|\d+个?月))")
 _PATIENT_COLON = re.compile(r"((?:患者|病人|患儿)[:：] ?)(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
+# someone else's name: 我妈叫刘桂英, 孩子名叫王子涵, 我老公的名字是陈建华, 他叫李强
+_KIN = ("妈妈 母亲 老妈 爸爸 父亲 老爸 老公 老婆 丈夫 妻子 爱人 媳妇 对象 儿子 女儿 闺女 孩子 宝宝 小孩 爷爷 奶奶 外公 外婆 "
+        "姥姥 姥爷 哥哥 姐姐 弟弟 妹妹 婆婆 公公 岳母 岳父 丈母娘 老人 家人 朋友 同事 邻居 室友 同学 妈 爸 他 她")
+_OTHER = re.compile(r"((?:" + "|".join(sorted(_KIN.split(), key=len, reverse=True)) + r")(?:的名字(?:是|叫)|名叫|叫做|叫)"
+                    r"[:：]? ?)(" + _SURNAME + _NAME_CHAR + "{1,2})"
+                    r"(?=" + _BOUNDARY + r"|的|在|来自|住|电话|手机|身份证|患有|得了|有|因)")
 _SURNAME_ONLY = re.compile(r"((?:我姓|本人姓|患者姓|病人姓)[:：]? ?)(" + _SURNAME + r")(?![\u4e00-\u9fa5])")
 
 
 def _mask_names(text: str, counts: Counter) -> str:
-    for pattern in (_LABELLED, _SELF, _WEAK, _PATIENT, _PATIENT_COLON, _SURNAME_ONLY):
+    for pattern in (_LABELLED, _SELF, _OTHER, _WEAK, _PATIENT, _PATIENT_COLON, _SURNAME_ONLY):
         text = _labelled("name", pattern, text, counts)
     return text
 
@@ -273,6 +302,7 @@ def mask_pii_counts(text: str) -> tuple[str, dict[str, int]]:
         return PII_TAGS["passport"]
 
     text = _PASSPORT.sub(passport, text)
+    text = _mask_spoken_numbers(text, counts)
     text = _mask_numbers(text, counts)
     text = _mask_names(text, counts)
     text = _mask_addresses(text, counts)
