@@ -88,7 +88,8 @@ class Trainer(TrainerSetup):
         for e in self.state.evals:
             self.live_log(e["step"], {"val/loss": e["val_loss"]})
         for s in self.state.steps_log:
-            self.live_log(s["step"], {"train/loss": s["loss"], "train/lr": s["lr"]})
+            self.live_log(s["step"], {"train/loss": s["loss"], "train/lr": s["lr"]}
+                          | ({"train/kl": s["kl"]} if "kl" in s else {}))
 
     def live_log(self, step: int, values: dict) -> None:
         if getattr(self, "live", None) is None:
@@ -102,17 +103,21 @@ class Trainer(TrainerSetup):
         plan = self.planner.step(step)
         mine = plan.micro[self.rank::self.world]
         t0 = time.perf_counter()
-        local = torch.zeros(2, dtype=torch.float64, device=self.acc.device)   # loss sum, real tokens
+        local = torch.zeros(3, dtype=torch.float64, device=self.acc.device)   # loss sum, real tokens, KL sum
+        lam = self.p.train.kl_to_base
         for j, idx in enumerate(mine):
             batch = {k: v.to(self.acc.device) for k, v in self.collate(idx, self.train_ex).items()}
             sync = self.acc.no_sync(self.model) if j < len(mine) - 1 else nullcontext()
             with sync:
                 with self.autocast():
                     prefix = self.cache.batch("train", idx, batch)
-                    loss_sum, _ = self.model(**batch, prefix_hidden=prefix)
+                    kl = self.base_targets.request(idx) if self.base_targets is not None else None
+                    loss_sum, _, *kl_sum = self.model(**batch, prefix_hidden=prefix, kl=kl)
+                    kl_sum = kl_sum[0] if kl_sum else torch.zeros((), device=loss_sum.device)
                 # DDP averages gradients over processes: scale so the result is the token mean of the step
-                self.acc.backward(loss_sum * self.world / max(1, plan.target_tokens))
-            local += torch.stack([loss_sum.detach().double(), batch["attention_mask"].sum().double()])
+                self.acc.backward((loss_sum + lam * kl_sum) * self.world / max(1, plan.target_tokens))
+            local += torch.stack([loss_sum.detach().double(), batch["attention_mask"].sum().double(),
+                                  kl_sum.detach().double()])
         if self.p.train.max_grad_norm > 0:
             self.acc.clip_grad_norm_(self.params_list, self.p.train.max_grad_norm)
         lr = self.scheduler.get_last_lr()[0]
@@ -121,6 +126,7 @@ class Trainer(TrainerSetup):
         self.optimizer.zero_grad(set_to_none=True)
         total = self.acc.reduce(local, reduction="sum") if self.world > 1 else local
         seconds = time.perf_counter() - t0
+        self.last_kl = (total[2] / max(1, plan.target_tokens)).item()   # KL to the base per answer token
         return (total[0] / max(1, plan.target_tokens)).item(), int(total[1].item()), seconds, lr
 
     # ----------------------------------------------------------------- the loop
@@ -158,8 +164,11 @@ class Trainer(TrainerSetup):
             st.tokens += tokens
             st.train_seconds += seconds
             rec = {"step": st.step, "loss": loss, "lr": lr, "tokens_per_s": tokens / max(seconds, 1e-9)}
+            live = {"train/loss": loss, "train/lr": lr}                   # tokens/s: artifacts/timing only
+            if tp.kl_to_base > 0:
+                rec["kl"] = live["train/kl"] = self.last_kl
             st.steps_log.append(rec)
-            self.live_log(st.step, {"train/loss": loss, "train/lr": lr})   # tokens/s: artifacts/timing only
+            self.live_log(st.step, live)
             last = st.step == self.total_steps
             if st.step % tp.eval_steps == 0 or last:
                 t0 = time.time()
@@ -211,6 +220,8 @@ class Trainer(TrainerSetup):
             "trainable_params": self.trainable, "world_size": self.world,
             "prefix_cache": int(self.cache.enabled), "resumed_from_step": self.resumed_from,
         }
+        if tp.kl_to_base > 0:
+            metrics["train_kl_final"] = sum(r["kl"] for r in window) / max(1, len(window))
         # run-to-run noise stays out of the tracked metrics (byte-identical rebuilds)
         timing = {"seconds": seconds, "train_seconds": st.train_seconds, "eval_seconds": eval_seconds,
                   "tokens_per_s": st.tokens / max(st.train_seconds, 1e-9),

@@ -155,6 +155,8 @@ class TrainParams(_Section):
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
     max_grad_norm: float = Field(1.0, ge=0)
     cache_frozen_prefix: bool = True
+    kl_to_base: float = Field(0.0, ge=0)        # λ: + λ·KL(base ‖ tuned) at answer positions (stages/training/base_kl.py); 0 = off
+    kl_top_k: int = Field(32, ge=1)             # base tokens kept per position for that KL (renormalised)
 
 
 class MergeParams(_Section):

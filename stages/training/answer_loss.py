@@ -85,7 +85,26 @@ class AnswerLoss(nn.Module):
         self.peft_model = peft_model
         self.prefix_start = prefix_start          # 0 = no frozen-prefix cache
 
-    def forward(self, input_ids, attention_mask, labels, prefix_hidden=None):
+    def forward(self, input_ids, attention_mask, labels, prefix_hidden=None, kl=None):
+        """(answer NLL sum, answer targets), plus the KL-to-base sum when ``kl`` (a
+        ``stages.training.base_kl.KLRequest``) is given; its base pass runs here, adapter off, no grad."""
+        tgt = labels[:, 1:]
+        sel = tgt != IGNORE_INDEX
+        logits = self._answer_logits(input_ids, attention_mask, sel, prefix_hidden)
+        nll = F.cross_entropy(logits, tgt[sel], reduction="sum")
+        if kl is None:
+            return nll, sel.sum()
+        from stages.training.base_kl import kl_sum
+
+        if kl.missing:
+            with torch.no_grad(), self.peft_model.disable_adapter():
+                base_logits = self._answer_logits(input_ids, attention_mask, sel, prefix_hidden)
+            logq, ids = kl.fill(base_logits, sel.sum(1).tolist())
+        else:
+            logq, ids = kl.stored(logits.device)
+        return nll, sel.sum(), kl_sum(logits, logq, ids)
+
+    def _answer_logits(self, input_ids, attention_mask, sel, prefix_hidden=None):
         base = self.peft_model.get_base_model()
         dec = base.get_decoder()
         if prefix_hidden is not None:
@@ -93,11 +112,8 @@ class AnswerLoss(nn.Module):
                 out = dec(inputs_embeds=prefix_hidden, attention_mask=attention_mask, use_cache=False)
         else:
             out = dec(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        tgt = labels[:, 1:]
-        sel = tgt != IGNORE_INDEX
         hidden = out.last_hidden_state[:, :-1][sel]
-        logits = base.get_output_embeddings()(hidden).float()
-        return F.cross_entropy(logits, tgt[sel], reduction="sum"), sel.sum()
+        return base.get_output_embeddings()(hidden).float()
 
     @torch.no_grad()
     def prefix(self, input_ids, attention_mask) -> torch.Tensor:

@@ -17,7 +17,7 @@ log = logging.getLogger("stages.train")
 
 # modules whose code decides the result: they key checkpoints and are the stage deps in dvc.yaml
 CODE_FILES = ("stages/train.py", "stages/training/setup.py", "stages/training/train_data.py",
-              "stages/training/batching.py", "stages/training/answer_loss.py",
+              "stages/training/batching.py", "stages/training/answer_loss.py", "stages/training/base_kl.py",
               "stages/training/lora_setup.py", "stages/training/checkpoint.py", "stages/model/prompt.py", "stages/common/config.py",
               "stages/model/modeling.py", "stages/common/jsonio.py", "stages/data/tiers.py", "stages/safety/rules.py",
               "stages/common/timing.py", "stages/safety/normalize.py", "stages/data/text.py", "stages/safety/pii.py")
@@ -176,6 +176,12 @@ class TrainerSetup:
         # host memory for cached activations: a quarter of what is free now, shared by the processes
         budget = int(psutil.virtual_memory().available * 0.25 / self.acc.num_processes)
         self.cache = PrefixCache(self.loss_module, enabled=not blocker, budget_bytes=budget)
+        self.base_targets = None
+        if tp.kl_to_base > 0:
+            from stages.training.base_kl import BaseTargets
+
+            self.base_targets = BaseTargets(tp.kl_top_k, budget_bytes=budget)
+            self.info(f"KL to the base: λ {tp.kl_to_base} on the top {tp.kl_top_k} base tokens per answer position")
 
     def setup_optimizer(self):
         """Step plan, AdamW over the LoRA parameters, warmup + decay schedule, accelerate.prepare."""
