@@ -15,7 +15,9 @@
 5. ``metrics/triage.json``: rules-only / classifier-only / rules ∪ classifier on cv (out-of-fold) or val, test and the
    independent set (``triage.independent``, measured only) — recall, false-alarm rate, per class and per
    condition group; ``metrics/plots/triage_pr.json`` (test precision-recall);
-6. fails when test recall < ``triage.min_recall``.
+6. fails when test recall < ``triage.min_recall``;
+7. the injection classifier (``triage.injection``, stages/safety/injection_model.py) into the same folder, its
+   figures under ``injection`` in the metrics.
 Outputs hold content only: the same inputs give byte-identical files."""
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from tqdm import tqdm
 
 from stages.common.config import TriageParams, load_params
 from stages.common.jsonio import atomic_dir, write_json, write_jsonl
+from stages.safety.injection_model import fit_injection
 from stages.safety.normalize import match_text
 from stages.safety.replies import ReplyIndex
 from stages.safety.rules import SELF_HARM_RULES, emergency_hits
@@ -172,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
                          "min_recall": p.min_recall,
                          "test_recall": metrics["test"]["triage"]["recall"]})
         replies.save(out)
+        metrics["injection"] = fit_injection(p.injection, dev + extra, test, out)
     for name, rows in split.items():
         write_jsonl(Path(args.out_split) / f"{name}.jsonl", rows)
     write_json(args.metrics, metrics)
@@ -195,6 +199,9 @@ def _report(m: dict) -> None:
             pc = s["per_class"]
             print(f"{part:<12}{system:<16} recall {s['recall']}  emergency {pc['emergency']['recall']}  "
                   f"self_harm {pc['self_harm']['recall']}  false alarms {s['false_alarm_rate']}")
+    for part, systems in ((k, v) for k, v in m.get("injection", {}).items() if isinstance(v, dict)):
+        print(f"injection {part:<12}" + "  ".join(f"{name} recall {s['recall']} false alarms {s['false_alarms']}"
+                                                   for name, s in systems.items()))
     for name, s in m.get("held_back", {}).items():
         pc = s["per_class"]
         print(f"held back {name}: recall {s['recall']}  emergency {pc['emergency']['recall']}  "

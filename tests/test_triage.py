@@ -43,8 +43,15 @@ def small_run(tmp_path_factory):
 def test_stage_writes_model_split_metrics_and_plot(small_run):
     root, _ = small_run
     out = root / "a"
-    assert {p.name for p in (out / "model").iterdir()} == {"classifier.joblib", "meta.json", "replies.joblib"}
+    assert {p.name for p in (out / "model").iterdir()} == {"classifier.joblib", "meta.json", "replies.joblib",
+                                                            "injection.joblib", "injection.json"}
     m = json.loads((out / "triage.json").read_text(encoding="utf-8"))
+    inj = m["injection"]                                                # the learned injection pre-check, same folder
+    assert 0 < inj["threshold"] <= 1 and inj["attacks_fitted"] > 100
+    assert json.loads((out / "model" / "injection.json").read_text())["threshold"] == inj["threshold"]
+    assert inj["cv"]["classifier_only"]["false_alarms"] <= inj["max_false_alarms"]
+    for part in ("cv", "held_out"):
+        assert inj[part]["served"]["recall"] >= inj[part]["rules_only"]["recall"]
     assert m["model"] == "char_lr" and 0 < m["threshold"] < 1 and 0 < m["self_harm_threshold"] <= 1.01
     meta = json.loads((out / "model" / "meta.json").read_text(encoding="utf-8"))
     assert meta["self_harm_threshold"] == m["self_harm_threshold"]      # serve loads what was measured

@@ -189,6 +189,18 @@ class EvalParams(_Section):
     mcq_file: str = ""
 
 
+class InjectionParams(_Section):
+    """The learned injection pre-check (stages/safety/injection_model.py), fitted by the triage stage."""
+    train: list[str] = Field(default_factory=lambda: ["data/injection/writer_p_dev.jsonl"])
+    held_out: str = "data/injection/writer_q_eval.jsonl"    # another writer's set: measured only ('' = none)
+    max_false_alarms: float = Field(0.01, ge=0, lt=1)       # out-of-fold, on the benign training rows
+    folds: int = Field(5, ge=2, le=20)
+    ngram_max: int = Field(3, ge=1, le=6)
+    min_df: int = Field(2, ge=1)
+    c: float = Field(4.0, gt=0)
+    seed: int = 42
+
+
 class TriageParams(_Section):
     """Emergency / self-harm triage (stages/triage.py); see params.yaml for what each key does."""
     data_dir: str = "data/triage"
@@ -213,6 +225,7 @@ class TriageParams(_Section):
     min_chars: int = Field(6, ge=0)
     reply_min_similarity: float = Field(0.35, ge=0, le=1)
     reply_ngram_max: int = Field(3, ge=1, le=6)
+    injection: InjectionParams = Field(default_factory=InjectionParams)
 
     @model_validator(mode="after")
     def _fracs(self):

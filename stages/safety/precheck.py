@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stages.safety.rules import INJECTION, INJECTION_REPLY, OUT_OF_SCOPE, OUT_OF_SCOPE_REPLY
+from stages.safety.rules import INJECTION_REPLY, OUT_OF_SCOPE, OUT_OF_SCOPE_REPLY
 from stages.safety.triage import TriageResult, Triager
 
 
@@ -23,7 +23,7 @@ def precheck(question: str, triager: Triager) -> PreCheck:
         reply, sim = triager.reply(question, t)
         rules = t.rule_names() + (["reply:authored_steps"] if sim > 0 else [])
         return PreCheck(t.label, rules, reply, t)
-    if INJECTION.search(question):
+    if triager.is_injection(question):
         return PreCheck("injection", ["injection"], INJECTION_REPLY, t)
     if OUT_OF_SCOPE.search(question):
         return PreCheck("out_of_scope", ["out_of_scope"], OUT_OF_SCOPE_REPLY, t)

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stages.safety.injection import detect_injection
+from stages.safety.injection_model import InjectionModel
 from stages.safety.normalize import match_text
 from stages.safety.replies import SELF_HARM_REPLY, ReplyIndex, emergency_reply
 from stages.safety.rules import SELF_HARM_RULES, emergency_hits, happening_now
@@ -74,6 +76,13 @@ class Triager:
     reply_min_similarity: float = 1.0
     min_chars: int = 0                          # shorter questions: the rules alone decide (too little context)
     info: dict = field(default_factory=dict)
+    injection_model: InjectionModel | None = None   # None = injection rules only
+
+    def is_injection(self, text: str) -> bool:
+        """Prompt injection: the rules (stages/safety/injection.py) or the classifier fitted next to this model."""
+        if detect_injection(text):
+            return True
+        return self.injection_model is not None and bool(self.injection_model.proba([text])[0] >= self.injection_model.threshold)
 
     def __call__(self, text: str) -> TriageResult:
         return self.classify_matched(match_text(text))
@@ -128,9 +137,11 @@ def load_triager(model_dir: str | Path | None) -> Triager:
         return Triager(None, info={"mode": "rules_only"})
     model = TriageModel.load(model_dir)
     meta = json.loads((Path(model_dir) / META_FILE).read_text(encoding="utf-8"))
+    injection = InjectionModel.load(model_dir)
     return Triager(model, ReplyIndex.load(model_dir), float(meta["rule_floor"]),
                    float(meta["reply_min_similarity"]), int(meta["min_chars"]),
-                   info={"mode": "rules+classifier", "kind": model.kind, "threshold": model.threshold})
+                   info={"mode": "rules+classifier", "kind": model.kind, "threshold": model.threshold,
+                         "injection_threshold": injection.threshold}, injection_model=injection)
 
 
 __all__ = ["LABELS", "TriageResult", "Triager", "load_triager"]

@@ -1,0 +1,144 @@
+"""The learned half of the injection pre-check: a character n-gram TF-IDF logistic regression (injection vs
+not), fitted by the triage stage next to the triage model (``models/triage/injection.joblib``) and used by
+``Triager.is_injection`` together with the rules of stages/safety/injection.py (either one flags).
+
+Training rows (``triage.injection`` in params.yaml): the team's labelled injection sets (``train``: attacks and
+look-alike benign questions), and the triage stage's own training rows — writer K's prompt-injection rows as
+attacks, every other message (patients, relatives, chat, the corpus' train/val questions) as benign. The threshold is chosen on out-of-fold
+probabilities: the lowest (most recall) whose out-of-fold false-alarm rate on the benign rows stays within
+``max_false_alarms``. ``held_out`` (another writer's set) is only measured. Fitting is deterministic."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stages.common.jsonio import read_jsonl
+from stages.safety.normalize import match_text
+
+MODEL_FILE = "injection.joblib"
+META_FILE = "injection.json"
+LABELS = ("benign", "injection")
+
+
+@dataclass
+class InjectionModel:
+    vectorizer: object
+    classifier: object
+    threshold: float
+
+    @classmethod
+    def fit(cls, texts: list[str], labels: list[int], *, ngram_max: int, min_df: int, c: float,
+            seed: int) -> "InjectionModel":
+        from sklearn.linear_model import LogisticRegression
+
+        from stages.safety.triage_model import make_vectorizer
+
+        vec = make_vectorizer(ngram_max, min_df, 0)
+        x = vec.fit_transform([match_text(t) for t in texts])
+        clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", solver="lbfgs", random_state=seed)
+        return cls(vec, clf.fit(x, np.asarray(labels)), 0.5)
+
+    def proba(self, texts: list[str]) -> np.ndarray:
+        """P(injection) per text."""
+        return self.classifier.predict_proba(self.vectorizer.transform([match_text(t) for t in texts]))[:, 1]
+
+    def save(self, out_dir: Path, meta: dict) -> None:
+        import joblib
+
+        joblib.dump({"vectorizer": self.vectorizer, "classifier": self.classifier}, out_dir / MODEL_FILE)
+        (out_dir / META_FILE).write_text(json.dumps({**meta, "threshold": self.threshold}, ensure_ascii=False,
+                                                    indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "InjectionModel":
+        import joblib
+
+        d = Path(model_dir)
+        missing = [f for f in (MODEL_FILE, META_FILE) if not (d / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"injection model {d}: missing {', '.join(missing)} — run `dvc repro triage` "
+                                    "(python -m stages.triage) to build it")
+        obj = joblib.load(d / MODEL_FILE)
+        return cls(obj["vectorizer"], obj["classifier"], float(json.loads((d / META_FILE).read_text())["threshold"]))
+
+
+def read_labelled(path: str | Path) -> list[dict]:
+    """``{"text", "label": "injection"|"benign", "category"}`` rows; a bad row names the file and line."""
+    rows = []
+    for i, r in enumerate(read_jsonl(path), 1):
+        if not isinstance(r.get("text"), str) or not r["text"].strip() or r.get("label") not in LABELS:
+            raise ValueError(f"{path}:{i}: need a non-empty 'text' and 'label' in {LABELS}")
+        rows.append(r)
+    return rows
+
+
+def training_rows(files: list[str], triage_rows: list[dict]) -> list[dict]:
+    """Attacks and benign rows with a ``source`` for per-source figures, in a fixed order: the labelled
+    injection files, then triage rows (its prompt-injection condition = attack; the rest — patients' messages,
+    chat, the corpus questions — benign)."""
+    rows = [{**r, "source": Path(f).stem} for f in files for r in read_labelled(f)]
+    rows += [{"text": r["text"], "label": "injection" if r.get("condition") == "prompt_injection" else "benign",
+              "source": "triage:" + str(r.get("condition") == "prompt_injection").lower()} for r in triage_rows]
+    return rows
+
+
+def oof_proba(rows: list[dict], folds: int, **fit_kw) -> np.ndarray:
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.array([r["label"] == "injection" for r in rows], dtype=int)
+    out = np.zeros(len(rows))
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=fit_kw["seed"]).split(np.zeros(len(y)), y):
+        m = InjectionModel.fit([rows[i]["text"] for i in tr], y[tr].tolist(), **fit_kw)
+        out[te] = m.proba([rows[i]["text"] for i in te])
+    return out
+
+
+def choose_threshold(proba: np.ndarray, is_attack: np.ndarray, max_false_alarms: float) -> float:
+    """The lowest threshold whose false-alarm rate on the benign rows is ≤ ``max_false_alarms``."""
+    benign = np.sort(proba[~is_attack])[::-1]
+    allowed = int(np.floor(max_false_alarms * len(benign)))          # benign rows that may score above it
+    return float(benign[allowed] + 1e-9) if allowed < len(benign) else 0.0
+
+
+def measure(flags: np.ndarray, rows: list[dict]) -> dict:
+    """Recall on the attacks, false alarms on the benign rows, per category (or source)."""
+    att = np.array([r["label"] == "injection" for r in rows])
+    out = {"n": len(rows), "recall": float(flags[att].mean()) if att.any() else None,
+           "false_alarms": float(flags[~att].mean()) if (~att).any() else None, "by_category": {}}
+    for key in sorted({r.get("category") or r.get("source", "") for r in rows}):
+        idx = np.array([(r.get("category") or r.get("source", "")) == key for r in rows])
+        out["by_category"][key] = {"n": int(idx.sum()), "flagged": int(flags[idx].sum())}
+    return out
+
+
+def fit_injection(p, triage_fit_rows: list[dict], triage_test_rows: list[dict], out_dir: Path) -> dict:
+    """Fit, choose the threshold out-of-fold, save into ``out_dir`` and return the metrics
+    (``p``: ``TriageParams.injection``). Figures: out-of-fold on the fitted rows, the triage test split (never
+    fitted here either) and the held-out writer — each for rules only, classifier only and rules ∪ classifier."""
+    from stages.safety.injection import detect_injection
+
+    fit_kw = {"ngram_max": p.ngram_max, "min_df": p.min_df, "c": p.c, "seed": p.seed}
+    rows = training_rows(p.train, triage_fit_rows)
+    is_attack = np.array([r["label"] == "injection" for r in rows])
+    oof = oof_proba(rows, p.folds, **fit_kw)
+    model = InjectionModel.fit([r["text"] for r in rows], is_attack.astype(int).tolist(), **fit_kw)
+    model.threshold = choose_threshold(oof, is_attack, p.max_false_alarms)
+    model.save(out_dir, {"max_false_alarms": p.max_false_alarms, "fitted_on": len(rows)})
+
+    def systems(rs: list[dict], proba: np.ndarray) -> dict:
+        rules = np.array([detect_injection(r["text"]) for r in rs], dtype=bool)
+        clf = proba >= model.threshold
+        return {"rules_only": measure(rules, rs), "classifier_only": measure(clf, rs), "served": measure(rules | clf, rs)}
+
+    out = {"threshold": model.threshold, "max_false_alarms": p.max_false_alarms, "fitted_on": len(rows),
+           "attacks_fitted": int(is_attack.sum()), "cv": systems(rows, oof)}
+    if triage_test_rows:
+        test = training_rows([], triage_test_rows)
+        out["triage_test"] = systems(test, model.proba([r["text"] for r in test]))
+    if p.held_out:
+        held = read_labelled(p.held_out)
+        out["held_out"] = systems(held, model.proba([r["text"] for r in held]))
+    return out
