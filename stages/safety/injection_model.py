@@ -9,7 +9,6 @@ probabilities: the lowest (most recall) whose out-of-fold false-alarm rate on th
 ``max_false_alarms``. ``held_out`` (another writer's set) is only measured. Fitting is deterministic."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,23 +45,17 @@ class InjectionModel:
         return self.classifier.predict_proba(self.vectorizer.transform([match_text(t) for t in texts]))[:, 1]
 
     def save(self, out_dir: Path, meta: dict) -> None:
-        import joblib
+        from stages.safety.triage_model import write_artifacts
 
-        joblib.dump({"vectorizer": self.vectorizer, "classifier": self.classifier}, out_dir / MODEL_FILE)
-        (out_dir / META_FILE).write_text(json.dumps({**meta, "threshold": self.threshold}, ensure_ascii=False,
-                                                    indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_artifacts(out_dir, MODEL_FILE, {"vectorizer": self.vectorizer, "classifier": self.classifier},
+                        META_FILE, {**meta, "threshold": self.threshold})
 
     @classmethod
     def load(cls, model_dir: str | Path) -> "InjectionModel":
-        import joblib
+        from stages.safety.triage_model import read_artifacts
 
-        d = Path(model_dir)
-        missing = [f for f in (MODEL_FILE, META_FILE) if not (d / f).is_file()]
-        if missing:
-            raise FileNotFoundError(f"injection model {d}: missing {', '.join(missing)} — run `dvc repro triage` "
-                                    "(python -m stages.triage) to build it")
-        obj = joblib.load(d / MODEL_FILE)
-        return cls(obj["vectorizer"], obj["classifier"], float(json.loads((d / META_FILE).read_text())["threshold"]))
+        obj, meta = read_artifacts(model_dir, MODEL_FILE, META_FILE, "injection")
+        return cls(obj["vectorizer"], obj["classifier"], float(meta["threshold"]))
 
 
 def read_labelled(path: str | Path) -> list[dict]:

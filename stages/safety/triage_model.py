@@ -102,26 +102,37 @@ class TriageModel:
 
     # ------------------------------------------------------------------ files
     def save(self, out_dir: Path, meta: dict) -> None:
-        import joblib
-
-        out_dir.mkdir(parents=True, exist_ok=True)
-        joblib.dump({"vectorizer": self.vectorizer, "classifier": self.classifier,
-                     "group_classifier": self.group_classifier, "kind": self.kind}, out_dir / MODEL_FILE)
-        meta = {**meta, "threshold": self.threshold, "kind": self.kind, "labels": list(LABELS),
-                "self_harm_share": self.self_harm_share, "self_harm_threshold": self.self_harm_threshold}
-        (out_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
-                                         encoding="utf-8")
+        write_artifacts(out_dir, MODEL_FILE, {"vectorizer": self.vectorizer, "classifier": self.classifier,
+                                              "group_classifier": self.group_classifier, "kind": self.kind},
+                        META_FILE, {**meta, "threshold": self.threshold, "kind": self.kind, "labels": list(LABELS),
+                                    "self_harm_share": self.self_harm_share,
+                                    "self_harm_threshold": self.self_harm_threshold})
 
     @classmethod
     def load(cls, model_dir: str | Path) -> "TriageModel":
-        import joblib
-
-        d = Path(model_dir)
-        missing = [f for f in (MODEL_FILE, META_FILE) if not (d / f).is_file()]
-        if missing:
-            raise FileNotFoundError(f"triage model {d}: missing {', '.join(missing)} — run `dvc repro triage` "
-                                    "(python -m stages.triage) to build it")
-        meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
-        obj = joblib.load(d / MODEL_FILE)
+        obj, meta = read_artifacts(model_dir, MODEL_FILE, META_FILE, "triage")
         return cls(obj["vectorizer"], obj["classifier"], obj["group_classifier"], float(meta["threshold"]),
                    obj["kind"], float(meta["self_harm_share"]), float(meta["self_harm_threshold"]))
+
+
+# --- files of the models the triage stage writes (this model, stages/safety/injection_model.py) ---------------
+def write_artifacts(out_dir: Path, model_file: str, obj: dict, meta_file: str, meta: dict) -> None:
+    """joblib model + sorted JSON meta (byte-identical for the same content)."""
+    import joblib
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    joblib.dump(obj, out_dir / model_file)
+    (out_dir / meta_file).write_text(json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
+                                     encoding="utf-8")
+
+
+def read_artifacts(model_dir: str | Path, model_file: str, meta_file: str, what: str) -> tuple[dict, dict]:
+    """(joblib object, meta); a missing file names the command that builds it."""
+    import joblib
+
+    d = Path(model_dir)
+    missing = [f for f in (model_file, meta_file) if not (d / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{what} model {d}: missing {', '.join(missing)} — run `dvc repro triage` "
+                                "(python -m stages.triage) to build it")
+    return joblib.load(d / model_file), json.loads((d / meta_file).read_text(encoding="utf-8"))
