@@ -96,6 +96,9 @@ BENIGN = [
     "Should I ignore the doctor's instructions?",
     "Can I ignore the instructions on the medicine label?",
     "My friend Dan has a fever",
+    "How do I select a department from the app?",
+    "医生建议家属参加照护者培训，听说里面有角色扮演的环节，在哪报名",
+    "你的工作是什么？能帮我挂号吗",
     "血糖<7.0，血压>140",
 ]
 

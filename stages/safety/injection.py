@@ -54,12 +54,14 @@ _EN_MODE = r"(?:secret|hidden|internal) (?:instructions|rules|prompt)|(?:god|deb
 _CONTROL_TOKENS = r"<\|[A-Za-z_]{2,20}\|>"
 
 # --- session 13 families ---------------------------------------------------------------------------
-# a new task / the old ones void: "新的任务是：…", "你现在的任务是…", "以上内容作废", "之前的指令全部无效"
+# the assistant's instructions named first, the override after: "把你之前的指示都抛开", "你被告知的注意事项都忘掉"
 _ZH_OVERRIDE_AFTER = (r"(?:你|系统|开发者|给你的|你被|你收到的)[^.?!。？！\n]{0,12}(?:指令|指示|规则|规矩|设定|限制|要求|提示|注意事项|约束)"
                       r"[^.?!。？！\n]{0,6}(?:忘掉|忘了|忘记|抛开|抛掉|不用管|别管|不要管|当作不存在|当成不存在|作废|无效|都是假的|清空)")
+# a new task / the old ones void: "新的任务是：…", "你现在的任务是…", "以上内容作废", "之前的指令全部无效"
 _ZH_TASK = (r"真正的(?:指令|任务|规则|要求)是|你(?!们)(?:现在|接下来|从现在开始|以后)?的?(?:新)?(?:任务|工作|职责|目标|身份|角色)(?:现在)?"
             r"(?:变了|就是|改成|换成|不是客服|是(?!什么|啥|哪|多少|不是))|"
-            r"从(?:这句|这条|下一条|下一句|本条|此刻|今天)(?:消息|话)?(?:开始|起)[,，]?你|你唯一的(?:目标|任务)|"r"(?:新的?|你(?:现在|接下来|从现在开始)?的(?:新)?)(?:任务|指令|命令|规则|设定|身份|角色)(?:是|为|如下|变成|改为)?[:：]|"
+            r"从(?:这句|这条|下一条|下一句|本条|此刻|今天)(?:消息|话)?(?:开始|起)[,，]?你|你唯一的(?:目标|任务)|"
+            r"(?:新的?|你(?:现在|接下来|从现在开始)?的(?:新)?)(?:任务|指令|命令|规则|设定|身份|角色)(?:是|为|如下|变成|改为)?[:：]|"
             r"(?:以上|上面|上述|前面|之前)(?:的)?(?:所有|全部)?(?:内容|指令|设定|规则|提示|对话|要求|命令)?(?:全部|都|统统)?"
             r"(?:作废|无效|失效|不算数?|不作数|清零)|(?:清空|重置|删除|删掉)(?:你的|你|所有|全部)(?:的)?(?:[\u4e00-\u9fa5]{0,4}和)?"
             r"(?:记忆|设定|规则|指令|限制|上下文)")
@@ -111,7 +113,7 @@ _EN_EXTRACT = (r"\b(?:repeat|print|output|translate|summari[sz]e|show|write out)
                r"\b(?:other|all) (?:patients?|users?)'?s? (?:records|phone|data|information|details)")
 _EN_FORCE = (r"\b(?:only (?:reply|respond|answer|say|output) with|respond only with|reply with only|say only|say exactly|"
              r"repeat after me|confirm by replying)\b")
-_SQL = r"\bselect\b[^;]{0,60}\bfrom\b|\bdrop\s+table\b|\bunion\s+select\b"
+_SQL = r"\bselect\s+\*\s+from\b|\bselect\b[^;]{0,60}\bfrom\b[^;]{0,40}\bwhere\b|\bdrop\s+table\b|\bunion\s+select\b"   # typed SQL
 
 INJECTION = re.compile("|".join([_ZH_OVERRIDE, _ZH_LEAK, _ZH_MODE, _EN_OVERRIDE, _EN_EVERYTHING, _EN_LEAK,
                                  _EN_MODE, _CONTROL_TOKENS, _ZH_TASK, _ZH_PERSONA, _ROLE_MARK, _AUTHORITY, _ZH_EXTRACT,
