@@ -14,7 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COPY = ["stages", "serve", "data/raw", "data/triage", "data/feedback", "data/review", "data/terms.tsv", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots",
+COPY = ["stages", "serve", "data/raw", "data/triage", "data/injection", "data/feedback", "data/review", "data/terms.tsv", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots",
         ".dvcignore", "metrics/.gitkeep"]
 
 pytestmark = pytest.mark.e2e
