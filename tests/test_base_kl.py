@@ -70,7 +70,7 @@ def test_kl_targets_are_the_base_distribution_computed_once(tiny_model_dir, toke
     small = BaseTargets(k=8, budget_bytes=one)
     with torch.no_grad():
         _, _, kl8 = loss_mod(**batch, kl=small.request([0, 1, 2, 3]))
-    assert kl8.item() > 0 and len(small.store) == 1 and small.full
+    assert kl8.item() > 0 and len(small.store) == 1 and small.memory.full
     # an untouched adapter (lora_B = 0) is the base: KL zero at full k
     fresh = lora_model(tiny_model_dir, random_b=False)
     with torch.no_grad():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from stages.safety.normalize import match_text
+
 
 def _alt(words: str) -> str:
     return "(?:" + "|".join(sorted(words.split(), key=len, reverse=True)) + ")"
@@ -122,26 +124,22 @@ INJECTION = re.compile("|".join([_ZH_OVERRIDE, _ZH_LEAK, _ZH_MODE, _EN_OVERRIDE,
 
 def detect_injection(text: str) -> bool:
     """``text`` as the pre-check gets it (normalised); also tried as ``match_text`` (traditional → simplified)."""
-    from stages.safety.normalize import match_text
-
-    return any(INJECTION.search(form) for form in _forms(text, match_text))
+    return any(INJECTION.search(form) for form in _forms(text))
 
 
 # one character at a time with separators between ("无_视_规_则", "s-y-s-t-e-m"): the separators are dropped
 _SPELLED = re.compile(r"(?:\w[_\-*·.|/~]\s?){2,}\w")
 
 
-def _forms(text: str, match_text) -> tuple[str, ...]:
+def _forms(text: str) -> tuple[str, ...]:
     joined = _SPELLED.sub(lambda m: re.sub(r"[_\-*·.|/~\s]", "", m.group(0)), text)
     return (text, match_text(text), joined) if joined != text else (text, match_text(text))
 
 
 def injection_family(text: str) -> str | None:
     """The first family whose pattern matches ``text`` (normalised), for reports; None when none does."""
-    from stages.safety.normalize import match_text
-
     for name, rx in _FAMILIES.items():
-        if any(rx.search(form) for form in _forms(text, match_text)):
+        if any(rx.search(form) for form in _forms(text)):
             return name
     return None
 

@@ -152,6 +152,23 @@ class AnswerLoss(nn.Module):
         return True, f"answer-only loss matches the model's loss ({ref.item() / max(1, n.item()):.4f}/token)"
 
 
+class HostBudget:
+    """Bytes of host memory a per-example cache may fill; past it, ``take`` refuses (warned once) and those
+    examples are recomputed each time, so a huge train set cannot exhaust host memory."""
+
+    def __init__(self, budget_bytes: int, what: str):
+        self.budget, self.used, self.full, self.what = budget_bytes, 0, False, what
+
+    def take(self, size: int) -> bool:
+        if self.used + size > self.budget:
+            if not self.full:
+                log.warning("%s full (%.1f GiB budget): further examples are recomputed", self.what, self.budget / 2**30)
+            self.full = True
+            return False
+        self.used += size
+        return True
+
+
 class PrefixCache:
     """Per-example frozen-prefix hidden states, kept on the host (moved to the device per batch).
     Stops storing new entries once ``budget_bytes`` is used (those examples are recomputed each
@@ -161,8 +178,16 @@ class PrefixCache:
         self.module = loss_module
         self.enabled = enabled and loss_module.prefix_start > 0
         self.store: dict[tuple[str, int], torch.Tensor] = {}
-        self.budget, self.used, self.full = budget_bytes, 0, False
+        self.memory = HostBudget(budget_bytes, "frozen-prefix cache")
         self.hits = self.misses = 0
+
+    @property
+    def used(self) -> int:
+        return self.memory.used
+
+    @property
+    def full(self) -> bool:
+        return self.memory.full
 
     def batch(self, split: str, idx: list[int], batch: dict) -> torch.Tensor | None:
         if not self.enabled:
@@ -181,13 +206,7 @@ class PrefixCache:
         h = self.module.prefix(batch["input_ids"], batch["attention_mask"])
         for k in missing:
             row = h[k, :lengths[k]]
-            size = row.numel() * row.element_size()
-            if self.used + size > self.budget:
-                if not self.full:
-                    log.warning("frozen-prefix cache full (%.1f GiB budget): further examples are recomputed",
-                                self.budget / 2**30)
-                self.full = True
+            if not self.memory.take(row.numel() * row.element_size()):
                 break
             self.store[(split, idx[k])] = row.detach().to("cpu", copy=True)
-            self.used += size
         return h

@@ -12,16 +12,14 @@ authored answers everywhere; the mixture keeps the authored mode at full strengt
 The base distribution of an example never changes during training (the adapter is switched off for it),
 so it is computed once per example — the first time the example is in a batch — and only its top-k
 (``train.kl_top_k``; renormalised) is kept in host memory: k x (4 + 4) bytes per answer token, ~22 MB for
-the default corpus at k = 32. Past ``budget_bytes`` examples are recomputed each time instead (logged once).
+the default corpus at k = 32. Past ``budget_bytes`` examples are recomputed each time instead (``HostBudget``, logged once).
 Evaluation never uses this: the val loss stays the plain answer loss."""
 from __future__ import annotations
-
-import logging
 
 import torch
 import torch.nn.functional as F
 
-log = logging.getLogger("stages.train")
+from stages.training.answer_loss import HostBudget
 
 
 def topk_targets(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +42,7 @@ class BaseTargets:
     def __init__(self, k: int, budget_bytes: int = 2 << 30):
         self.k = k
         self.store: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.budget, self.used, self.full = budget_bytes, 0, False
+        self.memory = HostBudget(budget_bytes, "KL-to-base target cache")
         self.computed = 0
 
     def request(self, idx: list[int]) -> "KLRequest":
@@ -67,17 +65,8 @@ class KLRequest:
         logq, ids = topk_targets(base_logits, t.k)
         t.computed += len(self.idx)
         for i, rows_q, rows_i in zip(self.idx, logq.split(counts), ids.split(counts)):
-            if i in t.store:
-                continue
-            size = rows_q.numel() * 4 + rows_i.numel() * 4
-            if t.used + size > t.budget:
-                if not t.full:
-                    log.warning("KL-to-base target cache full (%.1f GiB): further examples recompute the base pass",
-                                t.budget / 2**30)
-                t.full = True
-                continue
-            t.store[i] = (rows_q.detach().to("cpu", copy=True), rows_i.detach().to("cpu", torch.int32, copy=True))
-            t.used += size
+            if i not in t.store and t.memory.take(rows_q.numel() * 4 + rows_i.numel() * 4):
+                t.store[i] = (rows_q.detach().to("cpu", copy=True), rows_i.detach().to("cpu", torch.int32, copy=True))
         return logq, ids
 
     def stored(self, device) -> tuple[torch.Tensor, torch.Tensor]:
