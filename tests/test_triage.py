@@ -13,7 +13,7 @@ from stages.safety.normalize import match_text
 from stages.safety.precheck import precheck
 from stages.safety.rules import EMERGENCY_REPLY, SELF_HARM_REPLY, detect_emergency
 from stages.safety.triage import load_triager
-from stages.safety.triage_data import TriageDataError, fold_ids, read_rows, split_rows
+from stages.safety.triage_data import TriageDataError, corpus_rows, fold_ids, read_rows, split_rows
 
 
 def _fixture_data(root: Path, per_label: int = 90) -> Path:
@@ -115,6 +115,18 @@ def test_train_only_rows_are_fitted_on_but_never_split_scored_or_leaked(small_ru
     assert m1["fitted_on"] == m0["fitted_on"] + 2 == m1["train"] + 2               # fitted on (cv_folds 0: train + extra)
     for name in ("train", "val", "test"):                                           # the split does not move
         assert (plain / "split" / f"{name}.jsonl").read_bytes() == (with_only / "split" / f"{name}.jsonl").read_bytes()
+
+
+def test_corpus_rows_label_self_harm_wording_in_the_emergency_tier_as_self_harm(tmp_path):
+    """The QA corpus' tiers do not separate self-harm from other emergencies; the triage labels do."""
+    split = tmp_path / "train.jsonl"
+    rows = [("我真的撑不下去了，好多天都不想活了，想挂心理科", "emergency"),
+            ("老人突然说话含糊，一边胳膊抬不起来", "emergency"),
+            ("高血压平时饮食要注意什么", "prevention")]
+    split.write_text("".join(json.dumps({"question": q, "answer": "…", "difficulty": t, "category": "x"},
+                                        ensure_ascii=False) + "\n" for q, t in rows), encoding="utf-8")
+    assert [r["label"] for r in corpus_rows([split], negatives=True)] == ["self_harm", "emergency", "none"]
+    assert [r["label"] for r in corpus_rows([split], negatives=False)] == ["self_harm", "emergency"]
 
 
 def test_folds_are_seeded_stratified_and_cover_every_row():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stages.common.jsonio import iter_json_objects
 from stages.safety.normalize import match_text
+from stages.safety.rules import SELF_HARM_RULES, emergency_hits
 from stages.safety.triage_model import LABELS
 
 
@@ -119,7 +120,10 @@ def fold_ids(rows: list[dict], seed: int, k: int) -> list[int]:
 
 def corpus_rows(paths: list[str | Path], negatives: bool) -> list[dict]:
     """Extra training rows from the QA corpus split (never its test split): the emergency tier as
-    ``emergency``, and — when ``negatives`` — every other tier as ``none``."""
+    ``emergency`` — or ``self_harm`` where the self-harm rules fire on it ("好多天都不想活了，想挂心理科":
+    the corpus' tiers do not tell the two apart, the triage labels do) — and, when ``negatives``, every other
+    tier as ``none``."""
+
     out = []
     for p in paths:
         with Path(p).open(encoding="utf-8") as f:
@@ -129,7 +133,9 @@ def corpus_rows(paths: list[str | Path], negatives: bool) -> list[dict]:
                 r = json.loads(line)
                 emergency = r.get("difficulty") == "emergency"
                 if emergency or negatives:
-                    out.append({"text": r["question"], "label": "emergency" if emergency else "none",
+                    self_harm = emergency and bool(SELF_HARM_RULES & set(emergency_hits(match_text(r["question"]))))
+                    label = "self_harm" if self_harm else "emergency" if emergency else "none"
+                    out.append({"text": r["question"], "label": label,
                                 "condition": f"corpus:{r.get('category') or 'unknown'}", "group": None,
                                 "origin": f"{Path(p).as_posix()}:{n}"})
     return out
