@@ -123,7 +123,6 @@ def corpus_rows(paths: list[str | Path], negatives: bool) -> list[dict]:
     ``emergency`` — or ``self_harm`` where the self-harm rules fire on it ("好多天都不想活了，想挂心理科":
     the corpus' tiers do not tell the two apart, the triage labels do) — and, when ``negatives``, every other
     tier as ``none``."""
-
     out = []
     for p in paths:
         with Path(p).open(encoding="utf-8") as f:
