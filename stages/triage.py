@@ -33,7 +33,7 @@ from stages.common.jsonio import atomic_dir, write_json, write_jsonl
 from stages.safety.injection_model import fit_injection
 from stages.safety.normalize import match_text
 from stages.safety.replies import ReplyIndex
-from stages.safety.rules import SELF_HARM_RULES, emergency_hits
+from stages.safety.rules import emergency_hits, rule_label
 from stages.safety.triage import Triager, rule_stands
 from stages.safety.triage_data import (corpus_emergency_qa, corpus_rows, fold_ids, load_authored, read_rows,
                                        split_rows, train_only_rows)
@@ -96,9 +96,9 @@ def measure(triager: Triager, rows: list[dict], proba: np.ndarray | None = None)
     hits = [emergency_hits(match_text(r["text"])) for r in rows]      # the rules alone (no classifier veto)
     rules = [bool(h) for h in hits]
     model = [r.by_model for r in res]
-    rule_label = ["self_harm" if SELF_HARM_RULES & set(h) else "emergency" if h else "none" for h in hits]
+    rule_labels = [rule_label(h) for h in hits]
     flagged = [r.flagged for r in res]
-    out = {"rules_only": triage_metrics(labels, rules, rule_label, groups),
+    out = {"rules_only": triage_metrics(labels, rules, rule_labels, groups),
            "classifier_only": triage_metrics(labels, model, None, groups),
            "triage": triage_metrics(labels, flagged, [r.label for r in res], groups)}
     if all("origin" in r for r in rows):

@@ -137,6 +137,12 @@ def emergency_hits(matched: str) -> list[str]:
     return hits
 
 
+def rule_label(hits) -> str:
+    """What the keyword rules alone say of a question, from its ``emergency_hits``: ``self_harm`` when a
+    self-harm rule fired, else ``emergency`` when any did, else ``none``."""
+    return "self_harm" if SELF_HARM_RULES & set(hits) else "emergency" if hits else "none"
+
+
 def happening_now(matched: str) -> bool:
     """The question says something is happening now (突然, 刚才, 正在, …) — on ``match_text`` text — in
     the same clause as an emergency rule's match when one matches: "两年没抽搐了,药还在吃" and "前年晕倒过一次,

@@ -24,7 +24,7 @@ from stages.safety.injection import detect_injection
 from stages.safety.injection_model import InjectionModel
 from stages.safety.normalize import match_text
 from stages.safety.replies import SELF_HARM_REPLY, ReplyIndex, emergency_reply
-from stages.safety.rules import SELF_HARM_RULES, emergency_hits, happening_now
+from stages.safety.rules import SELF_HARM_RULES, emergency_hits, happening_now, rule_label
 from stages.safety.triage_model import LABELS, META_FILE, TriageModel
 
 # condition group named by a rule when the classifier is absent or gives none
@@ -92,7 +92,7 @@ class Triager:
         if self.model is None:
             if not rules:
                 return TriageResult("none", 0.0)
-            label = "self_harm" if SELF_HARM_RULES & set(rules) else "emergency"
+            label = rule_label(rules)
             return TriageResult(label, 0.0, rules, "self_harm" if label == "self_harm" else RULE_GROUPS[rules[0]])
         p = self.model.probabilities([m], matched=True)[0] if proba is None else proba
         score = float(1.0 - p[0])
