@@ -444,6 +444,31 @@ def test_adapter_scale_rule_picks_the_largest_scale_within_both_limits():
     assert pick(rows, 0.6) == 0.8
     assert pick(rows, 0.55) is None                                       # nothing passes: no silent default
     assert pick(rows[:1], 0.6) is None                                    # the base itself is never "chosen"
+    # with a bootstrap interval the upper bound decides: 0.8's point ratio is below 1 but its interval reaches 1
+    rows[2]["real_ratio_hi"], rows[3]["real_ratio_hi"] = 1.004, 0.992
+    assert pick(rows, 0.6) == 0.7
+
+
+def test_adapter_scale_bootstrap_interval_is_paired_and_brackets_the_ratio():
+    import math
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from adapter_scale import bootstrap_ratio
+
+    rng = __import__("random").Random(3)
+    base = [{"nll": rng.uniform(50, 400), "tokens": rng.randint(40, 200)} for _ in range(100)]
+    same = [dict(b) for b in base]
+    assert bootstrap_ratio(same, base, 500, 0.95, 0) == (1.0, 1.0)           # paired: no spread for equal answers
+    shifted = [{"nll": b["nll"] - 0.05 * b["tokens"], "tokens": b["tokens"]} for b in base]  # 0.05 nats/token less
+    lo, hi = bootstrap_ratio(shifted, base, 500, 0.95, 0)
+    assert lo == pytest.approx(math.exp(-0.05)) and hi == pytest.approx(math.exp(-0.05))
+    noisy = [{"nll": b["nll"] * rng.uniform(0.8, 1.2), "tokens": b["tokens"]} for b in base]
+    lo, hi = bootstrap_ratio(noisy, base, 2000, 0.95, 0)
+    point = math.exp(sum(n["nll"] for n in noisy) / sum(n["tokens"] for n in noisy)
+                     - sum(n["nll"] for n in base) / sum(n["tokens"] for n in base))
+    assert lo < point < hi and hi - lo > 0.01
+    assert bootstrap_ratio(noisy, base, 2000, 0.95, 0) == (lo, hi)           # seeded: the same interval again
 
 
 def test_adapter_scale_bench_measures_base_and_each_scale(tmp_path, tiny_model_dir, shared_data):
@@ -472,6 +497,8 @@ def test_adapter_scale_bench_measures_base_and_each_scale(tmp_path, tiny_model_d
         assert r["real"] > 1 and r["authored"] > 1
         assert r["real_ratio"] == pytest.approx(r["real"] / base["real"])
         assert r["authored_ratio"] == pytest.approx(r["authored"] / base["authored"])
+        if r["scale"]:
+            assert r["real_ratio_lo"] <= r["real_ratio"] <= r["real_ratio_hi"]   # the bootstrap interval
     assert rows[1.0]["real"] != base["real"]                      # the adapter is applied, and scaled
     assert rows[0.5]["real"] != rows[1.0]["real"]
     from adapter_scale import pick
