@@ -6,6 +6,7 @@ paraphrases never straddle train and test. ``max_train`` caps train with a strat
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import random
 from collections import Counter, defaultdict
@@ -31,24 +32,37 @@ def stratum_keys(records: list[dict], by: list[str], min_size: int) -> list[str]
     return out
 
 
+def question_key(seed: int, question: str) -> str:
+    """A seeded hash of the question alone: a cluster's place in its stratum's order. Editing an answer (an
+    expert verdict, a medical fix) changes the record id but not this key, so no record changes split."""
+    return hashlib.sha256(f"{seed}\x00{question}".encode("utf-8")).hexdigest()
+
+
 def assign(records: list[dict], sp: SplitParams) -> tuple[list[str], dict[str, str]]:
-    """Return the split name for each record and the record-id → cluster-representative map."""
+    """Return the split name for each record and the record-id → cluster-representative map.
+
+    Within each stratum, clusters are taken in the order of their smallest ``question_key`` — test first,
+    then val, up to their quotas, then train — so the assignment depends on the questions and the seed only;
+    a new record moves at most the clusters at a quota boundary of its stratum."""
     n = len(records)
     ids = [r["id"] for r in records]
     rep = clusters(ids, [r["question"] for r in records], sp.group_threshold)
     min_size = max(2, round(2 / max(min(sp.val_frac, sp.test_frac) or 1, 1e-9))) if sp.stratify_by else n + 1
     strata = stratum_keys(records, list(sp.stratify_by), min_size) if sp.stratify_by else ["*"] * n
-    # a cluster lives in the stratum of its representative
-    rep_stratum = {ids[i]: strata[i] for i in range(n) if rep[ids[i]] == ids[i]}
-    groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    qkey = [question_key(sp.seed, r["question"]) for r in records]
+    anchor: dict[str, int] = {}                  # cluster → its member with the smallest question key
     for i in range(n):
-        groups[rep_stratum[rep[ids[i]]]][rep[ids[i]]].append(i)
+        c = rep[ids[i]]
+        if c not in anchor or qkey[i] < qkey[anchor[c]]:
+            anchor[c] = i
+    groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i in range(n):                           # a cluster lives in the stratum of its anchor
+        c = rep[ids[i]]
+        groups[strata[anchor[c]]][c].append(i)
     out = [""] * n
-    rng = random.Random(sp.seed)
     for stratum in sorted(groups):
         members = groups[stratum]
-        order = sorted(members)
-        rng.shuffle(order)
+        order = sorted(members, key=lambda c: (qkey[anchor[c]], c))
         size = sum(len(members[g]) for g in order)
         want = {"test": round(size * sp.test_frac), "val": round(size * sp.val_frac)}
         got = Counter()

@@ -55,3 +55,24 @@ def test_max_train_cap_is_stratified(tmp_path):
     m = split.run(SplitParams(max_train=50), tmp_path / "qa.jsonl", tmp_path / "o", tmp_path / "m.json")
     assert m["train"]["total"] == 50 and set(m["train"]["by_tier"]) == set(TIERS)
     assert m["train_capped_out"] == 300 - 50 - m["val"]["total"] - m["test"]["total"]
+
+
+def test_editing_answers_moves_no_record_and_a_new_record_moves_few(tmp_path):
+    """An expert verdict or a medical fix rewrites answers (new record ids); the split depends on the
+    questions only, so every question stays in its split. One added record shifts at most a quota boundary."""
+    rows = make_records()
+    sp = SplitParams(seed=3, val_frac=0.1, test_frac=0.1)
+
+    def where(records, name):
+        write_jsonl(tmp_path / f"{name}.jsonl", records)
+        split.run(sp, tmp_path / f"{name}.jsonl", tmp_path / name, tmp_path / f"{name}_m.json")
+        return {r["question"]: s for s in split.SPLITS for r in read_jsonl(tmp_path / name / f"{s}.jsonl")}
+
+    before = where(rows, "before")
+    edited = [dict(r, id=f"x{r['id']}", answer=r["answer"] + "（已修订）") if i % 7 == 0 else r
+              for i, r in enumerate(rows)]
+    assert where(edited, "edited") == before
+    grown = where(rows + [{"id": "new", "question": "新问题：孩子咳嗽一周了夜里更重", "answer": "回答",
+                           "category": "儿科", "difficulty": "basic"}], "grown")
+    moved = [q for q in before if grown[q] != before[q]]
+    assert len(moved) <= 2 and grown["新问题：孩子咳嗽一周了夜里更重"] in split.SPLITS
