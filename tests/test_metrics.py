@@ -84,6 +84,29 @@ def test_bertscore_identical_is_one_empty_is_zero(encoder):
     assert -1.0 <= s.f1[2] < 1.0
 
 
+def test_bertscore_many_models_in_length_chunks_equals_one_call_per_model(encoder):
+    """score_many (shared references, length-sorted chunks of 2 x batch_size references) gives each model the
+    scores a plain bert-score call over all of its pairs gives, in input order, with empties scored 0."""
+    rng = __import__("random").Random(5)
+    words = "头疼发热咳嗽胃痛腹泻失眠皮疹乏力建议尽快就医注意休息多喝水"
+    refs = ["".join(rng.choice(words) for _ in range(rng.randint(3, 60))) for _ in range(19)]
+    tuned = ["".join(rng.choice(words) for _ in range(rng.randint(3, 80))) for _ in range(19)]
+    base = list(tuned[::-1])
+    base[4] = ""                                           # an empty answer scores 0 and is counted
+    got = encoder.score_many({"tuned": tuned, "base": base}, refs)
+    for name, preds in (("tuned", tuned), ("base", base)):
+        keep = [i for i, p in enumerate(preds) if p]
+        P, R, F = encoder._scorer.score([preds[i] for i in keep], [refs[i] for i in keep])
+        assert got[name].empty == len(preds) - len(keep)
+        for j, i in enumerate(keep):
+            assert got[name].f1[i] == pytest.approx(float(F[j]), abs=1e-5)
+            assert got[name].precision[i] == pytest.approx(float(P[j]), abs=1e-5)
+            assert got[name].recall[i] == pytest.approx(float(R[j]), abs=1e-5)
+    assert got["base"].f1[4] == 0.0 and got["base"].empty == 1
+    with pytest.raises(ValueError, match="tuned: 2 predictions vs 19"):
+        encoder.score_many({"tuned": tuned[:2]}, refs)
+
+
 def test_bertscore_config_errors(tmp_path, tiny_model_dir):
     from stages.evaluation.metrics.bertscore import BertScoreEncoder
 

@@ -19,6 +19,8 @@ def precheck(q):
     ("爷爷口角歪斜说话不清", "stroke"), ("宝宝抽搐了", "seizure"),
     ("突然头痛，像要炸开一样，还吐了", "severe_symptom"), ("老人吃饭被噎住了，说不出话", "severe_symptom"),
     ("预防什么的先不说，我爸现在突然胸痛", "chest_pain"),
+    ("剁排骨把食指剁掉了一截，掉下来那块怎么办", "trauma"), ("我老公的手被机器绞断了", "trauma"),
+    ("孩子脚趾被门夹断了半截", "trauma"), ("外公发烧两天了，今天开始说胡话", "severe_symptom"),
 ])
 def test_emergency_detected(q, rule):
     assert rule in detect_emergency(q)
@@ -33,7 +35,8 @@ def test_self_harm_gets_its_own_reply():
 
 
 @pytest.mark.parametrize("q", ["挂号需要带什么证件？", "体检前要空腹吗", "胃镜检查前几小时不能吃饭",
-                               "怎么才能预防中风？", "冬天烧炭取暖怎么避免煤气中毒"])
+                               "怎么才能预防中风？", "冬天烧炭取暖怎么避免煤气中毒", "手机充电线断了一截还能用吗",
+                               "剪指甲剪断了一截，甲沟有点红"])
 def test_ordinary_questions_pass(q):
     assert detect_emergency(q) == [] and precheck(q).action == "pass"
 

@@ -24,8 +24,9 @@ def score_answers(rows: list[dict], models: list[str], terms: TermDict | None = 
             if terms is not None:
                 entry["terms"] = term_match(terms, entry["answer"], r["reference"])
     if bertscore is not None:
-        refs = [r["reference"] for r in rows]
+        scores = bertscore.score_many({m: [r[m]["answer"] for r in rows] for m in models},
+                                      [r["reference"] for r in rows], progress=progress)
         for m in models:
-            s = bertscore.score([r[m]["answer"] for r in rows], refs, progress=progress)
+            s = scores[m]
             for r, p, rc, f in zip(rows, s.precision, s.recall, s.f1):
                 r[m].update({"bertscore_p": p, "bertscore_r": rc, "bertscore_f1": f})

@@ -40,6 +40,7 @@ class BertScoreEncoder:
         from bert_score import BERTScorer
 
         self.num_layers = num_layers
+        self.batch_size = batch_size
         self._scorer = BERTScorer(model_type=self.model, num_layers=num_layers, batch_size=batch_size,
                                   device=device or "cpu", use_fast_tokenizer=True)
         max_len = self._scorer._tokenizer.model_max_length
@@ -48,15 +49,35 @@ class BertScoreEncoder:
                              f"({max_len}); set it in tokenizer_config.json")
 
     def score(self, predictions: list[str], references: list[str], progress: bool = False) -> BertScores:
-        if len(predictions) != len(references):
-            raise ValueError(f"{len(predictions)} predictions vs {len(references)} references")
-        keep = [i for i, (p, r) in enumerate(zip(predictions, references)) if p.strip() and r.strip()]
-        p = [0.0] * len(predictions)
-        r = [0.0] * len(predictions)
-        f = [0.0] * len(predictions)
-        if keep:
-            P, R, F = self._scorer.score([predictions[i] for i in keep], [references[i] for i in keep],
+        return self.score_many({"_": predictions}, references, progress)["_"]
+
+    def score_many(self, predictions: dict[str, list[str]], references: list[str],
+                   progress: bool = False) -> dict[str, BertScores]:
+        """Score several models' answers against one reference list. Each reference is encoded once for all
+        models (bert-score encodes the distinct sentences of a call), and calls are made on chunks of
+        references of similar length: bert-score orders a call's sentences by *space-separated words* — one
+        "word" for most Chinese text — so within one big call the batches mix short and long answers and
+        most of the work is padding. Per-sentence embeddings do not depend on the batch, so the scores are the
+        ones a single call gives (tests/test_metrics.py)."""
+        n = len(references)
+        for name, preds in predictions.items():
+            if len(preds) != n:
+                raise ValueError(f"{name}: {len(preds)} predictions vs {n} references")
+        out = {m: BertScores([0.0] * n, [0.0] * n, [0.0] * n, 0) for m in predictions}
+        keep = {m: [i for i in range(n) if preds[i].strip() and references[i].strip()]
+                for m, preds in predictions.items()}
+        for m in predictions:
+            out[m].empty = n - len(keep[m])
+        kept = {i for k in keep.values() for i in k}
+        width = {i: max([len(references[i])] + [len(predictions[m][i]) for m in predictions if i in keep[m]])
+                 for i in kept}
+        order = sorted(kept, key=lambda i: (width[i], i))
+        chunk = 2 * self.batch_size
+        for start in range(0, len(order), chunk):
+            refs_here = set(order[start:start + chunk])
+            pairs = [(m, i) for m in predictions for i in keep[m] if i in refs_here]
+            P, R, F = self._scorer.score([predictions[m][i] for m, i in pairs], [references[i] for _, i in pairs],
                                          verbose=progress)
-            for j, i in enumerate(keep):
-                p[i], r[i], f[i] = float(P[j]), float(R[j]), float(F[j])
-        return BertScores(p, r, f, len(predictions) - len(keep))
+            for j, (m, i) in enumerate(pairs):
+                out[m].precision[i], out[m].recall[i], out[m].f1[i] = float(P[j]), float(R[j]), float(F[j])
+        return out
