@@ -91,13 +91,10 @@ def main() -> None:
 
     def ppl(scale: float) -> tuple[dict, list[dict]]:
         set_adapter_scale(model, scale)
-        out, real_nll = {}, []
-        for name, pairs in sets.items():
-            nll = answer_nll(model, tok, pairs, params.prompt.system, params.eval.ppl_max_len,
-                             params.eval.batch_size, progress=False)
-            out[name] = perplexity(sum(n["nll"] for n in nll), sum(n["tokens"] for n in nll))
-            real_nll = nll if name == "real" else real_nll
-        return out, real_nll
+        nll = {name: answer_nll(model, tok, pairs, params.prompt.system, params.eval.ppl_max_len,
+                                params.eval.batch_size, progress=False) for name, pairs in sets.items()}
+        out = {name: perplexity(sum(n["nll"] for n in v), sum(n["tokens"] for n in v)) for name, v in nll.items()}
+        return out, nll["real"]
 
     print(f"{len(sets['real'])} real val answers ({args.csv.name}, seed {args.seed}, positions "
           f"{REAL_VAL.start}–{REAL_VAL.stop - 1}), {len(sets['authored'])} authored val; {args.adapter}; dtype {dtype}")
