@@ -101,10 +101,9 @@ def main() -> None:
     lo_hi = f"{100 * (1 - args.level):g}–{100 * args.level:g}%"
     print(f"{'scale':>6} {'real ppl':>10} {'vs base':>8} {lo_hi:>15} {'authored':>10} {'vs base':>8}")
     rows: list[dict] = []
-    base_nll: list[dict] = []
-    for s in [0.0, *args.scales]:                      # scale 0 = the base (adapter off); ratios against it
-        p, nll = ppl(s)
-        base, base_nll = (rows[0], base_nll) if rows else (p, nll)
+    base, base_nll = ppl(0.0)                          # scale 0 = the base (adapter off); ratios against it
+    for s in [0.0, *args.scales]:
+        p, nll = (base, base_nll) if s == 0 else ppl(s)
         row = {"scale": s, **p, "real_ratio": p["real"] / base["real"],
                "authored_ratio": p["authored"] / base["authored"]}
         if args.boot and s != 0:

@@ -63,19 +63,17 @@ class BertScoreEncoder:
         for name, preds in predictions.items():
             if len(preds) != n:
                 raise ValueError(f"{name}: {len(preds)} predictions vs {n} references")
-        out = {m: BertScores([0.0] * n, [0.0] * n, [0.0] * n, 0) for m in predictions}
-        keep = {m: [i for i in range(n) if preds[i].strip() and references[i].strip()]
+        keep = {m: {i for i in range(n) if preds[i].strip() and references[i].strip()}
                 for m, preds in predictions.items()}
-        for m in predictions:
-            out[m].empty = n - len(keep[m])
-        kept = {i for k in keep.values() for i in k}
+        out = {m: BertScores([0.0] * n, [0.0] * n, [0.0] * n, n - len(keep[m])) for m in predictions}
+        kept = set().union(*keep.values())
         width = {i: max([len(references[i])] + [len(predictions[m][i]) for m in predictions if i in keep[m]])
                  for i in kept}
         order = sorted(kept, key=lambda i: (width[i], i))
         chunk = 2 * self.batch_size
         for start in range(0, len(order), chunk):
             refs_here = set(order[start:start + chunk])
-            pairs = [(m, i) for m in predictions for i in keep[m] if i in refs_here]
+            pairs = [(m, i) for m in predictions for i in sorted(keep[m] & refs_here)]
             P, R, F = self._scorer.score([predictions[m][i] for m, i in pairs], [references[i] for _, i in pairs],
                                          verbose=progress)
             for j, (m, i) in enumerate(pairs):
