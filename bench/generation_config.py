@@ -7,7 +7,7 @@ guidance on the emergency tier, the share of answers that hit the token cap, and
         [--adapter DIR] [--split data/split/val.jsonl] [--max-examples 0] [--configs plain rp1.05 ...]
 
 Candidates (``--configs``): ``plain`` (greedy), ``rpX`` (repetition_penalty X), ``ngN`` (no_repeat_ngram_size
-N), ``dryM[aN][bX]`` (DRY multiplier M, allowed length N, base X; defaults of params), and combinations joined
+N), ``minN`` (min_new_tokens N: no stop token before N answer tokens), ``dryM[aN][bX]`` (DRY multiplier M, allowed length N, base X; defaults of params), and combinations joined
 with ``+`` (``rp1.05+ng8``, ``rp1.05+dry0.8a3``). The model runs in params' inference dtype.
 Prints a table and writes artifacts/bench/generation_config.json (with every answer)."""
 from __future__ import annotations
@@ -40,12 +40,14 @@ def parse(name: str, max_new_tokens: int, stop: tuple):
                 kw["dry_allowed_length"] = int(dry.group(2))
             if dry.group(3):
                 kw["dry_base"] = float(dry.group(3))
+        elif re.fullmatch(r"min\d+", part):
+            kw["min_new_tokens"] = int(part[3:])
         elif part.startswith("rp"):
             kw["repetition_penalty"] = float(part[2:])
         elif part.startswith("ng"):
             kw["no_repeat_ngram_size"] = int(part[2:])
         else:
-            raise SystemExit(f"unknown config part {part!r} (plain | rpX | ngN | dryM[aN][bX], joined with +)")
+            raise SystemExit(f"unknown config part {part!r} (plain | rpX | ngN | minN | dryM[aN][bX], joined with +)")
     return Decoding(**kw)
 
 

@@ -108,7 +108,7 @@ class BatchStream:
         t0 = time.perf_counter()
         model, tokenizer = self.model, self.tokenizer
         device = next(model.parameters()).device
-        gen_kwargs = self.decoding.generate_kwargs(model, tokenizer)
+        gen_kwargs = self.decoding.generate_kwargs(model, tokenizer, max(self.max_new_tokens))
         eos_ids = set(gen_kwargs["eos_token_id"])
         self._rows = rows = [_RowDecoder(tokenizer, eos_ids, n) for n in self.max_new_tokens]
         kw = self._inputs(device)

@@ -71,12 +71,37 @@ def test_no_repeat_ngram_and_penalty_reach_model_generate(tiny):
     assert sum(rep(r) for r in outs["penalty"]) < sum(rep(r) for r in outs["plain"])
 
 
+def test_min_new_tokens_holds_back_the_stop_tokens(tiny):
+    """generation.min_new_tokens reaches model.generate: a model whose most likely token is always
+    <|im_end|> answers nothing with plain greedy, exactly N tokens with min_new_tokens N, and hits the
+    cap when the cap is below N. describe() records it only when it is on (old predictions stay valid)."""
+    import copy
+
+    model, tok = copy.deepcopy(tiny[0]), tiny[1]
+    end, other = tok.convert_tokens_to_ids("<|im_end|>"), tok.encode("好")[0]
+    head = torch.nn.Linear(model.lm_head.in_features, model.lm_head.out_features, bias=True)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[end], head.bias[other] = 10.0, 5.0
+    model.lm_head = head
+    run = lambda dec: generate_answers(model, tok, QS, "你是客服。", batch_size=3, progress=False, decoding=dec)  # noqa: E731
+    assert [r["new_tokens"] for r in run(Decoding(max_new_tokens=12))] == [0, 0, 0]
+    held = run(Decoding(max_new_tokens=12, min_new_tokens=5))
+    assert [(r["new_tokens"], r["hit_cap"]) for r in held] == [(5, False)] * 3
+    assert all(r["answer"] == "好" * 5 for r in held)
+    assert [(r["new_tokens"], r["hit_cap"]) for r in run(Decoding(max_new_tokens=3, min_new_tokens=5))] == [(3, True)] * 3
+    assert "min_new_tokens" not in Decoding().describe()
+    assert Decoding(min_new_tokens=7).describe()["min_new_tokens"] == 7
+
+
 def test_serve_stream_decodes_with_the_same_config(tiny):
-    """serve's BatchStream and evaluate's generate_answers give the same answers for one Decoding."""
+    """serve's BatchStream and evaluate's generate_answers give the same answers for one Decoding
+    (min_new_tokens included)."""
     from serve.streaming import BatchStream
 
     model, tok = tiny
-    dec = Decoding(max_new_tokens=12, repetition_penalty=1.3)
+    dec = Decoding(max_new_tokens=12, repetition_penalty=1.3, min_new_tokens=4)
     ref = generate_answers(model, tok, QS, "你是客服。", batch_size=3, sort_by_length=False, progress=False,
                            decoding=dec)
     stream = BatchStream(model, tok, QS, "你是客服。", [12] * 3, None, dec)

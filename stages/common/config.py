@@ -170,6 +170,7 @@ class MergeParams(_Section):
 class GenerationParams(_Section):
     """Decoding used by predict_base, evaluate and serve alike (stages/model/generate.py ``Decoding``)."""
     max_new_tokens: int = Field(256, ge=1)
+    min_new_tokens: int = Field(0, ge=0)            # stop tokens suppressed until the answer has this many; 0 = off
     repetition_penalty: float = Field(1.0, ge=1.0)  # HF: divides logits of tokens already in prompt+answer; 1 = off
     no_repeat_ngram_size: int = Field(0, ge=0)      # HF: ban any token n-gram already generated/prompted; 0 = off
     stop_tokens: list[str] = Field(default_factory=lambda: ["<|im_end|>", "<|endoftext|>"], min_length=1)

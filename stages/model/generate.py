@@ -27,8 +27,10 @@ class Decoding:
     dry_base^(L − dry_allowed_length)`` logits — long copies (and drifting lists that copy a long prefix)
     become impossible while single common tokens (的, ，, 血压) stay free, unlike ``repetition_penalty``,
     which taxes every reused token and so ends Chinese answers early. ``stop`` are the tokens that end an
-    answer (besides the model's own eos ids)."""
+    answer (besides the model's own eos ids). ``min_new_tokens`` keeps every stop token suppressed until the
+    answer has that many tokens (transformers' ``min_new_tokens``; 0 = off)."""
     max_new_tokens: int = 256
+    min_new_tokens: int = 0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     stop: tuple[str, ...] = DEFAULT_STOP
@@ -40,12 +42,15 @@ class Decoding:
     def from_params(cls, gp) -> "Decoding":
         return cls(max_new_tokens=gp.max_new_tokens, repetition_penalty=gp.repetition_penalty,
                    no_repeat_ngram_size=gp.no_repeat_ngram_size, stop=tuple(gp.stop_tokens),
-                   dry_multiplier=gp.dry_multiplier, dry_base=gp.dry_base, dry_allowed_length=gp.dry_allowed_length)
+                   dry_multiplier=gp.dry_multiplier, dry_base=gp.dry_base, dry_allowed_length=gp.dry_allowed_length,
+                   min_new_tokens=gp.min_new_tokens)
 
     def describe(self) -> dict:
         """What an answer depends on (recorded with base predictions, compared by evaluate)."""
         out = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty,
                "no_repeat_ngram_size": self.no_repeat_ngram_size, "stop": list(self.stop)}
+        if self.min_new_tokens > 0:
+            out["min_new_tokens"] = self.min_new_tokens
         if self.dry_multiplier > 0:
             out["dry"] = {"multiplier": self.dry_multiplier, "base": self.dry_base,
                           "allowed_length": self.dry_allowed_length}
@@ -63,10 +68,13 @@ class Decoding:
             ids.add(vocab[s])
         return sorted(i for i in ids if i is not None)
 
-    def generate_kwargs(self, model, tokenizer) -> dict:
-        """Keyword arguments for ``model.generate`` (without ``max_new_tokens``: callers may cap lower)."""
+    def generate_kwargs(self, model, tokenizer, cap: int | None = None) -> dict:
+        """Keyword arguments for ``model.generate`` (without ``max_new_tokens``: callers may cap lower;
+        ``cap``, the caller's cap, bounds ``min_new_tokens``)."""
         kw = {"do_sample": False, "pad_token_id": tokenizer.pad_token_id,
               "eos_token_id": self.stop_ids(model, tokenizer)}
+        if self.min_new_tokens > 0:
+            kw["min_new_tokens"] = min(self.min_new_tokens, cap or self.max_new_tokens)
         if self.repetition_penalty != 1.0 or self.no_repeat_ngram_size > 0 or self.dry_multiplier > 0:
             start = tokenizer.convert_tokens_to_ids(ANSWER_MARKER)
             if not isinstance(start, int) or start == tokenizer.unk_token_id:
@@ -154,7 +162,7 @@ def generate_answers(model, tokenizer, questions: list[str], system: str, max_ne
         order.sort(key=lambda i: len(questions[i]))
     results: list[dict | None] = [None] * len(questions)
     device = next(model.parameters()).device
-    kw = decoding.generate_kwargs(model, tokenizer)
+    kw = decoding.generate_kwargs(model, tokenizer, cap)
     eos_ids = set(kw["eos_token_id"])
     bar = tqdm(total=len(questions), desc="generate", unit="q", disable=not progress)
     for idx in _batches(order, batch_size):
