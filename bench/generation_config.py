@@ -7,8 +7,9 @@ guidance on the emergency tier, the share of answers that hit the token cap, and
         [--adapter DIR] [--split data/split/val.jsonl] [--max-examples 0] [--configs plain rp1.05 ...]
 
 Candidates (``--configs``): ``plain`` (greedy), ``rpX`` (repetition_penalty X), ``ngN`` (no_repeat_ngram_size
-N), ``minN`` (min_new_tokens N: no stop token before N answer tokens), ``dryM[aN][bX]`` (DRY multiplier M, allowed length N, base X; defaults of params), and combinations joined
-with ``+`` (``rp1.05+ng8``, ``rp1.05+dry0.8a3``). The model runs in params' inference dtype.
+N), ``minN`` (min_new_tokens N: no stop token before N answer tokens), ``dryM[aN][bX]`` (DRY multiplier M,
+allowed length N, base X; defaults of params), and combinations joined with ``+`` (``rp1.05+ng8``,
+``rp1.05+dry0.8a3``, ``rp1.1+dry0.8+min64``). The model runs in params' inference dtype.
 Prints a table and writes artifacts/bench/generation_config.json (with every answer)."""
 from __future__ import annotations
 

@@ -171,8 +171,8 @@ class GenerationParams(_Section):
     """Decoding used by predict_base, evaluate and serve alike (stages/model/generate.py ``Decoding``)."""
     max_new_tokens: int = Field(256, ge=1)
     min_new_tokens: int = Field(0, ge=0)            # stop tokens suppressed until the answer has this many; 0 = off
-    repetition_penalty: float = Field(1.0, ge=1.0)  # HF: divides logits of tokens already in prompt+answer; 1 = off
-    no_repeat_ngram_size: int = Field(0, ge=0)      # HF: ban any token n-gram already generated/prompted; 0 = off
+    repetition_penalty: float = Field(1.0, ge=1.0)  # lowers logits of tokens already in the ANSWER (prompt free); 1 = off
+    no_repeat_ngram_size: int = Field(0, ge=0)      # ban any token n-gram repeated within the answer; 0 = off
     stop_tokens: list[str] = Field(default_factory=lambda: ["<|im_end|>", "<|endoftext|>"], min_length=1)
     dry_multiplier: float = Field(0.0, ge=0.0)     # DRY penalty on tokens that extend a repeat of the answer; 0 = off
     dry_base: float = Field(1.75, ge=1.0)          # penalty grows by this factor per repeated token beyond ...
