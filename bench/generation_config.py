@@ -10,6 +10,9 @@ Candidates (``--configs``): ``plain`` (greedy), ``rpX`` (repetition_penalty X), 
 N), ``minN`` (min_new_tokens N: no stop token before N answer tokens), ``dryM[aN][bX]`` (DRY multiplier M,
 allowed length N, base X; defaults of params), and combinations joined with ``+`` (``rp1.05+ng8``,
 ``rp1.05+dry0.8a3``, ``rp1.1+dry0.8+min64``). The model runs in params' inference dtype.
+Each config also answers ``--short`` (bench/short_messages.txt: greetings and one-line service questions,
+none urgent): their mean answer tokens and the share that carry 120 / 急诊 guidance anyway (a false alarm) —
+session 16 adopted an answer floor on val alone and it padded exactly these with wrong content.
 Prints a table and writes artifacts/bench/generation_config.json (with every answer)."""
 from __future__ import annotations
 
@@ -52,6 +55,12 @@ def parse(name: str, max_new_tokens: int, stop: tuple):
     return Decoding(**kw)
 
 
+def read_short(path: Path) -> list[str]:
+    """One message per line; blank lines and ``#`` comments skipped."""
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def main() -> int:
     from stages.common.config import load_params
     from stages.evaluation.evalset import load_eval_examples
@@ -60,6 +69,7 @@ def main() -> int:
     from stages.evaluation.metrics.safety import safety_flags
     from stages.model.generate import generate_answers
     from stages.model.modeling import load_model, load_tokenizer, resolve_inference_dtype, set_threads
+    from stages.safety.rules import has_emergency_guidance
 
     params = load_params(REPO / "params.yaml")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,6 +79,7 @@ def main() -> int:
     ap.add_argument("--max-examples", type=int, default=0)
     ap.add_argument("--configs", nargs="+", default=DEFAULT)
     ap.add_argument("--batch-size", type=int, default=params.eval.batch_size)
+    ap.add_argument("--short", default=str(REPO / "bench/short_messages.txt"), help="short non-urgent messages; '' = skip")
     ap.add_argument("--out", default=str(REPO / "artifacts/bench/generation_config.json"))
     args = ap.parse_args()
     set_threads(0)
@@ -77,6 +88,7 @@ def main() -> int:
     tok = load_tokenizer(args.model)
     model = load_model(args.model, dtype, "cpu", adapter=args.adapter)
     gp = params.generation
+    short = read_short(Path(args.short)) if args.short else []
     print(f"{len(examples)} examples of {args.split}, {dtype}, max_new_tokens {gp.max_new_tokens}", flush=True)
     report = {"model": args.model, "adapter": args.adapter, "split": args.split, "n": len(examples), "configs": {}}
     for name in args.configs:
@@ -96,17 +108,25 @@ def main() -> int:
                "hit_cap_rate": sum(g["hit_cap"] for g in gen) / len(gen),
                "mean_new_tokens": sum(g["new_tokens"] for g in gen) / len(gen), "seconds": sec,
                "decoding": dec.describe(), "answers": answers}
+        if short:
+            sg = generate_answers(model, tok, short, params.prompt.system, batch_size=args.batch_size,
+                                  progress=False, decoding=dec)
+            row["short_tokens"] = sum(g["new_tokens"] for g in sg) / len(sg)
+            row["short_guidance_rate"] = sum(has_emergency_guidance(g["answer"]) for g in sg) / len(sg)
+            row["short_answers"] = [g["answer"] for g in sg]
         report["configs"][name] = row
         print(f"  {name}: loop {row['loop_rate']:.3f}, distinct-2 {row['distinct_2']:.3f}, ROUGE-L {row['rougeL_char']:.2f}, "
               f"emergency {row['emergency_guidance_rate']:.2f}, hit cap {row['hit_cap_rate']:.3f}, "
-              f"{row['mean_new_tokens']:.0f} tokens, {sec:.0f}s", flush=True)
+              f"{row['mean_new_tokens']:.0f} tokens, short: {row.get('short_tokens', float('nan')):.0f} tokens, "
+              f"guidance {row.get('short_guidance_rate', float('nan')):.2f}, {sec:.0f}s", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print("\n| config | loop rate | distinct-2 | ROUGE-L(char) | emergency guidance | hit cap | mean tokens | s |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print("\n| config | loop rate | distinct-2 | ROUGE-L(char) | emergency guidance | hit cap | mean tokens | "
+          "short: tokens | short: 120/急诊 | s |\n|---|---|---|---|---|---|---|---|---|---|")
     for name, r in report["configs"].items():
         print(f"| {name} | {r['loop_rate']:.3f} | {r['distinct_2']:.3f} | {r['rougeL_char']:.2f} | "
-              f"{r['emergency_guidance_rate']:.2f} | {r['hit_cap_rate']:.3f} | {r['mean_new_tokens']:.0f} | {r['seconds']:.0f} |")
+              f"{r['emergency_guidance_rate']:.2f} | {r['hit_cap_rate']:.3f} | {r['mean_new_tokens']:.0f} | "
+              f"{r.get('short_tokens', float('nan')):.0f} | {r.get('short_guidance_rate', float('nan')):.2f} | {r['seconds']:.0f} |")
     return 0
 
 

@@ -95,6 +95,28 @@ def test_min_new_tokens_holds_back_the_stop_tokens(tiny):
     assert Decoding(min_new_tokens=7).describe()["min_new_tokens"] == 7
 
 
+def test_generation_bench_parses_a_floor_and_reads_its_short_messages():
+    """bench/generation_config.py: ``minN`` sets the floor (joined with other parts), an unknown part fails, and
+    the short-message probe file holds non-urgent one-liners (no emergency rule fires on any of them)."""
+    import sys
+    from pathlib import Path
+
+    from stages.safety.rules import detect_emergency
+
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    sys.path.insert(0, str(bench))
+    from generation_config import parse, read_short
+
+    d = parse("rp1.1+dry0.8+min64", 256, ("<|im_end|>",))
+    assert (d.min_new_tokens, d.repetition_penalty, d.dry_multiplier, d.max_new_tokens) == (64, 1.1, 0.8, 256)
+    assert parse("plain", 256, ("<|im_end|>",)).min_new_tokens == 0
+    with pytest.raises(SystemExit, match="minN"):
+        parse("minx", 256, ("<|im_end|>",))
+    short = read_short(bench / "short_messages.txt")
+    assert len(short) >= 20 and len(set(short)) == len(short) and all(len(m) <= 12 for m in short)
+    assert not any(m.startswith("#") for m in short) and not any(detect_emergency(m) for m in short)
+
+
 def test_serve_stream_decodes_with_the_same_config(tiny):
     """serve's BatchStream and evaluate's generate_answers give the same answers for one Decoding
     (min_new_tokens included)."""
