@@ -28,12 +28,17 @@ sys.path.insert(0, str(REPO))
 DEFAULT = ["plain", "rp1.05", "rp1.1", "ng6", "rp1.05+ng8"]
 
 
-def parse(name: str, max_new_tokens: int, stop: tuple):
+def parse(name: str, max_new_tokens: int, stop: tuple, dry_defaults: tuple[float, int] | None = None):
+    """A ``Decoding`` for a config name; ``dry_defaults`` (base, allowed length) are what ``dryM`` means without
+    ``aN``/``bX`` — main passes params' ``generation.dry_base`` / ``dry_allowed_length`` (before session 17 the
+    class defaults were used, so ``dry0.8`` meant allowed length 2, not params' 1)."""
     import re
 
     from stages.model.generate import Decoding
 
     kw = {"max_new_tokens": max_new_tokens, "stop": stop}
+    if dry_defaults is not None:
+        kw["dry_base"], kw["dry_allowed_length"] = dry_defaults
     for part in name.split("+"):
         if part == "plain":
             continue
@@ -92,7 +97,7 @@ def main() -> int:
     print(f"{len(examples)} examples of {args.split}, {dtype}, max_new_tokens {gp.max_new_tokens}", flush=True)
     report = {"model": args.model, "adapter": args.adapter, "split": args.split, "n": len(examples), "configs": {}}
     for name in args.configs:
-        dec = parse(name, gp.max_new_tokens, tuple(gp.stop_tokens))
+        dec = parse(name, gp.max_new_tokens, tuple(gp.stop_tokens), (gp.dry_base, gp.dry_allowed_length))
         t0 = time.perf_counter()
         gen = generate_answers(model, tok, [e["question"] for e in examples], params.prompt.system,
                                batch_size=args.batch_size, progress=False, decoding=dec)

@@ -89,7 +89,7 @@ class Trainer(TrainerSetup):
             self.live_log(e["step"], {"val/loss": e["val_loss"]})
         for s in self.state.steps_log:
             self.live_log(s["step"], {"train/loss": s["loss"], "train/lr": s["lr"]}
-                          | ({"train/kl": s["kl"]} if "kl" in s else {}))
+                          | ({"train/kl": s["kl"]} if "kl" in s else {}) | ({"train/ul": s["ul"]} if "ul" in s else {}))
 
     def live_log(self, step: int, values: dict) -> None:
         if getattr(self, "live", None) is None:
@@ -103,8 +103,8 @@ class Trainer(TrainerSetup):
         plan = self.planner.step(step)
         mine = plan.micro[self.rank::self.world]
         t0 = time.perf_counter()
-        local = torch.zeros(3, dtype=torch.float64, device=self.acc.device)   # loss sum, real tokens, KL sum
-        lam = self.p.train.kl_to_base
+        local = torch.zeros(4, dtype=torch.float64, device=self.acc.device)   # loss, real tokens, KL, UL sums
+        lam, alpha = self.p.train.kl_to_base, self.p.train.unlikelihood
         for j, idx in enumerate(mine):
             batch = {k: v.to(self.acc.device) for k, v in self.collate(idx, self.train_ex).items()}
             sync = self.acc.no_sync(self.model) if j < len(mine) - 1 else nullcontext()
@@ -112,12 +112,14 @@ class Trainer(TrainerSetup):
                 with self.autocast():
                     prefix = self.cache.batch("train", idx, batch)
                     kl = self.base_targets.request(idx) if self.base_targets is not None else None
-                    loss_sum, _, *kl_sum = self.model(**batch, prefix_hidden=prefix, kl=kl)
-                    kl_sum = kl_sum[0] if kl_sum else torch.zeros((), device=loss_sum.device)
+                    loss_sum, _, *extras = self.model(**batch, prefix_hidden=prefix, kl=kl, ul=alpha > 0)
+                    zero = torch.zeros((), device=loss_sum.device)
+                    kl_sum = extras.pop(0) if kl is not None else zero
+                    ul_sum = extras.pop(0) if alpha > 0 else zero
                 # DDP averages gradients over processes: scale so the result is the token mean of the step
-                self.acc.backward((loss_sum + lam * kl_sum) * self.world / max(1, plan.target_tokens))
+                self.acc.backward((loss_sum + lam * kl_sum + alpha * ul_sum) * self.world / max(1, plan.target_tokens))
             local += torch.stack([loss_sum.detach().double(), batch["attention_mask"].sum().double(),
-                                  kl_sum.detach().double()])
+                                  kl_sum.detach().double(), ul_sum.detach().double()])
         if self.p.train.max_grad_norm > 0:
             self.acc.clip_grad_norm_(self.params_list, self.p.train.max_grad_norm)
         lr = self.scheduler.get_last_lr()[0]
@@ -127,6 +129,7 @@ class Trainer(TrainerSetup):
         total = self.acc.reduce(local, reduction="sum") if self.world > 1 else local
         seconds = time.perf_counter() - t0
         self.last_kl = (total[2] / max(1, plan.target_tokens)).item()   # KL to the base per answer token
+        self.last_ul = (total[3] / max(1, plan.target_tokens)).item()   # unlikelihood per answer token
         return (total[0] / max(1, plan.target_tokens)).item(), int(total[1].item()), seconds, lr
 
     # ----------------------------------------------------------------- the loop
@@ -167,6 +170,8 @@ class Trainer(TrainerSetup):
             live = {"train/loss": loss, "train/lr": lr}                   # tokens/s: artifacts/timing only
             if tp.kl_to_base > 0:
                 rec["kl"] = live["train/kl"] = self.last_kl
+            if tp.unlikelihood > 0:
+                rec["ul"] = live["train/ul"] = self.last_ul
             st.steps_log.append(rec)
             self.live_log(st.step, live)
             last = st.step == self.total_steps
@@ -222,6 +227,8 @@ class Trainer(TrainerSetup):
         }
         if tp.kl_to_base > 0:
             metrics["train_kl_final"] = sum(r["kl"] for r in window) / max(1, len(window))
+        if tp.unlikelihood > 0:
+            metrics["train_ul_final"] = sum(r["ul"] for r in window) / max(1, len(window))
         # run-to-run noise stays out of the tracked metrics (byte-identical rebuilds)
         timing = {"seconds": seconds, "train_seconds": st.train_seconds, "eval_seconds": eval_seconds,
                   "tokens_per_s": st.tokens / max(st.train_seconds, 1e-9),

@@ -110,6 +110,11 @@ def test_generation_bench_parses_a_floor_and_reads_its_short_messages():
     d = parse("rp1.1+dry0.8+min64", 256, ("<|im_end|>",))
     assert (d.min_new_tokens, d.repetition_penalty, d.dry_multiplier, d.max_new_tokens) == (64, 1.1, 0.8, 256)
     assert parse("plain", 256, ("<|im_end|>",)).min_new_tokens == 0
+    # dryM without aN/bX means params' base and allowed length (main passes them), aN/bX override them
+    assert (d.dry_base, d.dry_allowed_length) == (1.75, 2)                       # no defaults given: the class's
+    p = parse("dry0.8", 256, ("<|im_end|>",), (1.5, 1))
+    assert (p.dry_multiplier, p.dry_base, p.dry_allowed_length) == (0.8, 1.5, 1)
+    assert parse("dry0.8a3b2", 256, ("<|im_end|>",), (1.5, 1)).dry_allowed_length == 3
     with pytest.raises(SystemExit, match="minN"):
         parse("minx", 256, ("<|im_end|>",))
     short = read_short(bench / "short_messages.txt")

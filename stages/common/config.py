@@ -157,6 +157,8 @@ class TrainParams(_Section):
     cache_frozen_prefix: bool = True
     kl_to_base: float = Field(0.0, ge=0)        # λ: + λ·KL(base ‖ tuned) at answer positions (stages/training/base_kl.py); 0 = off
     kl_top_k: int = Field(32, ge=1)             # base tokens kept per position for that KL (renormalised)
+    unlikelihood: float = Field(0.0, ge=0)      # α: + α·token-level unlikelihood of the answer's earlier tokens
+    #                                             (stages/training/unlikelihood.py); 0 = off
 
 
 class MergeParams(_Section):

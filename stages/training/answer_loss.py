@@ -85,24 +85,34 @@ class AnswerLoss(nn.Module):
         self.peft_model = peft_model
         self.prefix_start = prefix_start          # 0 = no frozen-prefix cache
 
-    def forward(self, input_ids, attention_mask, labels, prefix_hidden=None, kl=None):
-        """(answer NLL sum, answer targets), plus the KL-to-base sum when ``kl`` (a
-        ``stages.training.base_kl.KLRequest``) is given; its base pass runs here, adapter off, no grad."""
+    def forward(self, input_ids, attention_mask, labels, prefix_hidden=None, kl=None, ul: bool = False):
+        """(answer NLL sum, answer targets), then the KL-to-base sum when ``kl`` (a
+        ``stages.training.base_kl.KLRequest``) is given — its base pass runs here, adapter off, no grad — and
+        the unlikelihood sum when ``ul`` (``stages.training.unlikelihood``), in that order."""
         tgt = labels[:, 1:]
         sel = tgt != IGNORE_INDEX
         logits = self._answer_logits(input_ids, attention_mask, sel, prefix_hidden)
-        nll = F.cross_entropy(logits, tgt[sel], reduction="sum")
-        if kl is None:
-            return nll, sel.sum()
-        from stages.training.base_kl import kl_sum
-
-        if kl.missing:
-            with torch.no_grad(), self.peft_model.disable_adapter():
-                base_logits = self._answer_logits(input_ids, attention_mask, sel, prefix_hidden)
-            logq, ids = kl.fill(base_logits, sel.sum(1).tolist())
+        if ul:      # one log-softmax over the vocabulary serves both terms (a second one doubled the step time)
+            logp = torch.log_softmax(logits, dim=-1)
+            nll = -logp.gather(1, tgt[sel].unsqueeze(1)).sum()
         else:
-            logq, ids = kl.stored(logits.device)
-        return nll, sel.sum(), kl_sum(logits, logq, ids)
+            nll = F.cross_entropy(logits, tgt[sel], reduction="sum")
+        extras = []
+        if kl is not None:
+            from stages.training.base_kl import kl_sum
+
+            if kl.missing:
+                with torch.no_grad(), self.peft_model.disable_adapter():
+                    base_logits = self._answer_logits(input_ids, attention_mask, sel, prefix_hidden)
+                logq, ids = kl.fill(base_logits, sel.sum(1).tolist())
+            else:
+                logq, ids = kl.stored(logits.device)
+            extras.append(kl_sum(logits, logq, ids))
+        if ul:
+            from stages.training.unlikelihood import unlikelihood_sum
+
+            extras.append(unlikelihood_sum(logp, tgt[sel], sel.sum(1).tolist()))
+        return (nll, sel.sum(), *extras)
 
     def _answer_logits(self, input_ids, attention_mask, sel, prefix_hidden=None):
         base = self.peft_model.get_base_model()

@@ -182,6 +182,8 @@ class TrainerSetup:
 
             self.base_targets = BaseTargets(tp.kl_top_k, budget_bytes=budget)
             self.info(f"KL to the base: λ {tp.kl_to_base} on the top {tp.kl_top_k} base tokens per answer position")
+        if tp.unlikelihood > 0:
+            self.info(f"unlikelihood: α {tp.unlikelihood} on each answer position's earlier answer tokens")
 
     def setup_optimizer(self):
         """Step plan, AdamW over the LoRA parameters, warmup + decay schedule, accelerate.prepare."""
