@@ -18,6 +18,7 @@ log = logging.getLogger("stages.train")
 # modules whose code decides the result: they key checkpoints and are the stage deps in dvc.yaml
 CODE_FILES = ("stages/train.py", "stages/training/setup.py", "stages/training/train_data.py",
               "stages/training/batching.py", "stages/training/answer_loss.py", "stages/training/base_kl.py",
+              "stages/training/unlikelihood.py",
               "stages/training/lora_setup.py", "stages/training/checkpoint.py", "stages/model/prompt.py", "stages/common/config.py",
               "stages/model/modeling.py", "stages/common/jsonio.py", "stages/data/tiers.py", "stages/safety/rules.py",
               "stages/common/timing.py", "stages/safety/normalize.py", "stages/data/text.py", "stages/safety/pii.py")
