@@ -3,7 +3,7 @@ of ../shared/data/cmd_internal_medicine.gb18030.csv (doctor answers, MIT; read i
 answered by models/base and models/merged with the one generation config (params ``generation.*``),
 scored like evaluate: ROUGE-L(char) vs the doctor's answer, reference perplexity, loop rate, cap rate.
 
-    flock /tmp/medqa-heavy.lock python bench/real_questions.py [--n 40] [--seed 7]
+    flock /tmp/medqa-heavy.lock python bench/real_questions.py [--n 40] [--seed 7] [--offset 0]
         [--tuned models/merged] [--base models/base] [--csv ../shared/data/cmd_internal_medicine.gb18030.csv]
 
 Both models run in params' inference dtype (``model.dtype``), one after the other on the same questions.
@@ -60,6 +60,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--offset", type=int, default=0,
+                    help="skip the first N of the seeded order (140: past the 40 scored here and adapter_scale's real val)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--base", default="models/base")
     ap.add_argument("--tuned", default="models/merged")
@@ -74,7 +76,7 @@ def main() -> None:
     from stages.model.modeling import load_model, load_tokenizer, resolve_inference_dtype
 
     params = load_params(args.params)
-    examples = sample_questions(args.csv, args.n, args.seed, params)
+    examples = sample_questions(args.csv, args.offset + args.n, args.seed, params)[args.offset:]
     dtype = resolve_inference_dtype(params.model.dtype)
     preds = {}
     for label, path in (("base", args.base), ("tuned", args.tuned)):
@@ -84,7 +86,8 @@ def main() -> None:
         preds[label] = predict(model, tok, examples, params, label)
         del model
     results = summary(examples, preds)
-    print(f"{len(examples)} real questions from {args.csv.name} (seed {args.seed}), dtype {dtype}")
+    print(f"{len(examples)} real questions from {args.csv.name} (seed {args.seed}, positions {args.offset}–"
+          f"{args.offset + len(examples) - 1}), dtype {dtype}")
     print(f"{'':<8}" + "".join(f"{k:>16}" for k in SHOWN))
     for label in ("base", "tuned"):
         print(f"{label:<8}" + "".join(f"{round(results[label][k], 4):>16}" for k in SHOWN))
@@ -93,7 +96,7 @@ def main() -> None:
           f"ppl ratio {t['ppl_ref'] / b['ppl_ref']:.3f}; tuned loops {t['loop_rate']}; "
           f"generate s: base {preds['base']['generate_s']:.0f}, tuned {preds['tuned']['generate_s']:.0f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"n": len(examples), "seed": args.seed, "dtype": str(dtype), "results": results,
+    args.out.write_text(json.dumps({"n": len(examples), "offset": args.offset, "seed": args.seed, "dtype": str(dtype), "results": results,
                                     "examples": [{**e, **{m: p["rows"][i]["answer"] for m, p in preds.items()}}
                                                  for i, e in enumerate(examples)]},
                                    ensure_ascii=False, indent=1), encoding="utf-8")

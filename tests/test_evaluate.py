@@ -188,3 +188,31 @@ def test_dvc_plots_show_renders_offline(workdir, tmp_path):
     assert "vegaEmbed(" in html and "Evaluation by difficulty tier" in html and "emergency" in html
     assert html.count("<script>/* vega") == 3  # vega, vega-lite, vega-embed inlined
     assert "<img" in html  # the PNG is shown too
+
+
+# ------------------------------------------------------------------ bench/real_questions.py
+def test_real_questions_bench_offset_reads_the_next_positions_of_the_same_order(tmp_path, tiny_model_dir, shared_data):
+    """``--offset K --n N`` scores positions K..K+N-1 of the seeded order that ``--n`` alone and
+    bench/adapter_scale.py's real val (40–139) are cut from: a longer sample extends a shorter one (the order does
+    not depend on n), so offset 140 is disjoint from both. Both models answer every question and are scored."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from real_questions import DEFAULT_CSV, SEED, sample_questions
+
+    from stages.common.config import load_params
+
+    csv = shared_data / "cmd_internal_medicine.gb18030.csv"
+    assert csv.resolve() == DEFAULT_CSV.resolve()
+    params = load_params(REPO / "params.yaml")
+    order = sample_questions(csv, 150, SEED, params)
+    assert [e["id"] for e in sample_questions(csv, 40, SEED, params)] == [e["id"] for e in order[:40]]
+    out = tmp_path / "real.json"
+    res = subprocess.run([sys.executable, str(REPO / "bench/real_questions.py"), "--base", str(tiny_model_dir),
+                          "--tuned", str(tiny_model_dir), "--offset", "140", "--n", "3", "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(out.read_text(encoding="utf-8"))
+    assert (got["n"], got["offset"]) == (3, 140)
+    assert [e["id"] for e in got["examples"]] == [e["id"] for e in order[140:143]]
+    assert all(e["base"] and e["tuned"] for e in got["examples"])
+    assert got["results"]["base"]["n"] == got["results"]["tuned"]["n"] == 3
+    assert "positions 140–142" in res.stdout
