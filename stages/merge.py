@@ -7,7 +7,10 @@ and copy tokenizer, chat template and generation config. The merged model is the
 base + adapter on a few val prompts (stages.model.merge_verify) and the stage fails on drift. Everything
 is written into a temp dir next to the output and renamed only after verification passed.
 
-    python -m stages.merge [--method streaming] [--scale 0.5] [--base DIR] [--adapter DIR] [--out DIR]
+    python -m stages.merge [--method streaming] [--scale 0.5] [--base DIR] [--adapter DIR] [--out DIR] [--metrics F]
+
+With ``--out`` somewhere else (a trial strength, a bench) and no ``--metrics``, the metrics go beside that output
+(``<out>.merge.json``), so the pipeline's metrics/merge.json keeps describing models/merged.
 """
 from __future__ import annotations
 
@@ -200,7 +203,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--base", type=Path, default=BASE)
     ap.add_argument("--adapter", type=Path, default=ADAPTER)
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--metrics", type=Path, default=METRICS)
+    ap.add_argument("--metrics", type=Path, default=None,
+                    help=f"default {METRICS} for the default --out, else <out>.merge.json")
     ap.add_argument("--method", choices=["peft", "streaming"], help="override merge.method")
     ap.add_argument("--scale", type=float, help="override merge.scale (0..1)")
     ap.add_argument("--val", type=Path, default=VAL, help="questions for verification (first merge.verify_prompts)")
@@ -222,7 +226,15 @@ def main(argv=None) -> dict:
     return run_merge(base=args.base, adapter=args.adapter, out=args.out, method=args.method or p.merge.method,
                      scale=scale, dtype=p.merge.dtype, max_shard_size=p.model.max_shard_size, questions=questions,
                      prompt_source=source, system=p.prompt.system, tolerance=p.merge.verify_tolerance,
-                     metrics_path=args.metrics, progress=not args.no_progress)
+                     metrics_path=metrics_path(args.out, args.metrics), progress=not args.no_progress)
+
+
+def metrics_path(out: Path, metrics: Path | None) -> Path:
+    """Where the merge metrics go: ``metrics`` when given; metrics/merge.json for the pipeline's own output;
+    beside any other output, so a trial merge cannot overwrite the metrics of models/merged."""
+    if metrics is not None:
+        return metrics
+    return METRICS if out == OUT else out.with_name(out.name + ".merge.json")
 
 
 if __name__ == "__main__":

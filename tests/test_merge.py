@@ -505,3 +505,13 @@ def test_adapter_scale_bench_measures_base_and_each_scale(tmp_path, tiny_model_d
 
     assert got["chosen"] == pick(got["rows"], 0.6)
     assert "100 real val answers" in res.stdout and "12 authored val" in res.stdout
+
+
+def test_a_trial_merge_elsewhere_keeps_the_pipeline_metrics():
+    """`python -m stages.merge --scale 0.8 --out /tmp/x` (a trial strength) must not overwrite metrics/merge.json,
+    which describes models/merged: without --metrics its metrics go beside that output; --metrics still wins."""
+    from stages.merge import METRICS, OUT, metrics_path
+
+    assert metrics_path(OUT, None) == METRICS == Path("metrics/merge.json")
+    assert metrics_path(Path("/tmp/trial/m08"), None) == Path("/tmp/trial/m08.merge.json")
+    assert metrics_path(Path("/tmp/trial/m08"), Path("x.json")) == Path("x.json")
