@@ -96,7 +96,8 @@ def main() -> None:
           f"ppl ratio {t['ppl_ref'] / b['ppl_ref']:.3f}; tuned loops {t['loop_rate']}; "
           f"generate s: base {preds['base']['generate_s']:.0f}, tuned {preds['tuned']['generate_s']:.0f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"n": len(examples), "offset": args.offset, "seed": args.seed, "dtype": str(dtype), "results": results,
+    args.out.write_text(json.dumps({"n": len(examples), "offset": args.offset, "seed": args.seed, "dtype": str(dtype),
+                                    "results": results,
                                     "examples": [{**e, **{m: p["rows"][i]["answer"] for m, p in preds.items()}}
                                                  for i, e in enumerate(examples)]},
                                    ensure_ascii=False, indent=1), encoding="utf-8")

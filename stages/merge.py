@@ -234,7 +234,7 @@ def metrics_path(out: Path, metrics: Path | None) -> Path:
     beside any other output, so a trial merge cannot overwrite the metrics of models/merged."""
     if metrics is not None:
         return metrics
-    return METRICS if out == OUT else out.with_name(out.name + ".merge.json")
+    return METRICS if out.resolve() == OUT.resolve() else out.with_name(out.name + ".merge.json")
 
 
 if __name__ == "__main__":

@@ -513,5 +513,6 @@ def test_a_trial_merge_elsewhere_keeps_the_pipeline_metrics():
     from stages.merge import METRICS, OUT, metrics_path
 
     assert metrics_path(OUT, None) == METRICS == Path("metrics/merge.json")
+    assert metrics_path(OUT.resolve(), None) == metrics_path(Path("./models/merged/"), None) == METRICS
     assert metrics_path(Path("/tmp/trial/m08"), None) == Path("/tmp/trial/m08.merge.json")
     assert metrics_path(Path("/tmp/trial/m08"), Path("x.json")) == Path("x.json")
