@@ -1,27 +1,35 @@
-"""The authored default corpus in data/raw/ (issue: default corpus)."""
-import json
+"""The authored default corpus in data/raw/ (issue: default corpus), and the reviewed candidate batches under
+data/candidates/ (authored and reviewed like data/raw, measured, not in ``data.sources``): same house rules."""
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from stages.safety.rules import has_consult_reminder, has_emergency_guidance
+from stages.common.jsonio import iter_json_objects
 from stages.data.tiers import TIERS
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
+CANDIDATES = sorted(p for p in (RAW.parent / "candidates").iterdir() if p.is_dir())
+# folder → (min rows, min rows per tier): the default corpus, and each candidate batch
+MIN_SIZE = {RAW: (600, 80), **{c: (300, 60) for c in CANDIDATES}}
 KEYS = {"question", "answer", "category", "difficulty", "source"}
 SERVICE = {"挂号预约", "检查前准备", "报告查询", "医保报销", "用药咨询"}
 CLINICAL = {"心血管", "内分泌", "呼吸", "消化", "儿科", "妇产", "神经", "皮肤", "急诊", "骨科", "眼耳鼻喉", "口腔"}
 
 
+def read_folder(folder: Path) -> list[tuple[str, dict]]:
+    return [(f"{f.name}:{n}", r) for f in sorted(folder.glob("*.jsonl")) for n, r in iter_json_objects(f)]
+
+
+@pytest.fixture(scope="module", params=[RAW, *CANDIDATES], ids=lambda p: p.name)
+def folder(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def corpus():
-    rows = []
-    for f in sorted(RAW.glob("*.jsonl")):
-        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                rows.append((f"{f.name}:{n}", json.loads(line)))
-    return rows
+def corpus(folder):
+    return read_folder(folder)
 
 
 def test_schema(corpus):
@@ -31,10 +39,11 @@ def test_schema(corpus):
         assert r["source"] == "authored" and r["difficulty"] in TIERS, origin
 
 
-def test_size_tiers_categories(corpus):
-    assert len(corpus) >= 600
+def test_size_tiers_categories(corpus, folder):
+    rows, per_tier = MIN_SIZE[folder]
+    assert len(corpus) >= rows
     tiers = Counter(r["difficulty"] for _, r in corpus)
-    assert all(tiers[t] >= 80 for t in TIERS), tiers
+    assert all(tiers[t] >= per_tier for t in TIERS), tiers
     cats = Counter(r["category"] for _, r in corpus)
     assert len(cats) >= 10 and SERVICE <= set(cats) and CLINICAL <= set(cats), cats
 
@@ -58,3 +67,12 @@ def test_no_exact_duplicates(corpus):
 def test_reminder_rate_on_medication_answers(corpus):
     med = [r for _, r in corpus if r["category"] == "用药咨询"]
     assert med and sum(has_consult_reminder(r["answer"]) for r in med) / len(med) >= 0.9
+
+
+def test_candidate_batches_repeat_no_question_or_answer_of_the_corpus():
+    raw = read_folder(RAW)
+    seen = {r["question"] for _, r in raw} | {r["answer"] for _, r in raw}
+    assert CANDIDATES, "data/candidates/ holds the reviewed batches the docs cite"
+    for c in CANDIDATES:
+        rows = read_folder(c)
+        assert rows and not [o for o, r in rows if r["question"] in seen or r["answer"] in seen], c

@@ -21,6 +21,9 @@ def precheck(q):
     ("预防什么的先不说，我爸现在突然胸痛", "chest_pain"),
     ("剁排骨把食指剁掉了一截，掉下来那块怎么办", "trauma"), ("我老公的手被机器绞断了", "trauma"),
     ("孩子脚趾被门夹断了半截", "trauma"), ("外公发烧两天了，今天开始说胡话", "severe_symptom"),
+    # a word between the body part and the pain (session 19)
+    ("老公有冠心病，刚才胸口又疼起来了", "chest_pain"), ("我妈说心口那块一阵阵疼，直冒冷汗", "chest_pain"),
+    ("胸口突然痛得厉害，左胳膊也麻", "chest_pain"),
 ])
 def test_emergency_detected(q, rule):
     assert rule in detect_emergency(q)

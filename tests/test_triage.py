@@ -315,6 +315,9 @@ def test_one_triage_function_for_issue_examples(triage_model_dir):
     for q in ["孩子吃花生呛到了，脸憋得通红咳不出来", "我妈胸口闷得慌，左胳膊发麻，出了一身冷汗", "呼吸困難，嘴唇發紫"]:
         r = triage(q)
         assert r.label == "emergency" and r.condition_group, (q, r)
+    # chest pain now, asked as a drug question (nitrate after a PDE-5 inhibitor): the rule flags it whatever the
+    # classifier's urgency (session 19: "刚刚胸口又疼了" was missed by both)
+    assert triage("老公有冠心病，前天吃了他达拉非，刚刚胸口又疼了，能含硝酸甘油吗").label == "emergency"
     assert triage("我实在活不下去了，想死").label == "self_harm"
     assert triage("我有自杀念头").label == "self_harm"              # the self-harm rule is never vetoed
     assert triage("头疼").label == "none"                         # too short for the classifier: rules decide
@@ -345,3 +348,36 @@ def test_close_authored_answer_adds_its_first_aid_steps(triage_model_dir):
     reply, sim = triage.reply(q, r)
     assert r.flagged and sim >= triage.reply_min_similarity
     assert reply.startswith(EMERGENCY_REPLY) and "心肺复苏" in reply
+
+
+# ------------------------------------------------------------------ bench/triage_qa_batch.py
+def test_triage_qa_batch_counts_every_row_and_lists_misses_and_false_alarms(tmp_path):
+    """The pre-training read of an authored QA batch: each emergency-tier question is flagged or listed as missed,
+    each other question passes or is listed with its label — here with the rules-only triage (explicit)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import triage_qa_batch
+
+    rows = [{"question": "我爸突然胸痛，出冷汗", "difficulty": "emergency"},
+            {"question": "孩子门牙撞歪了，诊所都关门了，去哪看", "difficulty": "emergency"},
+            {"question": "体检前要空腹吗", "difficulty": "basic"},
+            {"question": "我不想活了，住院费能报吗", "difficulty": "basic"}]
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows[:2]) + "\n",
+                                      encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows[2:]) + "\n",
+                                      encoding="utf-8")
+    batch = triage_qa_batch.read_batch([tmp_path])
+    assert [r["origin"] for r in batch] == ["a.jsonl:1", "a.jsonl:2", "b.jsonl:1", "b.jsonl:2"]
+    m = triage_qa_batch.measure(load_triager(None), batch)
+    e, o = m["emergency"], m["other"]
+    assert (e["n"], e["flagged"], e["rules"]) == (2, 1, 1) and e["missed"] == ["a.jsonl:2 " + rows[1]["question"]]
+    assert (o["n"], o["flagged"], o["self_harm"]) == (2, 1, 1)
+    assert o["flagged_rows"] == ["b.jsonl:2 [self_harm] " + rows[3]["question"]]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(SystemExit, match="no QA rows"):
+        triage_qa_batch.read_batch([empty])
+    empty.write_text('{"question": "x"\n', encoding="utf-8")
+    with pytest.raises(SystemExit, match="empty.jsonl:1: invalid JSON"):
+        triage_qa_batch.read_batch([empty])
