@@ -381,3 +381,22 @@ def test_triage_qa_batch_counts_every_row_and_lists_misses_and_false_alarms(tmp_
     empty.write_text('{"question": "x"\n', encoding="utf-8")
     with pytest.raises(SystemExit, match="empty.jsonl:1: invalid JSON"):
         triage_qa_batch.read_batch([empty])
+
+
+def test_every_triage_data_file_reads_cleanly_and_its_readme_row_count_holds():
+    """Every authored triage file (top level, pending/, independent/) passes the stage's own reader, repeats no text,
+    and is listed in data/triage/README.md with the number of rows it really has (the table is what a reader trusts
+    when choosing which writers the stage reads)."""
+    import re
+
+    readme = (REPO / "data/triage/README.md").read_text(encoding="utf-8")
+    files = sorted((REPO / "data/triage").rglob("*.jsonl"))
+    assert len(files) >= 17
+    for f in files:
+        rows = read_rows(f)
+        texts = [r["text"] for r in rows]
+        assert len(texts) == len(set(texts)), f"{f}: repeated text"
+        rel = f.relative_to(REPO / "data/triage").as_posix()
+        m = re.search(r"^\| " + re.escape(rel) + r" \| (\d+) \|", readme, re.M)
+        assert m, f"{rel} is not in data/triage/README.md's table"
+        assert int(m.group(1)) == len(rows), f"{rel}: README says {m.group(1)} rows, the file has {len(rows)}"
