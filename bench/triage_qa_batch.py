@@ -32,8 +32,7 @@ def read_batch(paths: list[Path]) -> list[dict]:
 
 def measure(triager, rows: list[dict]) -> dict:
     """Flag counts of the served triage and of the keyword rules alone, by tier (emergency vs the rest)."""
-    from stages.safety.normalize import match_text
-    from stages.safety.rules import emergency_hits
+    from stages.safety.rules import detect_emergency
 
     res = triager.classify_many([r["question"] for r in rows])
     out = {"emergency": {"n": 0, "flagged": 0, "rules": 0, "missed": []},
@@ -43,7 +42,7 @@ def measure(triager, rows: list[dict]) -> dict:
         part = out["emergency" if emergency else "other"]
         part["n"] += 1
         part["flagged"] += x.flagged
-        part["rules"] += bool(emergency_hits(match_text(r["question"])))
+        part["rules"] += bool(detect_emergency(r["question"]))
         if emergency and not x.flagged:
             part["missed"].append(f"{r['origin']} {r['question']}")
         elif not emergency and x.flagged:
