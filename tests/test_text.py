@@ -62,7 +62,7 @@ def test_pii_masked(text, tag, kind):
 
 
 @pytest.mark.parametrize("text", [
-    f"编号{INVALID_ID}",                # invalid ID checksum (and not Luhn)
+    "编号110105194913310021",           # 18 digits that cannot be an ID (month 13; no Luhn)
     f"序列{INVALID_CARD}",             # fails Luhn, no card label (after 卡号 it is masked: tests/test_pii.py)
     "血压150/90，血糖7.8，体重65公斤",    # numbers that are not PII
     "12345678901",                      # 11 digits not starting 1[3-9]
@@ -71,3 +71,9 @@ def test_pii_masked(text, tag, kind):
 def test_pii_negative(text):
     out, counts = mask_pii(text)
     assert out == text and not counts
+
+
+def test_a_mistyped_id_is_still_masked():
+    """A wrong check character leaves 17 true digits: an ID-shaped number (region + birth date) is masked anyway."""
+    out, counts = mask_pii(f"编号{INVALID_ID}")
+    assert INVALID_ID not in out and counts == {"id": 1}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from stages.common.jsonio import iter_json_objects
 from stages.safety.normalize import match_text
-from stages.safety.rules import emergency_hits, rule_label
+from stages.safety.rules import detect_emergency, rule_label
 from stages.safety.triage_model import LABELS
 
 
@@ -132,7 +132,7 @@ def corpus_rows(paths: list[str | Path], negatives: bool) -> list[dict]:
                 r = json.loads(line)
                 emergency = r.get("difficulty") == "emergency"
                 if emergency or negatives:
-                    self_harm = emergency and rule_label(emergency_hits(match_text(r["question"]))) == "self_harm"
+                    self_harm = emergency and rule_label(detect_emergency(r["question"])) == "self_harm"
                     label = "self_harm" if self_harm else "emergency" if emergency else "none"
                     out.append({"text": r["question"], "label": label,
                                 "condition": f"corpus:{r.get('category') or 'unknown'}", "group": None,

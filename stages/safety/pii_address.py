@@ -1,0 +1,66 @@
+"""Addresses for ``stages.safety.pii.mask_pii`` (which calls ``mask_addresses`` on simplified text).
+
+* **Labelled**: 地址 / 住址 / 家住 / 住在 / 住 / 家在 / 寄到 / 送到 … followed by address units (省 市 区 路 号 小区 栋
+  单元 室 村 组 …). Masked when the value holds a digit (or a Chinese-numeral building / room) with a unit other
+  than a floor or room alone, or two units: "住在28楼" and "住在重症监护室" are not addresses, "住幸福小区5号楼"
+  is. A room number written without its unit after the last unit ("…2单元401") goes with it.
+* **Bare** street addresses: [province/city] [district] road + number (建国路88号, 高新南九道27号), then a
+  building or estate name (恒信大厦, 安居苑东区, 信达科创园) and building / unit / floor / room parts in digits,
+  letters or Chinese numerals (3栋2单元301室, A座1103, 七号楼二单元).
+* **Bare** estates: an estate name (…小区 / 花园 / 社区 / 公寓 / 家园 / 新村 / 苑) followed by a numbered building.
+* **Bare** rural addresses: a village and its group (李楼村三组, 黄岗村3组17号).
+
+A city or district alone is not masked (it does not find a person); a hospital's own departments and floors
+(住院部3楼12床, 门诊楼2楼) are not addresses."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_NUM = r"[\d一二三四五六七八九十百零〇两]"
+_PLACE_CHAR = r"(?:(?![在住是我你他她家的了到去从和与及或离附近旁边对面])[\u4e00-\u9fa5])"
+_UNIT = (r"(?:省|自治区|市|区|县|镇|乡|街道|村|组|路|街|大道|巷|弄|胡同|小区|花园|社区|公寓|家园|新村|大厦|广场|号楼|号院|"
+         r"号|栋|幢|座|单元|楼|层|室|户)")
+_UNIT_RE = re.compile(_UNIT)
+_COARSE = {"省", "自治区", "市", "区", "县", "镇", "乡", "街道", "楼", "层", "室", "户"}   # a city, or a floor alone
+_ROOM = r"(?:[A-Za-z]?\d{2,5}(?!\d)|[零〇一二三四五六七八九]{3,4})?"       # "…2单元401", "…二单元一零一"
+_ADDR_LABEL = re.compile(r"((?:家庭住址|家庭地址|收货地址|联系地址|住址|地址|家住|住在|居住在|居住地|户籍地|户籍所在地|"
+                         r"我家就在|家就在|家在|寄到|寄至|邮寄到|送到|送至|发到|住(?!院|宿|址))[:：]? ?)"
+                         r"((?:[\u4e00-\u9fa5A-Za-z0-9#\-]{0,12}?" + _UNIT + r")+" + _ROOM + ")")
+_ROAD = r"(?:路|街|大道|道|巷|弄|胡同)"
+_ADDR_HINT = re.compile(_ROAD + r"\d+号|(?:小区|花园|社区|公寓|家园|新村|苑)" + _NUM + r"|村" + _NUM + r"{1,3}[组社队]")
+_BUILDING_NAME = r"(?:[\u4e00-\u9fa5A-Za-z]{1,10}(?:大厦|大楼|商务楼|写字楼|公寓|花园|小区|社区|家园|新村|苑|园|城|广场|中心))"
+_PARTS = (r"(?:[东西南北]区|" + _NUM + r"{1,3}期)?"
+          r"(?:[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*" + _ROOM)
+_ADDR = re.compile("(?:" + _PLACE_CHAR + r"{2,6}(?:省|自治区|市))?(?:" + _PLACE_CHAR + r"{1,6}(?:区|县))?"
+                   + _PLACE_CHAR + r"{2,8}" + _ROAD + r"\d+号(?:院|楼)?" + _BUILDING_NAME + "?" + _PARTS)
+_ESTATE = re.compile(_PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|新村|苑)" + r"(?:[东西南北]区|" + _NUM + r"{1,3}期)?"
+                     r"[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座)" + _PARTS)
+_VILLAGE = re.compile(r"(?:(?![在住是我你他她的了到去从和与及或离附近旁边对面])[\u4e00-\u9fa5]){1,4}村"   # 张家村
+                      + _NUM + r"{1,3}[组社队](?:\d+号)?")
+
+
+def _is_address(value: str) -> bool:
+    """A street, estate, building or village unit, with a number (digits, or Chinese numerals before a building /
+    unit / group) or a second such unit: not a city or district alone, not a floor or room alone."""
+    units = [u for u in _UNIT_RE.findall(value) if u not in _COARSE]
+    numbered = re.search(r"\d|(?<![哪几每这那某])" + _NUM + r"+(?:号楼|栋|幢|单元|组)", value)     # not 住哪一栋
+    return bool(units) and (bool(numbered) or len(units) >= 2)
+
+
+def mask_addresses(text: str, counts: Counter) -> str:
+    def labelled(m):
+        if not _is_address(m.group(2)):
+            return m.group(0)
+        counts["address"] += 1
+        return m.group(1) + "[地址]"
+
+    def bare(m):
+        counts["address"] += 1
+        return "[地址]"
+
+    text = _ADDR_LABEL.sub(labelled, text)
+    if _ADDR_HINT.search(text):                          # the bare patterns are slow to scan
+        for pattern in (_ADDR, _ESTATE, _VILLAGE):
+            text = pattern.sub(bare, text)
+    return text

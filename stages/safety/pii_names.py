@@ -1,0 +1,275 @@
+"""Personal names for ``stages.safety.pii.mask_pii`` (which calls ``mask_names`` on simplified text).
+
+Two layers:
+
+1. **Labelled patterns** (regular expressions): 我叫 / 我的名字是 / 姓名： / 患者姓名： / 联系人 + a 2–4-character
+   name; 我是 / 患者 / 病人 + surname + 1–2 characters where a sex, an age or punctuation follows; 我妈叫 / 孩子名叫
+   / 他叫 + a name; 我姓 / 本人姓 + a surname; transliterated names with a middle dot (阿依古丽·买买提); pinyin
+   names after "my name is" or with a pinyin surname (Chen Yiming).
+2. **Names in context** (jieba words): a word, or a surname word + the next word, that has the shape of a
+   Chinese name (a surname from ``SURNAMES`` + 1–2 characters that never occur in given names, see
+   ``NOT_NAME``) and stands where a name stands:
+   * after a **strong cue** — a label or verb that introduces a person (叫, 名叫, 名字是, 户名, 收件人, 收货人,
+     本人, 家属, 患者, 病人, 联系人, 姓名 …), or before 的家属 / 家属 / 是我 + a relative, or ", 男/女" / an age;
+   * after a **weak cue** — a relative or role (我爸, 我老公, 女儿, 朋友, 同事, 员工, 群主 …), 帮 / 给 / 找 / 请问,
+     a bed number (32床), the next item of a list of names (张三、李四), or as a signature at the very end
+     (——龙雪梅, …吗？邹建平) — and the word is not an ordinary word: jieba's dictionary holds it with a tag other
+     than a person's name (黄疸 n, 高烧 v, 方便 a, 江西 ns: "我爸黄疸" is not a name; 常青 nr after 我爷爷 is).
+   A name is never longer than surname + 2 characters, and no character of the given name may be in
+   ``NOT_NAME`` (的, 病, 痛, 吃 …), which keeps "我爸高血压" and "我妈胃疼" whole.
+
+Measured on independently written messages (tests/fixtures/pii, bench/pii_masking.py) and on 8,644 real
+patient questions (placeholders inserted there are nearly all false positives); figures in stages/PRIVACY.md."""
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from functools import lru_cache
+
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
+            "任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武"
+            "戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮"
+            "柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古"
+            "吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇"
+            "桑郎甄丛仲虞敖巩明佘池查麻苑迟邝亓仉逄禤缑郜昝蔺冼朴萧闻晁仝")
+COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文",
+                     "司徒", "夏侯", "令狐", "端木", "西门", "南宫", "独孤", "轩辕", "呼延")
+# characters that do not occur in a given name but do in phrases after 我是/患者 ("我是高血压患者")
+NOT_NAME = set("的了是在有不没很也都就要会能还被吗呢吧啊呀么什怎多个岁年日周病症炎痛疼癌瘤药科医院患者护"
+               "胃肝肾肺脑腿胸腹背腰咳嗽冒烧血压糖尿检查治疗术吃喝睡说去来看到给让把对从这那他她它们你我每次孩"
+               "儿妈爸爷奶姐哥弟妹婆人友事省市县区镇乡村路街号已经最近因所但候里外过得着想觉坏太需用做名叫姓"
+               "和与及跟同才又再向为问找帮替请约挂办查开拿等您咱俺哦嗯哈呵啦嘛呐哇咯无后性类")
+# characters common in given names (general knowledge of Chinese naming; men's, women's, children's names of
+# several generations). After a weak cue (我妈, 帮, 患者 …) every given-name character must be one of them:
+# "我妈戴全口假牙" (口), "让孩子舒服些" (服), "患者应戒酒" (戒), "小三阳患者谷丙" (丙) are not names.
+GIVEN_CHARS = set(
+    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红建文辉力林兰凤梅琴云波宁斌浩宇欣佳晨轩涵睿泽子梓思"
+    "怡雨萱诗琪瑶婷嘉俊博志国海鹏飞峰龙亮春晓永德福生成荣新立东金贵祥才发武学民友兵光山仁义礼智信忠孝安康宏"
+    "伦翔健世广庆全振鑫彬彤蕾薇颖璐倩婉莹雪琳晶燕妍菲慧巧美淑惠珠翠雅芝莉素香月莲真环爱妹茜秋珊莎锦黛青影荔"
+    "枝丹蓉眉君蕊菁梦岚婕馨瑗琰韵融园艺咏卿聪澜纯毓悦昭冰爽琬茗羽希飘育滢馥筠柔竹凝欢霄枫芸寒伊亚宜可舒阳"
+    "妮宝贝初程恒鸿帆启克旭辰士以家致树炎行时泰盛雄琛钧冠策腾楠榕风航弘毅铭宸奕皓煜昊炜烨晗逸瑞彦凯锋坤"
+    "胜利财喜顺富寿松柏兴旺满堂根宗耀祖继承先培增长治和平定邦卫保护军红卫东方向阳跃进朝晖元亨达远勤俭"
+    "兆丰登科举彪虎豹鹰鹤鸣凤鸾莺燕蝶芬芸芹芙蓉荷菊梅桃杏李樱花草叶芊茹萌蔓蓓蕙露霖霏雯霓虹彩丝绮纹绣"
+    "娇婵娥姣姝娴婧媛嫣妙妤姗嫦娅婕婉娉琦瑾瑜璇璟瑄琼瑶珍珺玲珏琰瑛瑗璐佩然如若依尔一乐心诚正直勋斯天地"
+    "中华少晓小大二三四五六七九百千万秀桂淑玉凤兰英芝珍艳红翠香莲琼巧霞凤月爱素云华清洁贞顺美丽娟娣招弟"
+    "娣根柱栓锁宝狗牛石铁钢锐锋铮钰银铜磊鑫森林杉松柏楷模范典章彰显著名扬声震宇宙洪涛浪波澜润泽沛"
+    "涵淳源江河湖海洲渊深泉溪泓汐沁沐浩瀚潇洒瀚霖雷电霆霜雪冰凌露雨虹晴暖阳晨曦旭昕昱晟晔曜星辰月朗"
+    "朝夕岩峰峻岭崇嵩岳巍峥屹岚崎坤垚圣坚城基均培墨尧舜禹汤周秦汉唐宋元明清"
+    "仕桐设铭芷昕钰桦芮沫朵悠骏骁驰韬晋祺禧禄贤良善廉政革援抗放跃社卓琨璋瑭珂玥瑷璨琪祎祯禾稷秉穗颂"
+    "歆钦锡铎锴锦铖炫烁焕熙灿煊焱炳宏泓渝淼洵浚沛潼澄濠漪滨涌浦津洲湘沅粤蜀黔赣皖鲁豫冀馨蔚苹茵"
+)
+# a surname + one of these is a form of address, not a name (王主任, 陈女士, 李医生, 张老师)
+TITLES = set("主任 医生 大夫 护士 老师 先生 女士 小姐 师傅 院长 教授 经理 总 工 姐 哥 叔 姨 阿姨 叔叔 老板 同学 同志 书记 科长 "
+             "处长 局长 部长 队长 班长 厂长 校长 律师 博士 老 家 氏 某 某某".split())
+_SURNAME = "(?:" + "|".join(COMPOUND_SURNAMES) + f"|[{SURNAMES}])"
+_NAME_CHAR = "[^" + "".join(sorted(NOT_NAME)) + r"\W\da-zA-Z_]"
+_BOUNDARY = r"[^\u4e00-\u9fa5]|男|女|今年|岁|$"      # a name ends at a non-Chinese character or these
+_AFTER = r"(?=" + _BOUNDARY + r"|的|在|来自|住|电话|手机|身份证|患有|得了|有|因)"
+# labelled: any 2-4-character name; 我叫/我的名字 also need a surname (or 小/阿) so "我叫救护车" is not one
+_LABELLED = re.compile(r"((?:本人姓名|患者姓名|病人姓名|家属姓名|联系人|姓名)[:：]? ?)(" + _NAME_CHAR + "{2,4})" + _AFTER)
+_SELF = re.compile(r"((?:我叫|我的名字(?:是|叫))[:：]? ?)((?:" + _SURNAME + "|[小阿])" + _NAME_CHAR + "{1,3})" + _AFTER)
+# occupations and roles whose first character is also a surname ("我是程序员", "我是司机"): not names after 我是
+# ("我是刘老师" / "我是钱工" — a surname with a title — still are); jieba's dictionary vetoes the rest (应届生 nz)
+_ROLES = ("程序员 安全员 司机 农民 白领 工人 军人 警察 保安 会计 律师 记者 商人 房东 车主 歌手 画家 作家 教练 销售 码农 "
+          "高管 文员 职员 店员 柜员 海员 船员 学员 党员 演员 司仪 骑手 车手 全职妈妈 全职太太 上班族 单身 单亲妈妈 "
+          "孕妇 产妇 宝妈 新手妈妈 新手爸爸 独生子女 退休工人 退休职工 华侨 留学生 研究生 博士生 本科生 高中生 初中生")
+_NOT_ROLE = "(?!(?:" + "|".join(sorted(_ROLES.split(), key=len, reverse=True)) + ")(?:" + _BOUNDARY + "))"
+_WEAK = re.compile(r"((?:我是)[:：]? ?)" + _NOT_ROLE + "(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
+_PATIENT = re.compile(r"((?:患者|病人|患儿)(?:[:：] ?)?)(" + _SURNAME + _NAME_CHAR + "{1,2})"
+                      r"(?=[,，、 ]?(?:男|女|\d+岁|今年|\d+个?月))")
+_PATIENT_COLON = re.compile(r"((?:患者|病人|患儿)[:：] ?)(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
+KIN = ("妈妈 母亲 老妈 爸爸 父亲 老爸 老公 老婆 丈夫 妻子 爱人 媳妇 对象 儿子 女儿 闺女 孩子 宝宝 小孩 爷爷 奶奶 外公 外婆 "
+       "姥姥 姥爷 哥哥 姐姐 弟弟 妹妹 婆婆 公公 岳母 岳父 丈母娘 老人 家人 朋友 同事 邻居 室友 同学 妈 爸 他 她 "
+       "老伴 俺娘 俺爹 娘 爹 大哥 二哥 大姐 二姐 哥 姐 弟 妹 叔叔 阿姨 舅舅 舅妈 姑姑 姨妈 伯伯 大伯 侄子 侄女 外甥 外甥女 "
+       "孙子 孙女 外孙 外孙女 女婿 儿媳 嫂子 小姑子 表哥 表姐 堂哥 堂姐 亲戚 病友 员工 领导 老板 群主 房东 "
+       "舅 阿爸 阿妈 老汉 幺爸 幺叔 姑父 姨父 婶婶 叔 姑 姨 伯")
+_KIN_WORDS = set(KIN.split())
+_KIN_RE = "|".join(sorted(KIN.split(), key=len, reverse=True))
+_OTHER = re.compile(r"((?:" + _KIN_RE + r")(?:的名字(?:是|叫)|名叫|叫做|叫)[:：]? ?)(" + _SURNAME + _NAME_CHAR + "{1,2})" + _AFTER)
+_SURNAME_ONLY = re.compile(r"((?:我姓|本人姓|患者姓|病人姓)[:：]? ?)(" + _SURNAME + r")(?![\u4e00-\u9fa5])")
+# transliterated names (Uyghur, Kazakh, foreign) joined by a middle dot: 阿依古丽·买买提, 努尔艾力·吐尔逊
+_ASCII_LETTER, _DOT = re.compile(r"[A-Za-z]"), re.compile(r"[·•・‧]")
+_TRANSLIT = r"(?:(?![一二三四五六七八九十第])" + _NAME_CHAR + ")"
+_DOTTED = re.compile(r"()(" + _TRANSLIT + "{2,6}[·•・‧]" + _TRANSLIT + "{2,8})")
+# pinyin names: "my name is Chen Yiming", "华人Li Wenjun" (a pinyin surname + 1-2 syllables, capitalised)
+_SYLLABLE = (r"(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ueng|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|ao|ou|"
+             r"an|en|in|un|ia|ie|iu|ua|uo|ui|ue|er|a|o|e|i|u|v)")
+_PINYIN_SURNAMES = ("Wang Li Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Ma Zhu Hu Guo He Gao Lin Luo Zheng Liang Xie "
+                    "Song Tang Han Feng Deng Cao Peng Zeng Xiao Tian Dong Yuan Pan Yu Jiang Cai Du Ye Cheng Su Wei Lv "
+                    "Lu Ding Ren Shen Yao Cui Zhong Tan Fan Jin Shi Liao Jia Xia Fu Fang Bai Zou Meng Xiong Qin Qiu Yin "
+                    "Xue Yan Duan Lei Hou Long Tao Gu Mao Hao Gong Shao Wan Qian Dai Mo Kong Xiang Chang Kang Qi Qiao "
+                    "Ouyang Sima Zhuge Situ Shangguan")
+_PINYIN_GIVEN = (r"(?=[A-Z])(?i:" + _SYLLABLE + "(?:" + _SYLLABLE + r")?)(?:[ -](?=[A-Z])(?i:" + _SYLLABLE
+                 + "(?:" + _SYLLABLE + r")?))?")
+_PINYIN = re.compile(r"((?:(?i:my name is|name is|name[:：]|我叫|姓名[:：]?) ?)|(?<=[\u4e00-\u9fa5]))"
+                     r"((?:" + "|".join(_PINYIN_SURNAMES.split()) + r") " + _PINYIN_GIVEN + r")(?![A-Za-z])")
+_PINYIN_NAMED = re.compile(r"((?i:my name is|name is|name[:：]) ?)([A-Z][a-z]+ [A-Z][a-z]+)(?![A-Za-z])")
+
+# --- names in context ----------------------------------------------------------------------------
+_STRONG_BEFORE = ("我叫 名叫 叫做 改名叫 名字是 名字叫 名字 病人叫 患者叫 孩子叫 全名 大名 户名 开户名 开户人 收款人 收件人 "
+                  "收货人 寄件人 联系人 姓名 "
+                  "署名 签名 经办人 持卡人 就诊人 申请人 委托人 监护人 代理人 入住人 陪护人")
+_WEAK_BEFORE = " ".join(k for k in KIN.split() if k not in ("他", "她")) + " 我是 俺是 本人 家属 患者 病人 患儿 帮 给 找 " \
+    "请问 问一下 问下 查一下 床 [手机号]（ [手机号]( [电话]（ [电话]("
+_CUE = re.compile(r"(?:(" + "|".join(sorted(_STRONG_BEFORE.split(), key=len, reverse=True)) + r")|("
+                  + "|".join(map(re.escape, sorted(_WEAK_BEFORE.split(), key=len, reverse=True))) + r")|(\[姓名\](?:[、，,和与及]| ?[（(])))[:：]? ?")     # 张三、李四; Chen Yiming (陈一鸣)
+_STRONG_AFTER = re.compile(r"^[,，、 ]?(?:男|女)(?![\u4e00-\u9fa5])")                  # 陈祖金，男，44岁
+# a contact right after a name: a masked one ([手机号]) or, after a separator, a contact word ("，QQ：", not 安卓手机)
+_CONTACT = r"\[(?:手机号|电话|邮箱|微信号|QQ号|身份证号)\]|(?<=[,，:： （(/|])(?:电话|手机|QQ|微信|邮箱|身份证)"
+_WEAK_AFTER = re.compile(r"^(?:的?家属|的(?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]\d+岁|收(?![\u4e00-\u9fa5])|"
+                         r"[,，:： （(/|]*(?:" + _CONTACT + "))")        # 温晓彤，QQ邮箱…, 鲍春燕（138…）, 林婉清收
+_SIGNATURE_BEFORE = re.compile(r"(?:^|——|—|--|-|~|～|[。！？!?\n]|谢谢[您你]?[!！,，]?)[ ]?$")
+_CLAUSE_START = re.compile(r"(?:^|[，,。！？!?；;：:\n\]）)】 /|—~～-])$")      # a clause starts here: 曾雨桐 [手机号]
+_CLAUSE_START_AT = re.compile(r"(?:^|[，,。！？!?；;：:\n\]）)】 /|—~～-])")
+_AFTER_AT = re.compile(r"的?家属|的(?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]?[男女](?![\u4e00-\u9fa5])"
+                       r"|[,，、 ]\d+岁|收(?![\u4e00-\u9fa5])|[,，:： （(/|]*(?:" + _CONTACT + ")")
+_SIGNATURE_AFTER = re.compile(r"^[ 。!！]*(?:[（(](?:家属|" + _KIN_RE + r")[）)])?[ 。!！]*$")    # ——钟文斌（家属）
+_NAME_TAGS = ("nr", "nrfg", "nrt")
+_VERBAL = ("v", "a", "d", "p", "c", "u", "m", "f", "q", "r", "t")     # jieba tags of verbs, adjectives, adverbs …
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    import jieba.posseg
+
+    return jieba, jieba.posseg.dt.word_tag_tab
+
+
+_COMPOUND = frozenset(COMPOUND_SURNAMES)
+_SINGLE = frozenset(SURNAMES)
+
+
+def _surname(name: str) -> str:
+    return name[:2] if name[:2] in _COMPOUND else (name[:1] if name[:1] in _SINGLE else "")
+
+
+def _shape(name: str) -> bool:
+    """Surname + 1-2 given-name characters (compound surname + 1-2), no character of ``NOT_NAME``."""
+    given = name[len(_surname(name)):]
+    return (bool(_surname(name)) and 1 <= len(given) <= 2 and given not in TITLES and given not in _KIN_WORDS
+            and all("\u4e00" <= c <= "\u9fa5" and c not in NOT_NAME for c in given))
+
+
+def _tag(word: str) -> str:
+    return _jieba()[1].get(word) or ""
+
+
+def _common_word(word: str) -> bool:
+    """A word rather than a name: jieba's dictionary holds it with a tag other than a person's name (黄疸 n, 方便 a,
+    江西 ns) or counts it 10 times or more (谢谢 1089, 高三 497, 艾灸 18: tagged as names there, but words; 刘建国
+    3), or a surname character that is mostly a word (常 d, 易 a, 应 v) starts a verb / adjective phrase: 常 +
+    发生, 明 + 确 (given names that are such words after such a surname, 向 + 光明, are lost here)."""
+    tag = _tag(word)
+    if (tag and not tag.startswith(_NAME_TAGS)) or (_jieba()[0].dt.FREQ.get(word) or 0) >= 10:
+        return True
+    sur = _surname(word) or word[:1]
+    sur_tag = _tag(sur)
+    return sur_tag in ("d", "p", "c", "u") or sur == "应" \
+        or (_tag(word[len(sur):]).startswith(_VERBAL) and bool(sur_tag) and not sur_tag.startswith(_NAME_TAGS))
+
+
+def _candidates(words: list[str]) -> list[str]:
+    """Name-shaped strings made of the first jieba words of ``words``, longest first."""
+    w, nxt = (words + ["", ""])[:2]
+    out = []
+    if (w in COMPOUND_SURNAMES or (len(w) == 1 and w in SURNAMES)) and 1 <= len(nxt) <= 2:
+        out.append(w + nxt)                                    # 曹 + 桂芝, 裴 + 立新, 欧阳 + 娜娜
+    if len(w) in (2, 3) and len(nxt) == 1:
+        out.append(w + nxt)                                    # 王梓 + 涵, 高志 + 明, 欧阳明 + 轩
+    out.append(w)
+    return [c for c in out if _shape(c)]
+
+
+def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
+    """Whether text[begin:end] (name-shaped) is a name here: a strong cue, or two weak ones, or one weak cue and
+    not a common word. ``cue``: "strong" / "weak" for the cue right before it, None to look it up."""
+    before, after = text[max(0, begin - 8):begin], text[end:end + 12]
+    if cue is None:
+        m = _CUE.search(before)
+        cue = None if not m or m.end() != len(before) else ("weak" if m.group(2) else "strong")
+    if (cue is None and begin and _tag(text[begin - 1:begin + 1])) or (after and _tag(text[end - 1] + after[0])):
+        return False                           # it would split a word: 健|康聪明, 于子|女 (a cue ends a word: 本人|马建军)
+    if cue == "strong" or _STRONG_AFTER.match(after):
+        return True
+    signature = bool(_SIGNATURE_BEFORE.search(before) and _SIGNATURE_AFTER.match(after))
+    weak = (cue == "weak") + bool(_WEAK_AFTER.match(after)) + signature
+    name = text[begin:end]
+    if not weak or not all(c in GIVEN_CHARS for c in name[len(_surname(name)):]):
+        return False
+    weak += not signature and bool(_CLAUSE_START.search(before))     # counts only next to another weak cue
+    if weak >= 2:                                  # two cues: only an ordinary word is not a name (安卓 + 手机)
+        return not (_tag(name) and not _tag(name).startswith(_NAME_TAGS))
+    return not _common_word(name)
+
+
+def _find(text: str) -> list[tuple[int, int]]:
+    jieba, _ = _jieba()
+    spans = []
+    for m in _CUE.finditer(text):                      # after a cue: cut what follows on its own ("找罗晓燕" is
+        if not _surname(text[m.end():m.end() + 2]):    # one jieba word in the whole text)
+            continue
+        words = jieba.lcut(text[m.end():m.end() + 6])
+        for cand in _candidates(words):
+            if _verdict(text, m.end(), m.end() + len(cand), "weak" if m.group(2) else "strong"):
+                spans.append((m.end(), m.end() + len(cand)))
+                break
+    for m in _CLAUSE_START_AT.finditer(text):         # a clause that starts with a name: 曾雨桐 [手机号], ，吕佳慧收
+        b = m.end()
+        if not _surname(text[b:b + 2]):
+            continue
+        for n in (4, 3, 2):
+            if _shape(text[b:b + n]) and _verdict(text, b, b + n, None):
+                spans.append((b, b + n))
+                break
+    for m in _AFTER_AT.finditer(text):                # a name right before 的家属 / ，男 / a contact / 收
+        for n in (4, 3, 2):
+            b = m.start() - n
+            if b >= 0 and _shape(text[b:m.start()]) and _verdict(text, b, m.start(), None):
+                spans.append((b, m.start()))
+                break
+    return spans
+
+
+def _context_names(text: str, counts: Counter) -> str:
+    if not any(c in SURNAMES for c in text):
+        return text
+    out, last = [], 0
+    for begin, end in sorted(set(_find(text))):
+        if begin >= last:
+            out.append(text[last:begin] + "[姓名]")
+            counts["name"] += 1
+            last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _sub(pattern: re.Pattern, text: str, counts: Counter) -> str:
+    def repl(m):
+        tag = _tag(m.group(2)) if pattern is _WEAK else ""
+        if tag and not tag.startswith(_NAME_TAGS):              # 我是应届生 (nz), 我是白领 (n): words, not names
+            return m.group(0)
+        counts["name"] += 1
+        return m.group(1) + "[姓名]"
+    return pattern.sub(repl, text)
+
+
+def mask_names(text: str, counts: Counter) -> str:
+    """Every name the two layers find, replaced by [姓名] (``counts["name"]`` counts them)."""
+    patterns = [_LABELLED, _SELF, _OTHER, _WEAK, _PATIENT, _PATIENT_COLON, _SURNAME_ONLY]
+    if _ASCII_LETTER.search(text):
+        patterns[:0] = [_PINYIN_NAMED, _PINYIN]
+    if _DOT.search(text):
+        patterns[:0] = [_DOTTED]
+    for pattern in patterns:
+        text = _sub(pattern, text, counts)
+    for _ in range(3):                       # a second pass finds the next name of a list: [姓名]、李强、张敏
+        before = counts["name"]
+        text = _context_names(text, counts)
+        if counts["name"] == before:
+            break
+    return text

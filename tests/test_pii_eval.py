@@ -1,0 +1,137 @@
+"""PII masking measured on independently written messages (tests/fixtures/pii, stages/safety/pii_eval.py) and on
+real patient text (../shared/data): recall per kind, medical facts kept, messages without PII left alone.
+
+Floors are the figures measured in session 21 (stages/PRIVACY.md) rounded down: a change to the masker that loses
+recall or starts masking medical numbers fails here. writer_u_heldout.jsonl was never used to change the masker."""
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from stages.safety.pii import mask_pii
+from stages.safety.pii_eval import KINDS, check_rows, compact, leaked, score
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pii"
+DEV = ("writer_s_dev.jsonl", "writer_t_dev.jsonl")
+HELD_OUT = "writer_u_heldout.jsonl"
+
+
+def _rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (FIXTURES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("kind,value,masked,expected", [
+    ("mobile", "138 1234 5678", "电话[手机号]", False),
+    ("mobile", "138 1234 5678", "电话138 [手机号]", False),           # 3 digits left: not a number anyone can call
+    ("mobile", "138 1234 5678", "电话1381234[手机号]", True),          # 7 digits left
+    ("mobile", "幺三八一二三四五六七八", "电话13812345678", True),      # Chinese numerals read as digits
+    ("email", "zhang.san@qq.com", "[邮箱]", False),
+    ("email", "zhang.san@qq.com", "zhang.san@[邮箱]", True),
+    ("name", "王小明", "我叫[姓名]", False),
+    ("name", "王小明", "我叫王小明", True),
+    ("address", "建国路88号3栋2单元301室", "住在建国路[地址]", False),   # the road alone does not find a home
+    ("address", "建国路88号3栋2单元301室", "住在[地址]3栋2单元301室", True),
+])
+def test_a_value_leaks_when_enough_of_it_survives(kind, value, masked, expected):
+    assert leaked(kind, value, masked) is expected
+
+
+def test_score_counts_recall_kept_facts_and_false_positives():
+    rows = [{"text": "我叫王小明，血压150/95", "pii": [{"kind": "name", "value": "王小明"}], "keep": ["150/95"]},
+            {"text": "我是应届生，体检查什么", "pii": [], "keep": ["应届生"]}]
+    unmasked = score(rows, mask=lambda t: t)
+    assert unmasked["recall"] == 0.0 and unmasked["false_positive_messages"] == 0
+    over = score(rows, mask=lambda t: "[姓名]")
+    assert over["recall"] == 1.0 and over["keep_over_masked"] == 2 and over["false_positive_messages"] == 1
+    assert score(rows)["recall"] == 1.0 and score(rows)["keep_over_masked"] == 0
+
+
+def test_check_rows_names_the_bad_line():
+    with pytest.raises(ValueError, match="set.jsonl:2: pii value"):
+        check_rows([{"text": "a", "pii": []}, {"text": "我叫王五", "pii": [{"kind": "name", "value": "李四"}]}], "set.jsonl")
+    with pytest.raises(ValueError, match="unknown kind"):
+        check_rows([{"text": "a", "pii": [{"kind": "ssn", "value": "a"}]}], "x")
+
+
+@pytest.mark.parametrize("name", DEV + (HELD_OUT,))
+def test_fixture_sets_are_well_formed_and_cover_every_kind(name):
+    rows = _rows(name)
+    check_rows(rows, name)
+    kinds = Counter(p["kind"] for r in rows for p in r["pii"])
+    assert set(kinds) == set(KINDS) and min(kinds.values()) >= 6, kinds
+    assert sum(not r["pii"] for r in rows) >= 140 and len({r["text"] for r in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("name", DEV)
+def test_masker_on_the_development_sets(name):
+    s = score(_rows(name))
+    assert s["recall"] >= 0.95, s["recall_per_kind"]
+    assert s["recall_per_kind"]["name"]["recall"] >= 0.85
+    assert all(v["recall"] >= 0.93 for k, v in s["recall_per_kind"].items() if k != "name"), s["recall_per_kind"]
+    assert s["keep_over_masked"] == 0
+    assert s["false_positive_messages"] <= 1          # "我姓王": a surname alone is masked on purpose
+
+
+def test_masker_on_the_held_out_set():
+    s = score(_rows(HELD_OUT))
+    assert s["recall"] >= HELD_OUT_FLOOR["recall"], s["recall_per_kind"]
+    assert s["recall_per_kind"]["name"]["recall"] >= HELD_OUT_FLOOR["name"]
+    assert s["keep_over_masked"] <= HELD_OUT_FLOOR["keep_over_masked"]
+    assert s["false_positive_messages"] <= HELD_OUT_FLOOR["false_positive_messages"]
+
+
+# measured with the final session-21 masker: recall 0.7466 (name 0.522), 7 of 548 kept facts over-masked,
+# 1 of 159 messages without PII changed; the committed masker before session 21: 0.5271 (name 0.132), 7, 3
+HELD_OUT_FLOOR = {"recall": 0.74, "name": 0.52, "keep_over_masked": 7, "false_positive_messages": 1}
+
+
+def test_traditional_script_is_masked_and_kept():
+    out = mask_pii("我婆婆叫羅美玲，病歷號是390268671，想問一下週六有沒有風濕科的專家門診")
+    assert "羅美玲" not in out and "390268671" not in out
+    assert out.startswith("我婆婆叫[姓名]") and "週六有沒有風濕科的專家門診" in out    # the user's script stays
+
+
+@pytest.mark.parametrize("text", ["我家住在28楼，电梯坏了，术后能爬楼吗", "我是应届生，入职体检查哪些项目", "我爸黄疸很重",
+                                  "让孩子舒服些，通常在体温较高时用", "患者应戒酒，忌辛辣", "我老家河南省周口市，能异地报销吗"])
+def test_look_alikes_are_left_alone(text):
+    assert compact(mask_pii(text)) == compact(text)
+
+
+def test_real_patient_text_is_almost_never_masked(shared_data):
+    """Every question and doctor answer of the 7,644-row CSV and every ShareGPT turn: placeholders there are
+    nearly all false positives (the ones found in session 21 were real names: 我叫窦磊, 陈祖金，男，44岁, 病人陈静瑜)."""
+    import pandas as pd
+
+    from stages.data.text import normalize
+
+    df = pd.read_csv(shared_data / "cmd_internal_medicine.gb18030.csv", encoding="gb18030").fillna("")
+    texts = [f"{t} {a}".strip() for t, a in zip(df["title"], df["ask"])] + list(df["answer"])
+    with open(shared_data / "medicalgpt_sft_1k.sharegpt.jsonl", encoding="utf-8") as fh:
+        texts += [turn["value"] for line in fh for turn in json.loads(line)["conversations"]]
+    changed = [t for t in texts if mask_pii(t) != normalize(t)]
+    assert len(texts) > 17000 and len(changed) <= 8, [mask_pii(t)[:80] for t in changed]
+
+
+def test_authored_data_holds_no_unmasked_personal_data():
+    """Every text field of every JSONL file under data/ (authored corpus, triage and injection sets, candidates,
+    feedback, review, and pipeline outputs where present) is already masked: masking it again changes nothing.
+    Session 21's masker found one name there (data/injection/writer_q_eval.jsonl line 92, now masked)."""
+    from stages.data.text import normalize
+
+    repo = Path(__file__).resolve().parents[1]
+    files = sorted((repo / "data").rglob("*.jsonl"))
+    unmasked, n = [], 0
+    for f in files:
+        for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue                               # rejected.jsonl keeps broken source lines' reasons, not text
+            for key in ("text", "question", "answer"):
+                value = row.get(key) if isinstance(row, dict) else None
+                if isinstance(value, str):
+                    n += 1
+                    if mask_pii(value) != normalize(value):
+                        unmasked.append(f"{f.relative_to(repo)}:{i} {key}")
+    assert len(files) >= 20 and n > 8000 and not unmasked, unmasked[:10]
