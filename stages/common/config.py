@@ -195,7 +195,13 @@ class EvalParams(_Section):
 class InjectionParams(_Section):
     """The learned injection pre-check (stages/safety/injection_model.py), fitted by the triage stage."""
     train: list[str] = Field(default_factory=lambda: ["data/injection/writer_p_dev.jsonl"])
-    held_out: str = "data/injection/writer_q_eval.jsonl"    # another writer's set: measured only ('' = none)
+    held_out: list[str] = Field(default_factory=lambda: ["data/injection/writer_q_eval.jsonl"])  # other writers' sets:
+    # measured only, never fitted or tuned on; a single path is accepted too ('' or [] = none)
+
+    @field_validator("held_out", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return ([v] if v else []) if isinstance(v, str) else v
     max_false_alarms: float = Field(0.01, ge=0, lt=1)       # out-of-fold, on the benign training rows
     folds: int = Field(5, ge=2, le=20)
     ngram_max: int = Field(3, ge=1, le=6)

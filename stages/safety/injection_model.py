@@ -6,7 +6,7 @@ Training rows (``triage.injection`` in params.yaml): the team's labelled injecti
 look-alike benign questions), and the triage stage's own training rows — writer K's prompt-injection rows as
 attacks, every other message (patients, relatives, chat, the corpus' train/val questions) as benign. The threshold is chosen on out-of-fold
 probabilities: the lowest (most recall) whose out-of-fold false-alarm rate on the benign rows stays within
-``max_false_alarms``. ``held_out`` (another writer's set) is only measured. Fitting is deterministic."""
+``max_false_alarms``. ``held_out`` (other writers' sets) is only measured. Fitting is deterministic."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -131,7 +131,10 @@ def fit_injection(p, triage_fit_rows: list[dict], triage_test_rows: list[dict], 
     if triage_test_rows:
         test = training_rows([], triage_test_rows)
         out["triage_test"] = systems(test, model.proba([r["text"] for r in test]))
-    if p.held_out:
-        held = read_labelled(p.held_out)
-        out["held_out"] = systems(held, model.proba([r["text"] for r in held]))
+    for i, path in enumerate(p.held_out):            # "held_out": the first writer's set (Q); every set by file
+        held = read_labelled(path)
+        res = systems(held, model.proba([r["text"] for r in held]))
+        out.setdefault("held_out_by_file", {})[Path(path).name] = res
+        if i == 0:
+            out["held_out"] = res
     return out
