@@ -199,7 +199,9 @@ def _report(m: dict) -> None:
             pc = s["per_class"]
             print(f"{part:<12}{system:<16} recall {s['recall']}  emergency {pc['emergency']['recall']}  "
                   f"self_harm {pc['self_harm']['recall']}  false alarms {s['false_alarm_rate']}")
-    for part, systems in ((k, v) for k, v in m.get("injection", {}).items() if isinstance(v, dict)):
+    inj = m.get("injection", {})
+    parts = [(k, v) for k, v in inj.items() if isinstance(v, dict) and k not in ("held_out", "held_out_by_file")]
+    for part, systems in parts + list(inj.get("held_out_by_file", {}).items()):
         print(f"injection {part:<12}" + "  ".join(f"{name} recall {s['recall']} false alarms {s['false_alarms']}"
                                                    for name, s in systems.items()))
     for name, s in m.get("held_back", {}).items():

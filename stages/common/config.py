@@ -195,7 +195,8 @@ class EvalParams(_Section):
 class InjectionParams(_Section):
     """The learned injection pre-check (stages/safety/injection_model.py), fitted by the triage stage."""
     train: list[str] = Field(default_factory=lambda: ["data/injection/writer_p_dev.jsonl"])
-    held_out: list[str] = Field(default_factory=lambda: ["data/injection/writer_q_eval.jsonl"])  # other writers' sets:
+    held_out: list[str] = Field(default_factory=lambda: ["data/injection/writer_q_eval.jsonl",
+                                                         "data/injection/writer_w_eval.jsonl"])  # other writers' sets:
     # measured only, never fitted or tuned on; a single path is accepted too ('' or [] = none)
 
     @field_validator("held_out", mode="before")
