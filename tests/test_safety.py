@@ -24,6 +24,7 @@ def precheck(q):
     # a word between the body part and the pain (session 19)
     ("老公有冠心病，刚才胸口又疼起来了", "chest_pain"), ("我妈说心口那块一阵阵疼，直冒冷汗", "chest_pain"),
     ("胸口突然痛得厉害，左胳膊也麻", "chest_pain"),
+    ("我孩子快不行了，怎么办", "dying"), ("老人快不行了怎么办", "dying"), ("我妈好像要不行了，叫也不应", "dying"),
 ])
 def test_emergency_detected(q, rule):
     assert rule in detect_emergency(q)
@@ -66,3 +67,16 @@ def test_postcheck_adds_reminder_and_softens_dosing():
     assert ok.rules == [] and has_consult_reminder(ok.answer)
     plain = postcheck("医院几点开门？", "门诊早上八点开始挂号。")
     assert plain.rules == [] and plain.answer == "门诊早上八点开始挂号。"
+
+
+@pytest.mark.parametrize("q", ["我快不行了，这周加班累死了", "手机快不行了，充不进电", "这个方法不行了，换一个吧"])
+def test_dying_rule_needs_a_person_who_is_dying(q):
+    """The "dying" rule (快不行了) fires for someone else dying now, not for tiredness, a phone or a plan."""
+    assert "dying" not in detect_emergency(q)
+
+
+def test_every_emergency_rule_has_a_reply_group():
+    from stages.safety.rules import EMERGENCY_RULES
+    from stages.safety.triage import RULE_GROUPS
+
+    assert set(RULE_GROUPS) == set(EMERGENCY_RULES)

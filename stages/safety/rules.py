@@ -56,6 +56,9 @@ EMERGENCY_RULES: dict[str, str] = {
                    r"(?:心率|心跳|脉搏)" + _NUM_GAP + r"(?:1[5-9]\d|2\d\d|[1-3]\d)\s*(?:次|下|bpm)|"
                    r"(?:心率|心跳|脉搏)(?:到了|有|快到|都)?(?:1[5-9]\d|2\d\d)(?!\d)",
     "high_fever_infant": r"(?:婴儿|宝宝|新生儿).{0,10}(?:高烧|高热).{0,10}(?:抽|不退|精神差)",
+    # someone "is dying" right now (我孩子快不行了, 老人眼看要不行了); not "我快不行了" (tired) or a phone / battery
+    "dying": r"(?:孩子|宝宝|小孩|老人|病人|患者|我妈|我爸|妈妈|爸爸|母亲|父亲|老公|老婆|爱人|爷爷|奶奶|外公|外婆|姥姥|姥爷|"
+             r"他|她)(?:好像|怕是|眼看|眼看着|看着|可能|估计|已经)?(?:快|要)不行了",
 }
 SELF_HARM_RULES = frozenset({"suicide"})
 _EMERGENCY = {k: re.compile(v) for k, v in EMERGENCY_RULES.items()}

@@ -32,7 +32,7 @@ RULE_GROUPS = {"chest_pain": "cardiac", "cardiac_arrest": "cardiac", "breathing"
                "metabolic_crisis": "metabolic", "unconscious": "neuro", "bleeding": "bleeding",
                "poisoning": "poisoning", "suicide": "self_harm", "stroke": "stroke", "seizure": "neuro",
                "anaphylaxis": "allergy", "trauma": "trauma", "severe_symptom": "general",
-               "vital_signs": "cardiac", "high_fever_infant": "paediatric"}
+               "vital_signs": "cardiac", "high_fever_infant": "paediatric", "dying": "general"}
 
 
 # an accident is not self-harm: "孩子误服了农药", "不小心喝了一口消毒水"
