@@ -6,17 +6,21 @@ Two layers:
    name; 我是 / 患者 / 病人 + surname + 1–2 characters where a sex, an age or punctuation follows; 我妈叫 / 孩子名叫
    / 他叫 + a name; 我姓 / 本人姓 + a surname; transliterated names with a middle dot (阿依古丽·买买提); pinyin
    names after "my name is" or with a pinyin surname (Chen Yiming).
-2. **Names in context** (jieba words): a word, or a surname word + the next word, that has the shape of a
-   Chinese name (a surname from ``SURNAMES`` + 1–2 characters that never occur in given names, see
-   ``NOT_NAME``) and stands where a name stands:
-   * after a **strong cue** — a label or verb that introduces a person (叫, 名叫, 名字是, 户名, 收件人, 收货人,
-     本人, 家属, 患者, 病人, 联系人, 姓名 …), or before 的家属 / 家属 / 是我 + a relative, or ", 男/女" / an age;
-   * after a **weak cue** — a relative or role (我爸, 我老公, 女儿, 朋友, 同事, 员工, 群主 …), 帮 / 给 / 找 / 请问,
-     a bed number (32床), the next item of a list of names (张三、李四), or as a signature at the very end
-     (——龙雪梅, …吗？邹建平) — and the word is not an ordinary word: jieba's dictionary holds it with a tag other
-     than a person's name (黄疸 n, 高烧 v, 方便 a, 江西 ns: "我爸黄疸" is not a name; 常青 nr after 我爷爷 is).
-   A name is never longer than surname + 2 characters, and no character of the given name may be in
-   ``NOT_NAME`` (的, 病, 痛, 吃 …), which keeps "我爸高血压" and "我妈胃疼" whole.
+2. **Names in context** (``_find``): a candidate has a name's shape — a surname from ``SURNAMES`` (or a compound
+   one) + 1–2 characters, none in ``NOT_NAME`` (的, 病, 痛, 吃 …; keeps "我爸高血压" whole) and not a title (王主任)
+   or a relative (和宝宝) — and is looked for in three places: right after a cue (the next few characters cut by
+   jieba on their own, since "找罗晓燕" is one jieba word in the whole text), right before an after-cue, and at the
+   start of a clause. It is a name when
+   * a **strong cue** precedes it (我叫, 名叫, 名字是, 全名, 户名, 收件人, 联系人, 姓名, 监护人 …) or ", 男/女" follows;
+   * or **one weak cue** — a relative or role before it (我爸, 我老公, 女儿, 朋友, 员工, 群主 …), 我是, 本人, 患者,
+     帮 / 给 / 找 / 请问, a bed (32床), a masked phone and a bracket ("[手机号]（万春梅"), or after it 的家属 / 的 + a
+     relative / 是我 + a relative / ", 45岁" / a contact ("，QQ：", "[手机号]") / 收, or a signature at the end
+     (——龙雪梅) — and every given-name character is in ``GIVEN_CHARS`` and it is not a common word
+     (``_common_word``: jieba's dictionary holds it with a non-name tag or counts it ≥ 10 times, or its surname
+     character is mostly an adverb / preposition such as 常, 于, 应);
+   * or **two weak cues** (the start of a clause counts as one only next to another), given-name characters in
+     ``GIVEN_CHARS`` and not an ordinary dictionary word (安卓).
+   It must not split a word at its edges ("健|康聪明的宝宝", "于子|女").
 
 Measured on independently written messages (tests/fixtures/pii, bench/pii_masking.py) and on 8,644 real
 patient questions (placeholders inserted there are nearly all false positives); figures in stages/PRIVACY.md."""
