@@ -21,11 +21,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from stages.safety.pii import PII_TAGS, mask_pii
+from stages.safety.pii import _SPOKEN_DIGIT, PII_TAGS, mask_pii
 
 NUMBER_KINDS = ("mobile", "landline", "id", "bank", "qq", "record", "passport", "wechat")
 KINDS = NUMBER_KINDS + ("email", "name", "address")
-_SPOKEN = dict(zip("零〇洞一幺二两三四五六七八九", "00011223456789"))
 _SEPARATORS = re.compile(r"[\s\-.–—()（）]")
 
 
@@ -34,7 +33,7 @@ def compact(text: str, numerals: bool = False) -> str:
     from stages.data.text import normalize
 
     text = _SEPARATORS.sub("", normalize(text)).upper()
-    return "".join(_SPOKEN.get(c, c) for c in text) if numerals else text
+    return "".join(_SPOKEN_DIGIT.get(c, c) for c in text) if numerals else text
 
 
 def _longest_common_run(a: str, b: str) -> int:
