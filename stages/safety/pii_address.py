@@ -18,7 +18,9 @@ import re
 from collections import Counter
 
 _NUM = r"[\d一二三四五六七八九十百零〇两]"
-_PLACE_CHAR = r"(?:(?![在住是我你他她家的了到去从和与及或离附近旁边对面])[\u4e00-\u9fa5])"
+_NOT_PLACE = "在住是我你他她的了到去从和与及或离附近旁边对面"          # words that end a place name
+_VILLAGE_CHAR = "(?:(?![" + _NOT_PLACE + r"])[\u4e00-\u9fa5])"      # 家 may be in a village name: 张家村
+_PLACE_CHAR = "(?:(?![" + _NOT_PLACE[:7] + "家" + _NOT_PLACE[7:] + r"])[\u4e00-\u9fa5])"
 _UNIT = (r"(?:省|自治区|市|区|县|镇|乡|街道|村|组|路|街|大道|巷|弄|胡同|小区|花园|社区|公寓|家园|新村|大厦|广场|号楼|号院|"
          r"号|栋|幢|座|单元|楼|层|室|户)")
 _UNIT_RE = re.compile(_UNIT)
@@ -36,8 +38,7 @@ _ADDR = re.compile("(?:" + _PLACE_CHAR + r"{2,6}(?:省|自治区|市))?(?:" + _P
                    + _PLACE_CHAR + r"{2,8}" + _ROAD + r"\d+号(?:院|楼)?" + _BUILDING_NAME + "?" + _PARTS)
 _ESTATE = re.compile(_PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|新村|苑)" + r"(?:[东西南北]区|" + _NUM + r"{1,3}期)?"
                      r"[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座)" + _PARTS)
-_VILLAGE = re.compile(r"(?:(?![在住是我你他她的了到去从和与及或离附近旁边对面])[\u4e00-\u9fa5]){1,4}村"   # 张家村
-                      + _NUM + r"{1,3}[组社队](?:\d+号)?")
+_VILLAGE = re.compile(_VILLAGE_CHAR + r"{1,4}村" + _NUM + r"{1,3}[组社队](?:\d+号)?")
 
 
 def _is_address(value: str) -> bool:

@@ -22,6 +22,7 @@ import re
 from collections import defaultdict
 
 from stages.safety.pii import _SPOKEN_DIGIT, PII_TAGS, mask_pii
+from stages.safety.triage_eval import _rate
 
 NUMBER_KINDS = ("mobile", "landline", "id", "bank", "qq", "record", "passport", "wechat")
 KINDS = NUMBER_KINDS + ("email", "name", "address")
@@ -63,10 +64,6 @@ def leaked(kind: str, value: str, masked: str) -> bool:
     if kind == "address":
         return _longest_common_run(v, m) >= max(4, (len(v) + 1) // 2)
     raise ValueError(f"unknown PII kind {kind!r} (one of {', '.join(KINDS)})")
-
-
-def _rate(num: int, den: int) -> float | None:
-    return round(num / den, 4) if den else None
 
 
 def score(rows: list[dict], mask=mask_pii) -> dict:

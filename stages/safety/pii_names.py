@@ -161,8 +161,9 @@ def _surname(name: str) -> str:
 
 def _shape(name: str) -> bool:
     """Surname + 1-2 given-name characters (compound surname + 1-2), no character of ``NOT_NAME``."""
-    given = name[len(_surname(name)):]
-    return (bool(_surname(name)) and 1 <= len(given) <= 2 and given not in TITLES and given not in _KIN_WORDS
+    sur = _surname(name)
+    given = name[len(sur):]
+    return (bool(sur) and 1 <= len(given) <= 2 and given not in TITLES and given not in _KIN_WORDS
             and all("\u4e00" <= c <= "\u9fa5" and c not in NOT_NAME for c in given))
 
 
