@@ -11,8 +11,11 @@ API-server process (registered through ``LitServer(middlewares=...)``):
 4. cache — LRU + TTL keyed on the cleaned question and generation params; hits skip the queue;
 5. model — prompt-token cap (422), in-flight bound (429 + Retry-After), deadline (503), then the
    request goes on to LitServe (serve/model_client.py → serve/api.py) with the cleaned question;
-6. safety post-check (``postcheck``) on the model's answer: risky dosing softened, consultation
-   reminder appended; streamed answers get the addition as a last chunk;
+6. safety post-check (stages/safety/postcheck.py) on the model's answer: an answer that only repeats
+   the user's words or recites the system prompt is replaced, personal data the model wrote is masked,
+   risky dosing softened, the consultation reminder appended; a streamed answer gets the addition as a
+   last chunk, or — when text already sent was replaced — a withdrawal notice and the checked answer
+   (the final chunk's ``medqa.answer`` carries it; the chat page shows only that);
 7. audit — one JSON line per request, the question normalised and masked (serve/audit.py).
 
 A new route is one branch in ``Gateway.__call__`` calling a handler that lives in its own module."""
@@ -22,7 +25,8 @@ import logging
 
 from stages.safety.pii_names import warm as warm_masker
 from stages.safety.precheck import precheck
-from stages.safety.rules import DISCLAIMER, SOFTENED_DOSING, postcheck
+from stages.safety.postcheck import REPLACING, WITHDRAWN, PostCheck, postcheck
+from stages.safety.rules import DISCLAIMER, SOFTENED_DOSING
 from stages.safety.triage import load_triager
 
 from serve.audit import AuditLog
@@ -150,7 +154,7 @@ class Gateway:
         return new_tokens, new_tokens >= q.max_new_tokens
 
     def _post_and_cache(self, ctx: RequestContext, q: Question, key, raw_answer: str, truncated: bool) -> str:
-        post = postcheck(q.text, raw_answer)
+        post = postcheck(q.text, raw_answer, self.s.system)
         answer = post.answer.strip()
         ctx.rules = post.rules
         self.cache.put(key, {"answer": answer, "rules": post.rules, "truncated": truncated})
@@ -200,14 +204,17 @@ class Gateway:
         await self._chat_ready(send, ctx, q, answer, gen["usage"])
 
     @staticmethod
-    def _stream_tail(streamed: str, checked: str, rules: list[str]) -> str:
+    def _stream_tail(streamed: str, post: PostCheck) -> str:
         """What to append to an already-streamed answer so the client ends with the post-checked one."""
         base = streamed.rstrip()
-        if checked.startswith(base):
-            return checked[len(base):]
+        if post.answer.startswith(base):
+            return post.answer[len(base):]
+        if any(r in REPLACING for r in post.rules):
+            # a guard replaced the answer or masked what it wrote: withdraw the text already sent
+            return "\n\n" + WITHDRAWN + "\n\n" + post.answer.strip()
         # the post-check changed text already sent (softened dosing): say it at the end instead
         tail = "\n\n" + SOFTENED_DOSING
-        if "reminder_added" in rules:
+        if "reminder_added" in post.rules:
             tail += "\n\n" + DISCLAIMER
         return tail
 
@@ -215,10 +222,13 @@ class Gateway:
         checked: dict = {}
 
         def on_finish(streamed: str):
-            post = postcheck(q.text, streamed)
+            post = postcheck(q.text, streamed, self.s.system)
             ctx.rules = post.rules
             checked["answer"] = post.answer.strip()      # what /predict returns for this answer
-            return self._stream_tail(streamed, post.answer, post.rules), self._medqa(ctx)
+            medqa = self._medqa(ctx)
+            if any(r in REPLACING for r in post.rules):
+                medqa["answer"] = checked["answer"]      # the page replaces what it showed with this
+            return self._stream_tail(streamed, post), medqa
 
         rw = await self.model.stream(scope, receive, send, ctx, chat_body(q.text, q.model_name, q.max_new_tokens,
                                                                           stream=True), on_finish)

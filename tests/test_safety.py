@@ -1,8 +1,9 @@
 import pytest
 
 from stages.safety.precheck import precheck as _precheck
+from stages.safety.postcheck import postcheck
 from stages.safety.rules import (DISCLAIMER, EMERGENCY_REPLY, SELF_HARM_REPLY, detect_emergency, has_consult_reminder,
-                                 has_emergency_guidance, postcheck, risky_advice)
+                                 has_emergency_guidance, risky_advice)
 from stages.safety.triage import load_triager
 
 _RULES_ONLY = load_triager(None)
@@ -19,8 +20,8 @@ def precheck(q):
     ("爷爷口角歪斜说话不清", "stroke"), ("宝宝抽搐了", "seizure"),
     ("突然头痛，像要炸开一样，还吐了", "severe_symptom"), ("老人吃饭被噎住了，说不出话", "severe_symptom"),
     ("预防什么的先不说，我爸现在突然胸痛", "chest_pain"),
-    ("剁排骨把食指剁掉了一截，掉下来那块怎么办", "trauma"), ("我老公的手被机器绞断了", "trauma"),
-    ("孩子脚趾被门夹断了半截", "trauma"), ("外公发烧两天了，今天开始说胡话", "severe_symptom"),
+    ("剁排骨把食指剁掉了一截，掉下来那块怎么办", "amputation"), ("我老公的手被机器绞断了", "amputation"),
+    ("孩子脚趾被门夹断了半截", "amputation"), ("外公发烧两天了，今天开始说胡话", "severe_symptom"),
     # a word between the body part and the pain (session 19)
     ("老公有冠心病，刚才胸口又疼起来了", "chest_pain"), ("我妈说心口那块一阵阵疼，直冒冷汗", "chest_pain"),
     ("胸口突然痛得厉害，左胳膊也麻", "chest_pain"),

@@ -18,7 +18,8 @@ from serve.limits import Limits
 from serve.openai_format import completion_body
 from serve.questions import Rejected, predict_question
 from serve.settings import GatewaySettings
-from stages.safety.rules import EMERGENCY_REPLY, postcheck
+from stages.safety.postcheck import postcheck
+from stages.safety.rules import EMERGENCY_REPLY
 
 DOSE = "每次服用2片布洛芬。"
 PHONE_DIGITS = "13812345678"

@@ -55,6 +55,16 @@ def test_luhn():
     (f"卡号{VALID_CARD}", "[银行卡号]", "bank"),
     ("我叫王小明，今年30岁", "我叫[姓名]", "name"),
     ("患者姓名：李四，男", "患者姓名：[姓名]", "name"),
+    # international numbers (session 22): a "+" or "00", a country code, 8-15 digits in all
+    ("我在香港，电话+852 9123 4567", "电话[电话]", "landline"),
+    ("台湾手机 +886 912 345 678 打这个", "手机 [电话] 打这个", "landline"),
+    ("英国那边的号 +44 20 7946 0958", "号 [电话]", "landline"),
+    ("澳门 00853 6612 3456", "澳门 [电话]", "landline"),
+    # e-mails dictated with spaces
+    ("邮箱是 z h a n g w e i 1 2 3 at 163 dot com", "邮箱是 [邮箱]", "email"),
+    ("邮箱 zhang wei 88 @ qq.com 谢谢", "邮箱 [邮箱] 谢谢", "email"),
+    ("email: li.ming_2020 @ gmail . com", "email: [邮箱]", "email"),
+    ("我的邮箱 wangfang 1990 艾特 163 点 com", "我的邮箱 [邮箱]", "email"),
 ])
 def test_pii_masked(text, tag, kind):
     out, counts = mask_pii(text)
@@ -67,6 +77,9 @@ def test_pii_masked(text, tag, kind):
     "血压150/90，血糖7.8，体重65公斤",    # numbers that are not PII
     "12345678901",                      # 11 digits not starting 1[3-9]
     "我叫不出名字的病",                  # no name after 我叫 in a name pattern position
+    "I was at 3.5 mg yesterday",        # "at" + a number is not an e-mail domain
+    "体重从 +2 kg 到 +5 kg，尿蛋白++",     # signed lab and weight changes are not international numbers
+    "艾特我一下就行",                     # 艾特 (@-mention) without an address
 ])
 def test_pii_negative(text):
     out, counts = mask_pii(text)

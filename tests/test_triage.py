@@ -204,6 +204,47 @@ def test_a_row_flagged_by_the_self_harm_threshold_alone_gets_the_self_harm_reply
     assert not t.classify_matched("这几天一直在攒药，够了就不用再熬了", np.array([0.7, 0.15, 0.15])).flagged
 
 
+def test_specific_rules_are_never_vetoed_and_a_rule_alone_keeps_its_label(small_run):
+    """Session 22: the classifier's low urgency no longer vetoes the NEVER_VETOED rules (a severed finger at
+    urgency 0.07 was answered by the model); a question flagged by an emergency rule alone is an emergency, whatever
+    the self-harm share of two tiny probabilities ("过敏性休克一般多久会发作" got the crisis reply)."""
+    import dataclasses
+
+    import numpy as np
+
+    from stages.safety.triage import NEVER_VETOED, RULE_GROUPS
+
+    root, _ = small_run
+    t = load_triager(root / "a" / "model")
+    t.model = dataclasses.replace(t.model, threshold=0.9, self_harm_threshold=1.01, self_harm_share=0.3)
+    low = np.array([0.93, 0.03, 0.04])                                # urgency 0.07, self-harm share 0.57
+    for q in ["机器把手指头轧断了一截 断的那截捡回来了 要怎么保存", "我有肾上腺素笔 刚才吃错东西已经扎了一针 现在好多了",
+              "娃一把抓住电熨斗 整个手掌都烫起泡了", "我妈在吃阿司匹林和氯吡格雷 早上在卫生间滑倒了 后脑勺起了个包"]:
+        r = t.classify_matched(match_text(q), low)
+        assert r.flagged and r.label == "emergency" and not r.by_model and set(r.rules) & NEVER_VETOED, q
+    vetoed = t.classify_matched(match_text("老人家里的煤气灶怎么防止一氧化碳泄漏"), low)
+    assert "poisoning" in detect_emergency("老人家里的煤气灶一氧化碳泄漏了吗") and not vetoed.flagged
+    assert NEVER_VETOED <= set(RULE_GROUPS)
+    shock = t.classify_matched(match_text("我爸刚才突然晕倒了"), low)          # happening now: stands, an emergency
+    assert shock.flagged and shock.label == "emergency"
+
+
+@pytest.mark.parametrize("q,rule", [
+    ("机器把手指头轧断了一截，断的那截捡回来了", "amputation"), ("一口一口咳血，已经小半碗了", "bleeding"),
+    ("朋友严重过敏，肾上腺素笔已经打了，还是喘", "adrenaline_used"), ("孩子被开水烫了，整个手背都起泡了", "burn"),
+    ("我婆婆一直吃着华法林，今早在卫生间滑倒磕了头", "head_injury_anticoagulated"),
+    ("my dad chest pain很厉害 一直sweating", "english_alarm"), ("他passed out了 叫不应", "english_alarm"),
+])
+def test_session_22_rules_fire(q, rule):
+    assert rule in detect_emergency(q)
+
+
+@pytest.mark.parametrize("q", ["手上烫了个小泡，要挑破吗", "肾上腺素笔怎么保存，过期了还能用吗", "吃阿司匹林的人能不能拔牙",
+                               "华法林吃了三年，最近牙龈出血一点点", "咳嗽有痰，痰里偶尔有一点血丝", "chest X-ray报告怎么看"])
+def test_session_22_rules_stay_quiet_on_look_alikes(q):
+    assert detect_emergency(q) == []
+
+
 def test_threshold_reaches_the_recall_target_for_each_class_not_just_overall():
     """A rare class (self_harm) cannot hide behind a common one: at target 0.9, the overall recall would
     allow threshold 0.8 (19 of 20 positives) while self-harm is caught only 1 of 2 times there."""

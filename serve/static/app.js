@@ -89,7 +89,12 @@
           answer.textContent += choice.delta.content;
           log.scrollTop = log.scrollHeight;
         }
-        if (obj.medqa) showMeta(turn, obj.medqa);
+        if (obj.medqa) {
+          // the safety post-check withdrew what was streamed (an echo, a recited prompt, personal data):
+          // show only the checked answer
+          if (typeof obj.medqa.answer === "string") answer.textContent = obj.medqa.answer;
+          showMeta(turn, obj.medqa);
+        }
       }
     }
     turn.classList.add("done");

@@ -8,7 +8,7 @@ independently written messages and real patient text: stages/PRIVACY.md.
 
 | form | examples | placeholder |
 | --- | --- | --- |
-| email (incl. full-width ＠) | zhang.san@example.com, zhangsan＠qq.com, zhoujie0521@163com, liuyang0706 at 163 dot com | [邮箱] |
+| email (incl. full-width ＠) | zhang.san@example.com, zhangsan＠qq.com, zhoujie0521@163com, liuyang0706 at 163 dot com; dictated with spaces (z h a n g 1 2 3 at 163 dot com, li.ming @ gmail . com) | [邮箱] |
 | WeChat id | 微信号：wxid_abc123, vx: zhang_san88, V：zgq1975, WeChat ID: Tony_Lam, 加我微信 13812345678, 加微信也行xiaoyu_0316 | [微信号] |
 | QQ number | QQ号：123456789, 扣扣 88886666, q号29655007, 扣扣吧一六四四九三九一七 | [QQ号] |
 | record number | 病历号/病案号/住院号/门诊号/医保卡号/就诊卡(号)/社保卡号/病理号/影像号/体检号/手册编号/条码上的号：ZY20230001, 1234 5678 9012, T J 0 3 2 0, 八八零二三… | [编号] |
@@ -18,6 +18,7 @@ independently written messages and real patient text: stages/PRIVACY.md.
 | ID after 身份证 | any 15–18 digits/X after 身份证(号) | [身份证号] |
 | bank card | 16–19 digits passing Luhn, any grouping; 12–19 digits after 银行卡/卡号 | [银行卡号] |
 | mobile | 13812345678, 138 1234 5678, 1381-234-5678, 138.1234.5678, 157477 92466, +86 138…, 0086-138…; a run that is exactly a mobile in any grouping (1 3 8 1 2 …, 13 81 23 45 678); in Chinese numerals 一三八零零…, 幺三九…, 拐 = 7, 叉 = X (also IDs, landlines) | [手机号] |
+| international | +852 9123 4567, +886 912 345 678, 00853 6612 3456 (a "+" or "00", 8–15 digits) | [电话] |
 | landline with area code | 010-62345678, (0755) 8888 6666, （010）62345678; an extension (转123, -123, 分机 12) goes with it | [电话] |
 | landline without area code | 电话/座机/固话/联系/拨打/热线… then 6234 5678 or 62345678 | [电话] |
 | service numbers | 400-123-4567, 800 810 8888 | [电话] |
@@ -81,7 +82,13 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+ ?@ ?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[
                     r"|[A-Za-z0-9._%+-]{2,}@[A-Za-z0-9-]{2,}(?:\.[A-Za-z0-9-]+)*")    # "zhoujie0521@163com" (dot missing)
 # written out so crawlers miss it: "liuyang0706 at 163 dot com", "zhang(at)qq.com", "wang艾特126点com"
 _EMAIL_SPELLED = re.compile(r"(?<![A-Za-z0-9._-])[A-Za-z0-9._-]{3,}[ ]?(?:\(at\)|\[at\]|(?<= )at(?= )|艾特|圈a)[ ]?"
-                            r"[A-Za-z0-9-]+(?:[ ]?(?:\(dot\)|\[dot\]|(?<= )dot(?= )|点|\.)[ ]?[A-Za-z0-9-]+)+", re.I)
+                            r"[A-Za-z0-9-]+(?:[ ]?(?:\(dot\)|\[dot\]|(?<= )dot(?= )|点|\.)[ ]?[A-Za-z0-9-]+)*?"
+                            r"[ ]?(?:\(dot\)|\[dot\]|(?<= )dot(?= )|点|\.)[ ]?[A-Za-z][A-Za-z0-9-]+", re.I)   # ends in a name: not "at 3.5"
+# dictated with spaces: "z h a n g w e i 1 2 3 at 163 dot com", "zhang wei 88 @ qq.com", "li.ming_2020 @ gmail . com"
+# (letter by letter, or up to three words before a marker with a space before it; the domain ends in letters)
+_EMAIL_SPACED = re.compile(r"(?<![A-Za-z0-9._-])(?:[A-Za-z0-9](?: [A-Za-z0-9._-]){3,40} ?|(?:[A-Za-z0-9._-]+ ){1,3})"
+                           r"(?:@|\(at\)|\[at\]|at|艾特|圈a) ?[A-Za-z0-9-]+"
+                           r"(?: ?(?:\.|点|dot|\(dot\)) ?[A-Za-z0-9-]+)*? ?(?:\.|点|dot|\(dot\)) ?[A-Za-z]{2,}(?![A-Za-z0-9])", re.I)
 _WECHAT = re.compile(r"((?:微信|威信|薇信|(?<![A-Za-z])(?:vx|wx|v信|wechat|weixin|v(?=[:：]))(?![A-Za-z]))(?:号|账号|帐号| ?ID| ?id)?"
                      + _LABEL_SEP + r")([A-Za-z][-_A-Za-z0-9]{5,19}|\+?\d{5,13})(?![-_A-Za-z0-9])", re.I)
 # a handle a few characters after 微信 / 加我 (加微信也行xiaoyu_0316, 加我Qin-yy2009): letters first, with a digit,
@@ -136,9 +143,11 @@ def _mobile(digits: str, sizes: list[int], spaced: bool = False) -> bool:
     return len(sizes) == 1 or (len(sizes) == 3 and all(3 <= n <= 5 for n in sizes))
 
 
-def _classify(digits: str, sizes: list[int], before: str, dotted: bool, spaced: bool = False) -> str | None:
+def _classify(digits: str, sizes: list[int], before: str, dotted: bool, spaced: bool = False,
+              intl: bool = False) -> str | None:
     """The PII kind of a window of digit groups (``digits`` = the groups joined, ``sizes`` their
-    lengths), or None. Dotted groups ("10.052196.5830…" lab values) can only be a mobile (138.1234.5678)."""
+    lengths), or None. Dotted groups ("10.052196.5830…" lab values) can only be a mobile (138.1234.5678).
+    ``intl``: the window follows a "+"."""
     n = len(digits)
     if dotted:
         return "mobile" if _mobile(digits, sizes) else None
@@ -157,6 +166,10 @@ def _classify(digits: str, sizes: list[int], before: str, dotted: bool, spaced: 
         return "bank"
     if _mobile(digits, sizes, spaced):
         return "mobile"
+    # an international number: "+" or "00", a country code, 8-15 digits in all (E.164): +852 9123 4567,
+    # +886 912 345 678, 00853 6612 3456
+    if (intl and 8 <= n <= 15) or (re.match(r"00[1-9]", digits) and 10 <= n <= 17 and len(sizes) > 1):
+        return "landline"
     if re.fullmatch(r"[48]00\d{7}", digits) and len(sizes) <= 3:
         return "landline"
     # area code 0xx(x) then a 7-8 digit local number, whole or in two groups
@@ -182,7 +195,8 @@ def _mask_numbers(text: str, counts: Counter) -> str:
                 # every group but the last has >= 3 digits; a leading country code 86 is allowed — except
                 # a whole run of digits that is exactly a mobile number, in any grouping ("1 3 8 1 2 …",
                 # "13 81 23 45 678"): a run that is nothing else but the 11 digits is dictated, not a lab series
-                short = any(len(g) < 3 and not (k == 0 and g == "86") for k, g in enumerate(window[:-1]))
+                intl = text[groups[i][0] - 1:groups[i][0]] == "+"
+                short = not intl and any(len(g) < 3 and not (k == 0 and g == "86") for k, g in enumerate(window[:-1]))
                 if short and not (i == 0 and j == len(groups) and _ANY_GROUPING.fullmatch("".join(window))
                                   and "." not in run.group(0)):
                     continue
@@ -192,7 +206,7 @@ def _mask_numbers(text: str, counts: Counter) -> str:
                 before = text[max(0, start - 12):start].rsplit("\n", 1)[-1]
                 dotted = "." in text[groups[i][0]:groups[j - 1][1]]
                 spaced = not re.search(r"[^\d ]", text[groups[i][0]:groups[j - 1][1]])
-                kind = _classify("".join(window), [len(g) for g in window], before, dotted, spaced)
+                kind = _classify("".join(window), [len(g) for g in window], before, dotted, spaced, intl)
                 if kind:
                     found = (j, kind)
                     break
@@ -247,7 +261,7 @@ def _mask(text: str, counts: Counter) -> str:
         counts["email"] += 1
         return PII_TAGS["email"]
 
-    text = _EMAIL_SPELLED.sub(email, _EMAIL.sub(email, text))
+    text = _EMAIL_SPELLED.sub(email, _EMAIL.sub(email, _EMAIL_SPACED.sub(email, text)))
     text = _labelled("wechat", _WECHAT, text, counts)
     text = _labelled("wechat", _WECHAT_NEAR, text, counts)
     text = _labelled("qq", _QQ, text, counts)

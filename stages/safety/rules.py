@@ -8,7 +8,6 @@ Rules are plain regexes with names, so a response can say which rules fired."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from stages.safety.normalize import match_text
 
@@ -30,7 +29,10 @@ EMERGENCY_RULES: dict[str, str] = {
     "metabolic_crisis": r"酮症酸中毒|甲状腺危象|甲亢危象|低血糖.{0,8}(?:昏|抽搐|叫不醒|意识)",
     "unconscious": r"昏迷|意识不清|叫不醒|晕倒|昏倒|晕过去|不省人事|失去意识|休克|"
                    r"(?:倒地|叫他|叫她|喊他|喊她).{0,6}没(?:有)?反应",
-    "bleeding": r"大出血|大量出血|血流不止|止不住血|血止不住|吐血|吐了(?:好多|很多|一大口)血|大口咯血|呕血",
+    "bleeding": r"大出血|大量出血|血流不止|止不住血|血止不住|吐血|吐了(?:好多|很多|一大口)血|大口咯血|呕血|"
+                # blood coughed or vomited in quantity ("一口一口咳鲜红的血，已经小半碗了")
+                r"(?:咳|咯|吐|呕)[^,.?!;]{0,6}血[^.?!;]{0,10}(?:半碗|一碗|一杯|一滩|好几口|一大口|满口|止不住|停不下)|"
+                r"一口一口[^,.?!;]{0,3}(?:咳|咯|吐|呕)[^,.?!;]{0,4}血",
     # 中毒 as an event, not a disease name (药物中毒性肝炎) or a topic (食物中毒怎么预防 is caught below)
     "poisoning": r"中毒(?!性)|误服|误食|误喝|吞了.{0,6}(?:药|农药|电池|磁铁)|喝了(?:农药|百草枯|敌敌畏|消毒水|84)|"
                  r"一氧化碳|煤气(?!费|灶|公司|表)",
@@ -41,9 +43,16 @@ EMERGENCY_RULES: dict[str, str] = {
               r"突然口齿不清|(?:突然|刚才|刚刚|好像)中风|中风了",
     "seizure": r"抽搐|抽风|抽起来|癫痫发作",
     "anaphylaxis": r"过敏性休克|喉头水肿|喉咙发紧|全身(?:起疹|风团).{0,8}(?:呼吸|喘)",
+    # an adrenaline auto-injector already used: the emergency department, however well one feels
+    "adrenaline_used": r"(?:扎|打|用|注射)(?:了|过)[^,.?!;]{0,6}(?:肾上腺素|epipen)|(?:肾上腺素笔|epipen)[^.?!;]{0,10}(?:扎|打|用|注射)了",
+    "trauma": r"车祸.{0,8}(?:昏|出血|流血|骨折|不能动|动不了)|骨头露出|烧伤面积|大面积烧伤|触电|溺水|坠落|高处摔",
+    # a large or deep burn: a whole hand, the face, a big area blistered or charred (not "烫了个小泡")
+    "burn": r"(?:整个|整只|一大片|大片|半边|满脸|满手|全身|整条)[^,.?!;]{0,6}(?:烫|烧|灼)[^,.?!;]{0,4}(?:起泡|起水泡|脱皮|掉皮|发白|焦)|"
+            r"(?:烫|烧|灼)(?:得|到|伤了?)?[^,.?!;]{0,3}(?:整个|整只|一大片|大片|半边|满脸|全身)|"
+            r"(?:烫|烧伤|开水|热油|滚油)[^.?!;]{0,12}(?:整个|整只|一大片|大片|半边|满脸|满手|全身|整条)[^,.?!;]{0,6}"
+            r"(?:起泡|起水泡|脱皮|掉皮|发白|焦)",
     # a severed finger / limb (traumatic amputation: 120 and the part kept cold, not frozen)
-    "trauma": r"车祸.{0,8}(?:昏|出血|流血|骨折|不能动|动不了)|骨头露出|烧伤面积|大面积烧伤|触电|溺水|坠落|高处摔|"
-              r"(?:" + _DIGIT + r"|手掌|手(?!机|表|环|套|续|术|柄)|胳膊|腿|脚|耳朵)[^，。,.!?；;]{0,6}(?:[切砍轧绞截夹剁]断|剁掉|"
+    "amputation": r"(?:" + _DIGIT + r"|手掌|手(?!机|表|环|套|续|术|柄)|胳膊|腿|脚|耳朵)[^，。,.!?；;]{0,6}(?:[切砍轧绞截夹剁]断|剁掉|"
               r"(?:切|砍|轧|绞|夹|剁)(?:掉|下)(?:了)?(?:一截|一节|半截|一块)|断了(?:一截|一节|半截))|"
               r"(?:切|砍|轧|绞|夹|剁)(?:掉|断)(?:了)?(?:一截|一节|半截)?" + _DIGIT + r"|断指|断肢",
     "severe_symptom": r"剧痛|剧烈(?:头痛|腹痛|疼痛|呛咳)|像刀割|撕裂(?:一?样|样)?(?:剧)?痛|像要炸开|疼得直冒汗|"
@@ -55,6 +64,12 @@ EMERGENCY_RULES: dict[str, str] = {
                    r"(?:2\d\d|1[89]\d)\s*(?:/\s*\d{2,3}\s*)?(?:mmhg|毫米汞柱)|"
                    r"(?:心率|心跳|脉搏)" + _NUM_GAP + r"(?:1[5-9]\d|2\d\d|[1-3]\d)\s*(?:次|下|bpm)|"
                    r"(?:心率|心跳|脉搏)(?:到了|有|快到|都)?(?:1[5-9]\d|2\d\d)(?!\d)",
+    # a blow to the head of someone on anticoagulants / antiplatelets (a scan the same day, even if well)
+    "head_injury_anticoagulated": r"(?:阿司匹林|氯吡格雷|波立维|替格瑞洛|华法林|利伐沙班|拜瑞妥|达比加群|阿哌沙班|抗凝药?|"
+                                  r"抗血小板|溶栓)[^.?!]{0,30}(?:摔|磕|撞|跌|滑倒|绊倒|碰)[^.?!]{0,12}(?:头|脑|后脑勺|额头|脑袋)",
+    # English, as people mix it in ("my dad chest pain很厉害 一直sweating")
+    "english_alarm": r"chest (?:pain|hurts?|tightness)|can'?t breathe|not breathing|unconscious|unresponsive|passed out|"
+                     r"seizure|overdose|coughing (?:up )?blood|vomiting blood|heart attack",
     "high_fever_infant": r"(?:婴儿|宝宝|新生儿).{0,10}(?:高烧|高热).{0,10}(?:抽|不退|精神差)",
     # someone "is dying" right now (我孩子快不行了, 老人眼看要不行了); not "我快不行了" (tired) or a phone / battery
     "dying": r"(?:孩子|宝宝|小孩|老人|病人|患者|我妈|我爸|妈妈|爸爸|母亲|父亲|老公|老婆|爱人|爷爷|奶奶|外公|外婆|姥姥|姥爷|"
@@ -193,20 +208,7 @@ def risky_advice(answer: str) -> list[str]:
     return [name for name, rx in _RISKY.items() if rx.search(answer)]
 
 
-@dataclass
-class PostCheck:
-    answer: str
-    rules: list[str] = field(default_factory=list)
-
-
-def postcheck(question: str, answer: str) -> PostCheck:
-    """After the model: soften risky dosing, append the consultation reminder where required."""
-    rules = []
-    for name in risky_advice(answer):
-        rules.append(f"risky:{name}")
-        if name == "specific_dosing":
-            answer = _RISKY[name].sub(lambda m: m.group(0) + SOFTENED_DOSING, answer, count=1)
-    if needs_reminder(question, answer) and not has_consult_reminder(answer):
-        rules.append("reminder_added")
-        answer = answer.rstrip() + "\n\n" + DISCLAIMER
-    return PostCheck(answer, rules)
+def soften_dosing(answer: str) -> str:
+    """The answer with ``SOFTENED_DOSING`` after its first specific prescription dose (the post-check,
+    stages/safety/postcheck.py)."""
+    return _RISKY["specific_dosing"].sub(lambda m: m.group(0) + SOFTENED_DOSING, answer, count=1)

@@ -32,7 +32,13 @@ RULE_GROUPS = {"chest_pain": "cardiac", "cardiac_arrest": "cardiac", "breathing"
                "metabolic_crisis": "metabolic", "unconscious": "neuro", "bleeding": "bleeding",
                "poisoning": "poisoning", "suicide": "self_harm", "stroke": "stroke", "seizure": "neuro",
                "anaphylaxis": "allergy", "trauma": "trauma", "severe_symptom": "general",
-               "vital_signs": "cardiac", "high_fever_infant": "paediatric", "dying": "general"}
+               "vital_signs": "cardiac", "high_fever_infant": "paediatric", "dying": "general",
+               "amputation": "trauma", "adrenaline_used": "allergy", "burn": "burns", "head_injury_anticoagulated": "trauma",
+               "english_alarm": "general"}
+# rules specific enough that the classifier's low urgency does not veto them (session 22: a severed finger at
+# urgency 0.07, an adrenaline pen already used at 0.06, a head bump on two antiplatelets at 0.13, a child's whole
+# palm blistered by an iron at 0.26)
+NEVER_VETOED = frozenset({"adrenaline_used", "amputation", "burn", "head_injury_anticoagulated"})
 
 
 # an accident is not self-harm: "孩子误服了农药", "不小心喝了一口消毒水"
@@ -63,9 +69,10 @@ class TriageResult:
 
 def rule_stands(rules, score: float, matched: str, floor: float) -> bool:
     """A keyword rule flags the question unless the classifier is near-certain it is none (urgency <
-    ``floor``: hyperbole, education). Never vetoed: self-harm wording, and a description of something
-    happening now (刚才/突然/正在…: "孩子刚才误服了降压药，有哪些要注意的" is an emergency however it is asked)."""
-    return bool(rules) and (score >= floor or bool(SELF_HARM_RULES & set(rules)) or happening_now(matched))
+    ``floor``: hyperbole, education). Never vetoed: self-harm wording, the ``NEVER_VETOED`` rules, and a description
+    of something happening now (刚才/突然/正在…: "孩子刚才误服了降压药，有哪些要注意的" is an emergency however it is asked)."""
+    return bool(rules) and (score >= floor or bool((SELF_HARM_RULES | NEVER_VETOED) & set(rules))
+                            or happening_now(matched))
 
 
 @dataclass
@@ -104,8 +111,11 @@ class Triager:
         share = p[2] / max(p[1] + p[2], 1e-12)
         # flagged by self-harm's own threshold alone (urgency below the common one) → the self-harm reply
         only_self_harm = by_model and score < self.model.threshold
+        # the self-harm share only decides when the classifier flagged the question: a question flagged by an
+        # emergency rule alone keeps the rule's label (session 22: "过敏性休克一般多久会发作", urgency ~0.05, had a
+        # share above self_harm_share)
         self_harm = bool(SELF_HARM_RULES & set(rules)) or (
-            (share >= self.model.self_harm_share or only_self_harm) and not _ACCIDENTAL.search(m))
+            by_model and (share >= self.model.self_harm_share or only_self_harm) and not _ACCIDENTAL.search(m))
         label = "self_harm" if self_harm else "emergency"
         if label == "self_harm":
             group = "self_harm"
