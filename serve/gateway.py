@@ -25,7 +25,7 @@ import logging
 
 from stages.safety.pii_names import warm as warm_masker
 from stages.safety.precheck import precheck
-from stages.safety.postcheck import REPLACING, WITHDRAWN, PostCheck, postcheck
+from stages.safety.postcheck import WITHDRAWN, PostCheck, postcheck
 from stages.safety.rules import DISCLAIMER, SOFTENED_DOSING
 from stages.safety.triage import load_triager
 
@@ -209,7 +209,7 @@ class Gateway:
         base = streamed.rstrip()
         if post.answer.startswith(base):
             return post.answer[len(base):]
-        if any(r in REPLACING for r in post.rules):
+        if post.guarded:
             # a guard replaced the answer or masked what it wrote: withdraw the text already sent
             return "\n\n" + WITHDRAWN + "\n\n" + post.answer.strip()
         # the post-check changed text already sent (softened dosing): say it at the end instead
@@ -226,7 +226,7 @@ class Gateway:
             ctx.rules = post.rules
             checked["answer"] = post.answer.strip()      # what /predict returns for this answer
             medqa = self._medqa(ctx)
-            if any(r in REPLACING for r in post.rules):
+            if post.guarded:
                 medqa["answer"] = checked["answer"]      # the page replaces what it showed with this
             return self._stream_tail(streamed, post), medqa
 

@@ -29,7 +29,7 @@ def test_an_answer_that_only_repeats_the_user_is_replaced():
     for q, a in cases:
         post = postcheck(q, a, SYSTEM)
         assert post.rules == ["post:echo"] and post.answer == ECHO_REPLY, (q, a)
-        assert URGENT_POINTER in post.answer and post.replaced
+        assert URGENT_POINTER in post.answer and post.guarded
 
 
 def test_an_answer_that_quotes_some_of_the_question_is_kept():
@@ -56,7 +56,7 @@ def test_personal_data_the_model_wrote_is_masked():
     post = postcheck("帮我查一下王医生的电话", "王医生的手机号是13912345678，身份证号110105199003074512。", SYSTEM)
     assert "post:pii" in post.rules
     assert "13912345678" not in post.answer and "110105199003074512" not in post.answer
-    assert "[手机号]" in post.answer and post.replaced
+    assert "[手机号]" in post.answer and post.guarded
     plain = postcheck("急救电话是多少", "急救电话是120，卫生健康热线是12320。", SYSTEM)
     assert plain.answer == "急救电话是120，卫生健康热线是12320。" and not plain.rules
 

@@ -49,9 +49,9 @@ class PostCheck:
     rules: list[str] = field(default_factory=list)
 
     @property
-    def replaced(self) -> bool:
-        """True when a guard replaced or rewrote what the model wrote (not only appended to it)."""
-        return any(r in REPLACING or r == "risky:specific_dosing" for r in self.rules)
+    def guarded(self) -> bool:
+        """An output guard replaced the answer or masked what the model wrote (``REPLACING``)."""
+        return any(r in REPLACING for r in self.rules)
 
 
 def _core(text: str) -> str:
