@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from stages.safety.postcheck import REPLACING
+
 METRICS_PATH = "/metrics"
 DIR_ENV = "MEDQA_METRICS_DIR"
 WINDOW_ENV = "MEDQA_MONITOR_WINDOW"
@@ -92,6 +94,7 @@ class Monitor:
         Gauge("medqa_model_requests_in_flight", "Requests sent to the model (queued or running)",
               registry=r).set_function(lambda: self.model_in_flight)
         self.reminder = _Window(self.s.window)
+        self.guarded = _Window(self.s.window)
         self.emergency = _Window(self.s.window)
         self.thumbs_down = _Window(self.s.window)
         self._worker = None
@@ -149,6 +152,7 @@ class Monitor:
             self.emergency.add(rec.get("action") == "emergency")
             if rec.get("model_used") and not rec.get("cached"):
                 self.reminder.add("reminder_added" in (rec.get("rules") or ()))
+                self.guarded.add(any(r in REPLACING for r in rec.get("rules") or ()))
 
     def record_feedback(self, thumbs_down: bool) -> None:
         """Answer feedback (👍/👎): feeds ``medqa_quality_thumbs_down_rate``."""
@@ -187,6 +191,8 @@ class _LiveCollector:
         for name, window, doc in (
                 ("medqa_quality_reminder_added_rate", m.reminder,
                  "Share of recent model answers the post-check had to append the consultation reminder to"),
+                ("medqa_quality_guarded_rate", m.guarded,
+                 "Share of recent model answers an output guard replaced or masked (echo, prompt leak, personal data)"),
                 ("medqa_quality_emergency_reply_rate", m.emergency, "Share of recent answers that were emergency guidance"),
                 ("medqa_quality_thumbs_down_rate", m.thumbs_down, "Share of recent feedback that was thumbs-down")):
             yield GaugeMetricFamily(name, doc + f" (last {m.s.window}; NaN while empty)", value=window.rate())

@@ -138,16 +138,17 @@ def test_metrics_needs_the_key_unless_metrics_auth_is_off(loaded, tmp_path):
 
 def test_monitor_windows_slide_and_labels_stay_bounded():
     mon = Monitor(MonitorSettings(window=3))
-    for action in ("emergency", "pass", "pass", "pass"):
+    for i, action in enumerate(("emergency", "pass", "pass", "pass")):
         mon.observe({"path": "/predict", "endpoint": "predict", "status": 200, "latency_ms": 5, "action": action,
-                     "rules": ["reminder_added"] if action == "pass" else [], "cached": False,
-                     "model_used": action == "pass"})
+                     "rules": (["reminder_added"] + (["post:echo"] if i == 3 else [])) if action == "pass" else [],
+                     "cached": False, "model_used": action == "pass"})
     for down in (True, False, False, True):
         mon.record_feedback(down)
     body, _ = mon.render()
     vals = {s.name: s.value for f in text_string_to_metric_families(body.decode()) for s in f.samples}
     assert vals["medqa_quality_emergency_reply_rate"] == 0          # the emergency slid out of the 3-window
     assert vals["medqa_quality_reminder_added_rate"] == 1
+    assert vals["medqa_quality_guarded_rate"] == pytest.approx(1 / 3)     # one of 3 model answers an output guard replaced
     assert vals["medqa_quality_thumbs_down_rate"] == pytest.approx(1 / 3)
     assert {route_of(p) for p in ("/x/../etc", "/wp-admin", "/static/app.js", "/predict")} == \
         {"other", "static", "predict"}
