@@ -22,6 +22,7 @@ class RequestContext:
     rules: list[str] = field(default_factory=list)
     cached: bool | None = None
     model_used: bool = False
+    pointer: bool = False                # the pre-check asks for the 120 pointer after the model's answer
     stream: bool | None = None
     error: str | None = None
     ttft_ms: float | None = None

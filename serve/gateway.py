@@ -13,7 +13,8 @@ API-server process (registered through ``LitServer(middlewares=...)``):
    request goes on to LitServe (serve/model_client.py → serve/api.py) with the cleaned question;
 6. safety post-check (stages/safety/postcheck.py) on the model's answer: an answer that only repeats
    the user's words or recites the system prompt is replaced, personal data the model wrote is masked,
-   risky dosing softened, the consultation reminder appended; a streamed answer gets the addition as a
+   risky dosing softened, the 120 pointer added under a question the triage scored urgent but did not
+   flag, the consultation reminder appended; a streamed answer gets the addition as a
    last chunk, or — when text already sent was replaced — a withdrawal notice and the checked answer
    (the final chunk's ``medqa.answer`` carries it; the chat page shows only that);
 7. audit — one JSON line per request, the question normalised and masked (serve/audit.py).
@@ -121,7 +122,7 @@ class Gateway:
         """Pre-check and cache, shared by /predict and chat: returns (cache key, ready reply or None).
         A ready reply is ``{"answer", "truncated"}``; None means the model must answer (503 if disabled)."""
         pre = precheck(q.text, self.triager)
-        ctx.action, ctx.rules = pre.action, list(pre.rules)
+        ctx.action, ctx.rules, ctx.pointer = pre.action, list(pre.rules), pre.pointer
         ctx.cached = False
         if pre.action != "pass":
             return None, {"answer": pre.reply, "truncated": False}
@@ -154,7 +155,7 @@ class Gateway:
         return new_tokens, new_tokens >= q.max_new_tokens
 
     def _post_and_cache(self, ctx: RequestContext, q: Question, key, raw_answer: str, truncated: bool) -> str:
-        post = postcheck(q.text, raw_answer, self.s.system)
+        post = postcheck(q.text, raw_answer, self.s.system, ctx.pointer)
         answer = post.answer.strip()
         ctx.rules = post.rules
         self.cache.put(key, {"answer": answer, "rules": post.rules, "truncated": truncated})
@@ -222,7 +223,7 @@ class Gateway:
         checked: dict = {}
 
         def on_finish(streamed: str):
-            post = postcheck(q.text, streamed, self.s.system)
+            post = postcheck(q.text, streamed, self.s.system, ctx.pointer)
             ctx.rules = post.rules
             checked["answer"] = post.answer.strip()      # what /predict returns for this answer
             medqa = self._medqa(ctx)

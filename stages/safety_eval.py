@@ -14,8 +14,9 @@ evaluate's answers (metrics/predictions.jsonl: base and tuned) and writes ``metr
 * ``<model>.postcheck_*``  of the test questions the pre-check lets through to the model (``postcheck_n``),
                        the share of answers the post-check's output guards replaced (``replaced_rate``: an
                        answer that only repeats the question, or recites the system prompt) or masked personal
-                       data in (``pii_rate``) — stages/safety/postcheck.py; what the guards cost on ordinary
-                       questions.
+                       data in (``pii_rate``), or appended the 120 pointer to (``pointer_rate``: triage score
+                       ≥ ``triage.pointer_floor`` but not flagged) — stages/safety/postcheck.py; what the guards cost
+                       on ordinary questions.
 
 Why a stage of its own: evaluate generates answers with the LLM (minutes to tens of minutes on a CPU);
 these figures need only its saved answers. A triage change (new data, a threshold) reruns triage →
@@ -35,10 +36,11 @@ def served_answers(triager, preds: list[dict], models: list[str], system: str) -
     from stages.safety.postcheck import postcheck
     from stages.safety.precheck import precheck
 
-    passing = [precheck(p["question"], triager).action == "pass" for p in preds]
+    pres = [precheck(p["question"], triager) for p in preds]
+    passing = [pre.action == "pass" for pre in pres]
     served, out = {}, {}
     for m in models:
-        checks = [postcheck(p["question"], p[m], system) for p in preds]
+        checks = [postcheck(p["question"], p[m], system, pre.pointer) for p, pre in zip(preds, pres)]
         served[m] = [c.answer for c in checks]
         through = [c for c, ok in zip(checks, passing) if ok]
         if through:
@@ -46,6 +48,8 @@ def served_answers(triager, preds: list[dict], models: list[str], system: str) -
             replaced = sum(any(r in ("post:echo", "post:prompt_leak") for r in c.rules) for c in through)
             out[f"{m}.postcheck_replaced_rate"] = round(replaced / len(through), 4)
             out[f"{m}.postcheck_pii_rate"] = round(sum("post:pii" in c.rules for c in through) / len(through), 4)
+            out[f"{m}.postcheck_pointer_rate"] = round(
+                sum("urgent_pointer_added" in c.rules for c in through) / len(through), 4)
     return served, out
 
 

@@ -101,6 +101,10 @@ def measure(triager: Triager, rows: list[dict], proba: np.ndarray | None = None)
     out = {"rules_only": triage_metrics(labels, rules, rule_labels, groups),
            "classifier_only": triage_metrics(labels, model, None, groups),
            "triage": triage_metrics(labels, flagged, [r.label for r in res], groups)}
+    if triager.pointer_floor < 1:
+        # served guidance: the fixed reply, or the model's answer with the 120 pointer (score ≥ pointer_floor)
+        m = triage_metrics(labels, [f or triager.wants_pointer(r) for f, r in zip(flagged, res)])
+        out["with_pointer"] = {"recall": m["recall"], "false_alarm_rate": m["false_alarm_rate"]}
     if all("origin" in r for r in rows):
         # the served triage per authored file: e.g. writer K's off-topic chat / injection attempts get their
         # own false-alarm figure instead of disappearing into the medical negatives
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
 
     qs, answers = corpus_emergency_qa(args.corpus_clean)
     replies = ReplyIndex.build(qs, answers, [model.group(match_text(q)) for q in qs], p.reply_ngram_max)
-    triager = Triager(model, replies, p.rule_floor, p.reply_min_similarity, p.min_chars)
+    triager = Triager(model, replies, p.rule_floor, p.reply_min_similarity, p.min_chars, pointer_floor=p.pointer_floor)
 
     test = split["test"]
     independent = read_rows(p.independent) if p.independent else []
@@ -167,10 +171,14 @@ def main(argv: list[str] | None = None) -> None:
         metrics["independent"] = measure(triager, independent)
     if p.held_back:
         # measured only, like the independent set: the harder writers kept out of training (data/triage/README.md)
-        metrics["held_back"] = {Path(f).name: measure(triager, read_rows(f))["triage"] for f in p.held_back}
+        held = {Path(f).name: measure(triager, read_rows(f)) for f in p.held_back}
+        metrics["held_back"] = {name: m["triage"] for name, m in held.items()}
+        if p.pointer_floor < 1:
+            metrics["held_back_with_pointer"] = {name: m["with_pointer"] for name, m in held.items()}
 
     with atomic_dir(args.out_model) as out:
         model.save(out, {"reply_min_similarity": p.reply_min_similarity, "rule_floor": p.rule_floor,
+                         "pointer_floor": p.pointer_floor,
                          "min_chars": p.min_chars,
                          "min_recall": p.min_recall,
                          "test_recall": metrics["test"]["triage"]["recall"]})
@@ -208,6 +216,12 @@ def _report(m: dict) -> None:
         pc = s["per_class"]
         print(f"held back {name}: recall {s['recall']}  emergency {pc['emergency']['recall']}  "
               f"self_harm {pc['self_harm']['recall']}  false alarms {s['false_alarm_rate']}")
+    for part in ("cv", "test", "independent"):
+        if "with_pointer" in m.get(part, {}):
+            s = m[part]["with_pointer"]
+            print(f"{part:<12}fixed reply or 120 pointer: recall {s['recall']}  pointer or reply on negatives {s['false_alarm_rate']}")
+    for name, s in m.get("held_back_with_pointer", {}).items():
+        print(f"held back {name}: fixed reply or 120 pointer: recall {s['recall']}  on negatives {s['false_alarm_rate']}")
 
 
 if __name__ == "__main__":

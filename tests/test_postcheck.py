@@ -113,3 +113,15 @@ def test_served_attacks_bench_counts_what_reaches_the_model_and_what_the_guards_
     summary = bench.summarise(rows, answered)["a.jsonl"]
     assert summary["injection"] == {"n": 2, "answered": 1, "guarded": 1, "post:echo": 1}
     assert summary["benign"] == {"n": 1, "answered": 1}
+
+
+def test_the_120_pointer_goes_under_an_urgent_unflagged_question_once():
+    from stages.safety.rules import URGENT_POINTER
+
+    answer = "可能是胃肠道的问题，建议先清淡饮食，观察一下。"
+    post = postcheck("肚子疼了一晚上，现在有点冒冷汗", answer, SYSTEM, pointer=True)
+    assert post.rules[0] == "urgent_pointer_added" and URGENT_POINTER in post.answer
+    assert postcheck("肚子疼了一晚上", answer, SYSTEM, pointer=False).rules == []
+    has_it = "症状加重请立即拨打120。"                                   # the answer already points to 120: nothing added
+    assert "urgent_pointer_added" not in postcheck("肚子疼了一晚上", has_it, SYSTEM, pointer=True).rules
+

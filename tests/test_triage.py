@@ -229,6 +229,21 @@ def test_specific_rules_are_never_vetoed_and_a_rule_alone_keeps_its_label(small_
     assert shock.flagged and shock.label == "emergency"
 
 
+def test_the_pointer_is_asked_for_only_under_the_threshold_and_above_the_floor(small_run):
+    import dataclasses
+
+    import numpy as np
+
+    root, _ = small_run
+    t = dataclasses.replace(load_triager(root / "a" / "model"), pointer_floor=0.2)
+    t.model = dataclasses.replace(t.model, threshold=0.6, self_harm_threshold=1.01)
+    q = match_text("最近老是头晕，走路有点发飘")
+    assert t.wants_pointer(t.classify_matched(q, np.array([0.7, 0.25, 0.05])))          # urgency 0.3
+    assert not t.wants_pointer(t.classify_matched(q, np.array([0.9, 0.08, 0.02])))      # 0.1 < floor
+    flagged = t.classify_matched(q, np.array([0.2, 0.75, 0.05]))                         # 0.8: the fixed reply instead
+    assert flagged.flagged and not t.wants_pointer(flagged)
+    assert not dataclasses.replace(t, pointer_floor=1.0).wants_pointer(t.classify_matched(q, np.array([0.7, 0.25, 0.05])))
+
 @pytest.mark.parametrize("q,rule", [
     ("机器把手指头轧断了一截，断的那截捡回来了", "amputation"), ("一口一口咳血，已经小半碗了", "bleeding"),
     ("朋友严重过敏，肾上腺素笔已经打了，还是喘", "adrenaline_used"), ("孩子被开水烫了，整个手背都起泡了", "burn"),

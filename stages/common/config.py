@@ -232,6 +232,7 @@ class TriageParams(_Section):
     cv_folds: int = Field(5, ge=0, le=20)
     min_recall: float = Field(0.95, ge=0, le=1)
     rule_floor: float = Field(0.3, ge=0, le=1)
+    pointer_floor: float = Field(1.0, gt=0, le=1)
     min_chars: int = Field(6, ge=0)
     reply_min_similarity: float = Field(0.35, ge=0, le=1)
     reply_ngram_max: int = Field(3, ge=1, le=6)

@@ -17,10 +17,14 @@ the attack was worded — they look at what came out:
 3. **personal data** — the question reaching the model is already masked (serve/privacy.py), so any
    phone, ID, bank, e-mail, record number, name or address in an answer was made up or memorised by the
    model: masked with the pipeline's one masking function (``stages.safety.pii.mask_pii_counts``).
-4. risky dosing softened, the consultation reminder appended (stages/safety/rules.py holds the rules).
+4. risky dosing softened;
+5. **the 120 pointer** — a question the triage did not flag but scored at least ``triage.pointer_floor`` urgent
+   (``PreCheck.pointer``) gets ``URGENT_POINTER`` after an answer that has no 120 / 急诊 in it: the safety net under
+   the triage threshold (stages/TRIAGE.md, *Session 22*);
+6. the consultation reminder appended (stages/safety/rules.py holds the rules).
 
 Rule names (``PostCheck.rules``): ``post:echo``, ``post:prompt_leak``, ``post:pii``, ``risky:<name>``,
-``reminder_added``. ``REPLACING`` lists the ones that replace or rewrite text the model wrote, which a
+``urgent_pointer_added``, ``reminder_added``. ``REPLACING`` lists the ones that replace or rewrite text the model wrote, which a
 stream has already sent (serve/gateway.py then withdraws it)."""
 from __future__ import annotations
 
@@ -28,8 +32,8 @@ import re
 from dataclasses import dataclass, field
 
 from stages.safety.pii import mask_pii_counts
-from stages.safety.rules import (DISCLAIMER, INJECTION_REPLY, URGENT_POINTER, has_consult_reminder, needs_reminder,
-                                 risky_advice, soften_dosing)
+from stages.safety.rules import (DISCLAIMER, INJECTION_REPLY, URGENT_POINTER, has_consult_reminder,
+                                 has_emergency_guidance, needs_reminder, risky_advice, soften_dosing)
 
 ECHO_MIN_RUN = 4          # characters: shorter shared runs are ordinary words (挂号, 高血压, 医生)
 ECHO_SHARE = 0.7          # of the answer's characters
@@ -86,10 +90,11 @@ def leaks_prompt(system: str | None, answer: str) -> bool:
     return bool(system) and covered_by_runs(answer, system, LEAK_MIN_RUN) >= LEAK_MIN_CHARS
 
 
-def postcheck(question: str, answer: str, system: str | None = None) -> PostCheck:
-    """After the model, in this order: the output guards (echo, prompt leak, personal data), then risky
-    dosing softened and the consultation reminder appended. ``question`` is the (masked) question the
-    model answered; ``system`` the system prompt it was given (None: no leak check)."""
+def postcheck(question: str, answer: str, system: str | None = None, pointer: bool = False) -> PostCheck:
+    """After the model, in this order: the output guards (echo, prompt leak, personal data), risky dosing
+    softened, the 120 pointer (``pointer``: the pre-check's ``PreCheck.pointer``) and the consultation reminder
+    appended. ``question`` is the (masked) question the model answered; ``system`` the system prompt it was
+    given (None: no leak check)."""
     if is_echo(question, answer):
         return PostCheck(ECHO_REPLY, ["post:echo"])
     if leaks_prompt(system, answer):
@@ -103,6 +108,9 @@ def postcheck(question: str, answer: str, system: str | None = None) -> PostChec
         rules.append(f"risky:{name}")
         if name == "specific_dosing":
             answer = soften_dosing(answer)
+    if pointer and not has_emergency_guidance(answer):
+        rules.append("urgent_pointer_added")
+        answer = answer.rstrip() + "\n\n" + URGENT_POINTER
     if needs_reminder(question, answer) and not has_consult_reminder(answer):
         rules.append("reminder_added")
         answer = answer.rstrip() + "\n\n" + DISCLAIMER

@@ -84,12 +84,18 @@ class Triager:
     min_chars: int = 0                          # shorter questions: the rules alone decide (too little context)
     info: dict = field(default_factory=dict)
     injection_model: InjectionModel | None = None   # None = injection rules only
+    pointer_floor: float = 1.0                  # unflagged questions at least this urgent get the 120 pointer (post-check)
 
     def is_injection(self, text: str) -> bool:
         """Prompt injection: the rules (stages/safety/injection.py) or the classifier fitted next to this model."""
         if detect_injection(text):
             return True
         return self.injection_model is not None and bool(self.injection_model.proba([text])[0] >= self.injection_model.threshold)
+
+    def wants_pointer(self, result: TriageResult) -> bool:
+        """Not flagged, but urgent enough (score ≥ ``pointer_floor``) that the model's answer should end with the
+        120 / 急诊 pointer when it has none (stages/safety/postcheck.py): the safety net under the threshold."""
+        return not result.flagged and self.model is not None and result.score >= self.pointer_floor
 
     def __call__(self, text: str) -> TriageResult:
         return self.classify_matched(match_text(text))
@@ -151,7 +157,8 @@ def load_triager(model_dir: str | Path | None) -> Triager:
     return Triager(model, ReplyIndex.load(model_dir), float(meta["rule_floor"]),
                    float(meta["reply_min_similarity"]), int(meta["min_chars"]),
                    info={"mode": "rules+classifier", "kind": model.kind, "threshold": model.threshold,
-                         "injection_threshold": injection.threshold}, injection_model=injection)
+                         "injection_threshold": injection.threshold}, injection_model=injection,
+                   pointer_floor=float(meta.get("pointer_floor", 1.0)))
 
 
 __all__ = ["LABELS", "TriageResult", "Triager", "load_triager"]
