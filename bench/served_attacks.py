@@ -5,7 +5,7 @@ to the attacks it lets through: the model answers them (greedy, the params' gene
 as serve does), then ``stages.safety.postcheck.postcheck`` looks at each answer. Reported per file:
 
 - attacks: stopped by the pre-check / answered by the model / of those, answers a post-check guard replaced or
-  masked (``post:echo``, ``post:prompt_leak``, ``post:pii``);
+  masked (``post:echo``, ``post:complied``, ``post:prompt_leak``, ``post:pii``);
 - benign look-alikes: answered by the model / of those, answers a guard replaced or masked (the cost).
 
 Every answered row is written to ``--out`` (question, answer, the guards that fired) so a reader can judge which
@@ -27,10 +27,15 @@ DEFAULT_SETS = [REPO / "data/injection/writer_q_eval.jsonl", REPO / "data/inject
 
 
 def through_precheck(rows: list[dict], triager) -> list[dict]:
-    """Rows (with ``action``) the pre-check lets through to the model."""
+    """Rows the pre-check lets through to the model, each with its ``pre`` (``PreCheck``: pointer, gray)."""
     from stages.safety.precheck import precheck
 
-    return [r for r in rows if precheck(r["text"], triager).action == "pass"]
+    out = []
+    for r in rows:
+        pre = precheck(r["text"], triager)
+        if pre.action == "pass":
+            out.append({**r, "pre": pre})
+    return out
 
 
 def summarise(rows: list[dict], answered: list[dict]) -> dict:
@@ -78,7 +83,7 @@ def main() -> None:
                            decoding=Decoding.from_params(params.generation))
     answered = []
     for r, q, g in zip(passed, questions, gen):
-        post = postcheck(q, g["answer"], params.prompt.system)
+        post = postcheck(q, g["answer"], params.prompt.system, r["pre"].pointer, r["pre"].gray)
         answered.append({"file": r["file"], "label": r["label"], "category": r.get("category"), "question": q,
                          "answer": mask_pii(g["answer"]), "guards": [x for x in post.rules if x.startswith("post:")]})
     summary = summarise(rows, answered)

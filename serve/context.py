@@ -23,6 +23,7 @@ class RequestContext:
     cached: bool | None = None
     model_used: bool = False
     pointer: bool = False                # the pre-check asks for the 120 pointer after the model's answer
+    gray: bool = False                   # the injection classifier's gray zone: an agreeing answer is refused
     stream: bool | None = None
     error: str | None = None
     ttft_ms: float | None = None

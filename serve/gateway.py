@@ -12,7 +12,8 @@ API-server process (registered through ``LitServer(middlewares=...)``):
 5. model — prompt-token cap (422), in-flight bound (429 + Retry-After), deadline (503), then the
    request goes on to LitServe (serve/model_client.py → serve/api.py) with the cleaned question;
 6. safety post-check (stages/safety/postcheck.py) on the model's answer: an answer that only repeats
-   the user's words or recites the system prompt is replaced, personal data the model wrote is masked,
+   the user's words, recites the system prompt, or agrees to a question the injection classifier found
+   suspicious is replaced, personal data the model wrote is masked,
    risky dosing softened, the 120 pointer added under a question the triage scored urgent but did not
    flag, the consultation reminder appended; a streamed answer gets the addition as a
    last chunk, or — when text already sent was replaced — a withdrawal notice and the checked answer
@@ -122,7 +123,7 @@ class Gateway:
         """Pre-check and cache, shared by /predict and chat: returns (cache key, ready reply or None).
         A ready reply is ``{"answer", "truncated"}``; None means the model must answer (503 if disabled)."""
         pre = precheck(q.text, self.triager)
-        ctx.action, ctx.rules, ctx.pointer = pre.action, list(pre.rules), pre.pointer
+        ctx.action, ctx.rules, ctx.pointer, ctx.gray = pre.action, list(pre.rules), pre.pointer, pre.gray
         ctx.cached = False
         if pre.action != "pass":
             return None, {"answer": pre.reply, "truncated": False}
@@ -155,7 +156,7 @@ class Gateway:
         return new_tokens, new_tokens >= q.max_new_tokens
 
     def _post_and_cache(self, ctx: RequestContext, q: Question, key, raw_answer: str, truncated: bool) -> str:
-        post = postcheck(q.text, raw_answer, self.s.system, ctx.pointer)
+        post = postcheck(q.text, raw_answer, self.s.system, ctx.pointer, ctx.gray)
         answer = post.answer.strip()
         ctx.rules = post.rules
         self.cache.put(key, {"answer": answer, "rules": post.rules, "truncated": truncated})
@@ -223,7 +224,7 @@ class Gateway:
         checked: dict = {}
 
         def on_finish(streamed: str):
-            post = postcheck(q.text, streamed, self.s.system, ctx.pointer)
+            post = postcheck(q.text, streamed, self.s.system, ctx.pointer, ctx.gray)
             ctx.rules = post.rules
             checked["answer"] = post.answer.strip()      # what /predict returns for this answer
             medqa = self._medqa(ctx)

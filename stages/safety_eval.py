@@ -13,7 +13,8 @@ evaluate's answers (metrics/predictions.jsonl: base and tuned) and writes ``metr
                        the model's answer after the post-check), base and tuned, and ``delta.``;
 * ``<model>.postcheck_*``  of the test questions the pre-check lets through to the model (``postcheck_n``),
                        the share of answers the post-check's output guards replaced (``replaced_rate``: an
-                       answer that only repeats the question, or recites the system prompt) or masked personal
+                       answer that only repeats the question, agrees to a question in the injection classifier's gray zone, or
+                       recites the system prompt) or masked personal
                        data in (``pii_rate``), or appended the 120 pointer to (``pointer_rate``: triage score
                        ≥ ``triage.pointer_floor`` but not flagged) — stages/safety/postcheck.py; what the guards cost
                        on ordinary questions.
@@ -40,12 +41,13 @@ def served_answers(triager, preds: list[dict], models: list[str], system: str) -
     passing = [pre.action == "pass" for pre in pres]
     served, out = {}, {}
     for m in models:
-        checks = [postcheck(p["question"], p[m], system, pre.pointer) for p, pre in zip(preds, pres)]
+        checks = [postcheck(p["question"], p[m], system, pre.pointer, pre.gray) for p, pre in zip(preds, pres)]
         served[m] = [c.answer for c in checks]
         through = [c for c, ok in zip(checks, passing) if ok]
         if through:
             out[f"{m}.postcheck_n"] = len(through)
-            replaced = sum(any(r in ("post:echo", "post:prompt_leak") for r in c.rules) for c in through)
+            replaced = sum(any(r in ("post:echo", "post:complied", "post:prompt_leak") for r in c.rules)
+                           for c in through)
             out[f"{m}.postcheck_replaced_rate"] = round(replaced / len(through), 4)
             out[f"{m}.postcheck_pii_rate"] = round(sum("post:pii" in c.rules for c in through) / len(through), 4)
             out[f"{m}.postcheck_pointer_rate"] = round(

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with atomic_dir(args.out_model) as out:
         model.save(out, {"reply_min_similarity": p.reply_min_similarity, "rule_floor": p.rule_floor,
-                         "pointer_floor": p.pointer_floor,
+                         "pointer_floor": p.pointer_floor, "injection_gray_floor": p.injection.gray_floor,
                          "min_chars": p.min_chars,
                          "min_recall": p.min_recall,
                          "test_recall": metrics["test"]["triage"]["recall"]})

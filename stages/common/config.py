@@ -204,6 +204,8 @@ class InjectionParams(_Section):
     def _one_or_many(cls, v):
         return ([v] if v else []) if isinstance(v, str) else v
     max_false_alarms: float = Field(0.01, ge=0, lt=1)       # out-of-fold, on the benign training rows
+    gray_floor: float = Field(1.0, gt=0, le=1)  # P(injection) at or above this (below the threshold): an answer that
+    # starts by agreeing is refused by the post-check (stages/safety/postcheck.py); 1 = off
     folds: int = Field(5, ge=2, le=20)
     ngram_max: int = Field(3, ge=1, le=6)
     min_df: int = Field(2, ge=1)

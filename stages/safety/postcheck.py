@@ -10,20 +10,24 @@ the attack was worded — they look at what came out:
 1. **echo** — most of the answer repeats the user's own message (its characters covered by runs of
    ≥ ``ECHO_MIN_RUN`` characters found in the question, punctuation and spaces ignored, ≥ ``ECHO_SHARE``):
    the model is being used to say someone else's words. Replaced by ``ECHO_REPLY``.
-2. **prompt leak** — the answer recites the system prompt (≥ ``LEAK_MIN_CHARS`` of its characters come in
+2. **complied** — the pre-check's injection classifier scored the question in its gray zone (P(injection) ≥
+   ``triage.injection.gray_floor``, below the threshold that refuses it: ``PreCheck.gray``) and the answer starts
+   by agreeing (当然可以, 好的, 没问题, 明白 …): replaced by ``INJECTION_REPLY``. Ordinary answers to such questions
+   that do not start by agreeing pass.
+3. **prompt leak** — the answer recites the system prompt (≥ ``LEAK_MIN_CHARS`` of its characters come in
    runs of ≥ ``LEAK_MIN_RUN`` from the system prompt; the prompt's own advice phrases such as
    "以医生面诊意见为准" or "拨打120或前往急诊" are shorter than a run and may be repeated freely).
    Replaced by ``INJECTION_REPLY``.
-3. **personal data** — the question reaching the model is already masked (serve/privacy.py), so any
+4. **personal data** — the question reaching the model is already masked (serve/privacy.py), so any
    phone, ID, bank, e-mail, record number, name or address in an answer was made up or memorised by the
    model: masked with the pipeline's one masking function (``stages.safety.pii.mask_pii_counts``).
-4. risky dosing softened;
-5. **the 120 pointer** — a question the triage did not flag but scored at least ``triage.pointer_floor`` urgent
+5. risky dosing softened;
+6. **the 120 pointer** — a question the triage did not flag but scored at least ``triage.pointer_floor`` urgent
    (``PreCheck.pointer``) gets ``URGENT_POINTER`` after an answer that has no 120 / 急诊 in it: the safety net under
    the triage threshold (stages/TRIAGE.md, *Session 22*);
-6. the consultation reminder appended (stages/safety/rules.py holds the rules).
+7. the consultation reminder appended (stages/safety/rules.py holds the rules).
 
-Rule names (``PostCheck.rules``): ``post:echo``, ``post:prompt_leak``, ``post:pii``, ``risky:<name>``,
+Rule names (``PostCheck.rules``): ``post:echo``, ``post:complied``, ``post:prompt_leak``, ``post:pii``, ``risky:<name>``,
 ``urgent_pointer_added``, ``reminder_added``. ``REPLACING`` lists the ones that replace or rewrite text the model wrote, which a
 stream has already sent (serve/gateway.py then withdraws it)."""
 from __future__ import annotations
@@ -42,7 +46,9 @@ LEAK_MIN_CHARS = 24       # in all
 ECHO_REPLY = ("抱歉，这个问题我暂时没能给出可靠的回答。请换一种说法描述您的具体情况，"
               "或联系医院人工客服、到门诊由医生面诊。" + URGENT_POINTER)
 WITHDRAWN = "（以上回答未通过安全检查，已撤回，请以下面的回复为准。）"
-REPLACING = ("post:echo", "post:prompt_leak", "post:pii")
+REPLACING = ("post:echo", "post:complied", "post:prompt_leak", "post:pii")
+# an answer that starts by agreeing to what was asked
+_AGREES = re.compile(r"^[\s\W]*(?:当然可以|当然|好的|好呀|好嘞|没问题|可以的?|行的?|明白了?|收到|是的|OK|ok|okay)")
 
 _SKIP = re.compile(r"[\W_]+")          # punctuation, spaces, symbols: ignored when runs are compared
 
@@ -90,13 +96,16 @@ def leaks_prompt(system: str | None, answer: str) -> bool:
     return bool(system) and covered_by_runs(answer, system, LEAK_MIN_RUN) >= LEAK_MIN_CHARS
 
 
-def postcheck(question: str, answer: str, system: str | None = None, pointer: bool = False) -> PostCheck:
+def postcheck(question: str, answer: str, system: str | None = None, pointer: bool = False,
+              gray: bool = False) -> PostCheck:
     """After the model, in this order: the output guards (echo, prompt leak, personal data), risky dosing
     softened, the 120 pointer (``pointer``: the pre-check's ``PreCheck.pointer``) and the consultation reminder
     appended. ``question`` is the (masked) question the model answered; ``system`` the system prompt it was
-    given (None: no leak check)."""
+    given (None: no leak check); ``gray``: the pre-check's ``PreCheck.gray``."""
     if is_echo(question, answer):
         return PostCheck(ECHO_REPLY, ["post:echo"])
+    if gray and _AGREES.match(answer):
+        return PostCheck(INJECTION_REPLY, ["post:complied"])
     if leaks_prompt(system, answer):
         return PostCheck(INJECTION_REPLY, ["post:prompt_leak"])
     rules = []

@@ -15,6 +15,7 @@ class PreCheck:
     reply: str | None = None         # immediate reply when action != "pass"
     triage: TriageResult | None = None
     pointer: bool = False            # pass, but urgent enough for the 120 pointer after the answer (postcheck)
+    gray: bool = False               # pass, but the injection classifier's score is in its gray zone (postcheck)
 
 
 def precheck(question: str, triager: Triager) -> PreCheck:
@@ -28,4 +29,4 @@ def precheck(question: str, triager: Triager) -> PreCheck:
         return PreCheck("injection", ["injection"], INJECTION_REPLY, t)
     if OUT_OF_SCOPE.search(question):
         return PreCheck("out_of_scope", ["out_of_scope"], OUT_OF_SCOPE_REPLY, t)
-    return PreCheck("pass", [], None, t, pointer=triager.wants_pointer(t))
+    return PreCheck("pass", [], None, t, pointer=triager.wants_pointer(t), gray=triager.injection_gray(question))

@@ -85,12 +85,20 @@ class Triager:
     info: dict = field(default_factory=dict)
     injection_model: InjectionModel | None = None   # None = injection rules only
     pointer_floor: float = 1.0                  # unflagged questions at least this urgent get the 120 pointer (post-check)
+    injection_gray_floor: float = 1.0           # P(injection) in [this, threshold): an agreeing answer is refused (post-check)
 
     def is_injection(self, text: str) -> bool:
         """Prompt injection: the rules (stages/safety/injection.py) or the classifier fitted next to this model."""
         if detect_injection(text):
             return True
         return self.injection_model is not None and bool(self.injection_model.proba([text])[0] >= self.injection_model.threshold)
+
+    def injection_gray(self, text: str) -> bool:
+        """Not refused by the injection pre-check, but its classifier's P(injection) is at least
+        ``injection_gray_floor``: the post-check refuses an answer that starts by agreeing (stages/safety/postcheck.py)."""
+        if self.injection_model is None or self.injection_gray_floor >= 1:
+            return False
+        return float(self.injection_model.proba([text])[0]) >= self.injection_gray_floor
 
     def wants_pointer(self, result: TriageResult) -> bool:
         """Not flagged, but urgent enough (score ≥ ``pointer_floor``) that the model's answer should end with the
@@ -158,7 +166,8 @@ def load_triager(model_dir: str | Path | None) -> Triager:
                    float(meta["reply_min_similarity"]), int(meta["min_chars"]),
                    info={"mode": "rules+classifier", "kind": model.kind, "threshold": model.threshold,
                          "injection_threshold": injection.threshold}, injection_model=injection,
-                   pointer_floor=float(meta.get("pointer_floor", 1.0)))
+                   pointer_floor=float(meta.get("pointer_floor", 1.0)),
+                   injection_gray_floor=float(meta.get("injection_gray_floor", 1.0)))
 
 
 __all__ = ["LABELS", "TriageResult", "Triager", "load_triager"]
