@@ -25,8 +25,10 @@ def precheck(question: str, triager: Triager) -> PreCheck:
         reply, sim = triager.reply(question, t)
         rules = t.rule_names() + (["reply:authored_steps"] if sim > 0 else [])
         return PreCheck(t.label, rules, reply, t)
-    if triager.is_injection(question):
+    p_injection = triager.injection_proba(question)          # once: the refusal and the gray zone both read it
+    if triager.is_injection(question, p_injection):
         return PreCheck("injection", ["injection"], INJECTION_REPLY, t)
     if OUT_OF_SCOPE.search(question):
         return PreCheck("out_of_scope", ["out_of_scope"], OUT_OF_SCOPE_REPLY, t)
-    return PreCheck("pass", [], None, t, pointer=triager.wants_pointer(t), gray=triager.injection_gray(question))
+    return PreCheck("pass", [], None, t, pointer=triager.wants_pointer(t),
+                    gray=triager.injection_gray(question, p_injection))

@@ -87,18 +87,25 @@ class Triager:
     pointer_floor: float = 1.0                  # unflagged questions at least this urgent get the 120 pointer (post-check)
     injection_gray_floor: float = 1.0           # P(injection) in [this, threshold): an agreeing answer is refused (post-check)
 
-    def is_injection(self, text: str) -> bool:
-        """Prompt injection: the rules (stages/safety/injection.py) or the classifier fitted next to this model."""
+    def injection_proba(self, text: str) -> float | None:
+        """The injection classifier's P(injection) for ``text`` (None without one)."""
+        return None if self.injection_model is None else float(self.injection_model.proba([text])[0])
+
+    def is_injection(self, text: str, proba: float | None = None) -> bool:
+        """Prompt injection: the rules (stages/safety/injection.py) or the classifier fitted next to this model
+        (``proba``: its ``injection_proba`` when already computed)."""
         if detect_injection(text):
             return True
-        return self.injection_model is not None and bool(self.injection_model.proba([text])[0] >= self.injection_model.threshold)
+        p = self.injection_proba(text) if proba is None else proba
+        return p is not None and p >= self.injection_model.threshold
 
-    def injection_gray(self, text: str) -> bool:
+    def injection_gray(self, text: str, proba: float | None = None) -> bool:
         """Not refused by the injection pre-check, but its classifier's P(injection) is at least
         ``injection_gray_floor``: the post-check refuses an answer that starts by agreeing (stages/safety/postcheck.py)."""
         if self.injection_model is None or self.injection_gray_floor >= 1:
             return False
-        return float(self.injection_model.proba([text])[0]) >= self.injection_gray_floor
+        p = self.injection_proba(text) if proba is None else proba
+        return p >= self.injection_gray_floor
 
     def wants_pointer(self, result: TriageResult) -> bool:
         """Not flagged, but urgent enough (score ≥ ``pointer_floor``) that the model's answer should end with the
