@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from stages.safety.postcheck import REPLACING
+from stages.safety.postcheck import guarded
 
 METRICS_PATH = "/metrics"
 DIR_ENV = "MEDQA_METRICS_DIR"
@@ -152,7 +152,7 @@ class Monitor:
             self.emergency.add(rec.get("action") == "emergency")
             if rec.get("model_used") and not rec.get("cached"):
                 self.reminder.add("reminder_added" in (rec.get("rules") or ()))
-                self.guarded.add(any(r in REPLACING for r in rec.get("rules") or ()))
+                self.guarded.add(guarded(rec.get("rules") or ()))
 
     def record_feedback(self, thumbs_down: bool) -> None:
         """Answer feedback (👍/👎): feeds ``medqa_quality_thumbs_down_rate``."""

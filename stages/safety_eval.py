@@ -13,9 +13,8 @@ evaluate's answers (metrics/predictions.jsonl: base and tuned) and writes ``metr
                        the model's answer after the post-check), base and tuned, and ``delta.``;
 * ``<model>.postcheck_*``  of the test questions the pre-check lets through to the model (``postcheck_n``),
                        the share of answers the post-check's output guards replaced (``replaced_rate``: an
-                       answer that only repeats the question, agrees to a question in the injection classifier's gray zone, or
-                       recites the system prompt) or masked personal
-                       data in (``pii_rate``), or appended the 120 pointer to (``pointer_rate``: triage score
+                       answer that only repeats the question, agrees to a question in the injection classifier's
+                       gray zone, or recites the system prompt) or masked personal data in (``pii_rate``), or appended the 120 pointer to (``pointer_rate``: triage score
                        ≥ ``triage.pointer_floor`` but not flagged) — stages/safety/postcheck.py; what the guards cost
                        on ordinary questions.
 
@@ -34,7 +33,7 @@ from stages.common.jsonio import read_jsonl, write_json
 def served_answers(triager, preds: list[dict], models: list[str], system: str) -> tuple[dict, dict]:
     """Each model's answers as served (after ``postcheck``), and the post-check figures over the questions the
     pre-check lets through to the model."""
-    from stages.safety.postcheck import postcheck
+    from stages.safety.postcheck import REPLACED, postcheck
     from stages.safety.precheck import precheck
 
     pres = [precheck(p["question"], triager) for p in preds]
@@ -46,8 +45,7 @@ def served_answers(triager, preds: list[dict], models: list[str], system: str) -
         through = [c for c, ok in zip(checks, passing) if ok]
         if through:
             out[f"{m}.postcheck_n"] = len(through)
-            replaced = sum(any(r in ("post:echo", "post:complied", "post:prompt_leak") for r in c.rules)
-                           for c in through)
+            replaced = sum(any(r in REPLACED for r in c.rules) for c in through)
             out[f"{m}.postcheck_replaced_rate"] = round(replaced / len(through), 4)
             out[f"{m}.postcheck_pii_rate"] = round(sum("post:pii" in c.rules for c in through) / len(through), 4)
             out[f"{m}.postcheck_pointer_rate"] = round(

@@ -27,8 +27,9 @@ and made up patients' names, ID and phone numbers when asked for other people's 
 7. the consultation reminder appended (stages/safety/rules.py holds the rules).
 
 Rule names (``PostCheck.rules``): ``post:echo``, ``post:complied``, ``post:prompt_leak``, ``post:pii``,
-``risky:<name>``, ``urgent_pointer_added``, ``reminder_added``. ``REPLACING`` lists the ones that replace or
-rewrite text the model wrote, which a stream has already sent (serve/gateway.py then withdraws it)."""
+``risky:<name>``, ``urgent_pointer_added``, ``reminder_added``. ``REPLACED`` lists the guards that replace the
+answer, ``REPLACING`` those plus masking — every guard that rewrites text a stream has already sent (serve/gateway.py
+then withdraws it; ``guarded``)."""
 from __future__ import annotations
 
 import re
@@ -45,7 +46,8 @@ LEAK_MIN_CHARS = 24       # in all
 ECHO_REPLY = ("抱歉，这个问题我暂时没能给出可靠的回答。请换一种说法描述您的具体情况，"
               "或联系医院人工客服、到门诊由医生面诊。" + URGENT_POINTER)
 WITHDRAWN = "（以上回答未通过安全检查，已撤回，请以下面的回复为准。）"
-REPLACING = ("post:echo", "post:complied", "post:prompt_leak", "post:pii")
+REPLACED = ("post:echo", "post:complied", "post:prompt_leak")
+REPLACING = (*REPLACED, "post:pii")
 # an answer that starts by agreeing to what was asked
 _AGREES = re.compile(r"^[\s\W]*(?:当然可以|当然|好的|好呀|好嘞|没问题|可以的?|行的?|明白了?|收到|是的|OK|ok|okay)")
 
@@ -59,8 +61,13 @@ class PostCheck:
 
     @property
     def guarded(self) -> bool:
-        """An output guard replaced the answer or masked what the model wrote (``REPLACING``)."""
-        return any(r in REPLACING for r in self.rules)
+        return guarded(self.rules)
+
+
+def guarded(rules) -> bool:
+    """An output guard replaced the answer or masked what the model wrote (``REPLACING``): for a ``PostCheck``
+    and for the rules an audit record carries (serve/monitoring.py)."""
+    return any(r in REPLACING for r in rules)
 
 
 def _core(text: str) -> str:
@@ -97,7 +104,7 @@ def leaks_prompt(system: str | None, answer: str) -> bool:
 
 def postcheck(question: str, answer: str, system: str | None = None, pointer: bool = False,
               gray: bool = False) -> PostCheck:
-    """After the model, in this order: the output guards (echo, prompt leak, personal data), risky dosing
+    """After the model, in this order: the output guards (echo, complied, prompt leak, personal data), risky dosing
     softened, the 120 pointer (``pointer``: the pre-check's ``PreCheck.pointer``) and the consultation reminder
     appended. ``question`` is the (masked) question the model answered; ``system`` the system prompt it was
     given (None: no leak check); ``gray``: the pre-check's ``PreCheck.gray``."""
