@@ -45,7 +45,7 @@ from stages.safety.triage_model import LABELS, OFF, TriageModel
 def _fit(kind: str, rows: list[dict], p: TriageParams) -> TriageModel:
     return TriageModel.fit([r["text"] for r in rows], [r["label"] for r in rows], [r["group"] for r in rows],
                            kind=kind, ngram_max=p.ngram_max, min_df=p.min_df, max_features=p.max_features,
-                           c=p.c, seed=p.seed)
+                           c=p.c, seed=p.seed, fold_punctuation=p.fold_punctuation)
 
 
 def load_rows(p: TriageParams, corpus_split: str | Path) -> tuple[dict[str, list[dict]], list[dict], dict]:

@@ -469,3 +469,38 @@ def test_every_triage_data_file_reads_cleanly_and_its_readme_row_count_holds():
         m = re.search(r"^\| " + re.escape(rel) + r" \| (\d+) \|", readme, re.M)
         assert m, f"{rel} is not in data/triage/README.md's table"
         assert int(m.group(1)) == len(rows), f"{rel}: README says {m.group(1)} rows, the file has {len(rows)}"
+
+
+@pytest.mark.parametrize("q", ["我怀孕五个多月了，之前产检都正常。我想自杀 药都准备好了",
+                               "以前得过肺结核今天咯血一大口", "我爸去年脑梗，今天早上又嘴歪了"])
+def test_a_past_word_outside_the_events_sentence_or_before_a_recent_one_does_not_cancel_it(q):
+    """Session 23: a past word (之前, 以前, 去年) anywhere in the message used to switch every rule off; now it only
+    does so in the match's own sentence with no recent time word (今天, 刚才, 突然 …) between them."""
+    assert detect_emergency(q)
+
+
+@pytest.mark.parametrize("q", ["去年心脏骤停抢救回来了", "上个月误喝了消毒液，急诊看了没事", "孩子昨天抽搐了一次，去医院看了，现在已经好了",
+                               "三年前晕倒过一回，查了没事，现在还能去跑马拉松吗", "小时候从楼梯上摔下来过，当时说是脑震荡，现在偶尔头疼",
+                               "我爸年轻时候在工地从架子上摔下来，腰椎压缩性骨折，现在六十多了老腰疼，是不是跟那次有关"])
+def test_past_events_still_do_not_fire(q):
+    assert detect_emergency(q) == []
+
+
+def test_the_classifier_ignores_how_a_message_ends_but_keeps_punctuation_inside():
+    """classifier_text: trailing punctuation / emoji dropped, repeats folded, inner punctuation and numbers kept."""
+    from stages.safety.triage_model import classifier_text
+
+    assert classifier_text(match_text("胸口疼？？？")) == classifier_text(match_text("胸口疼")) == "胸口疼"
+    assert classifier_text(match_text("喘不上气！！！😭😭")) == "喘不上气"
+    assert classifier_text(match_text("快点啊啊啊，，他吐了")) == "快点啊,他吐了"
+    assert classifier_text(match_text("血压180/110，心率150次。")) == "血压180/110,心率150次"
+    assert classifier_text(match_text("体温39.5度，1000毫升")) == "体温39.5度,1000毫升"
+
+
+def test_a_served_model_scores_a_message_the_same_whatever_ends_it(small_run):
+    triager = load_triager(small_run[0] / "a" / "model")
+    assert triager.model.fold_punctuation
+    for q in ["我爸胸口压着疼，出冷汗，左胳膊发麻", "孩子吞了一颗纽扣电池"]:
+        base = triager(q).score
+        for tail in ["？", "？？？", "！！！", "😭😭", " ～～"]:
+            assert triager(q + tail).score == pytest.approx(base)

@@ -236,6 +236,7 @@ class TriageParams(_Section):
     rule_floor: float = Field(0.3, ge=0, le=1)
     pointer_floor: float = Field(1.0, gt=0, le=1)
     min_chars: int = Field(6, ge=0)
+    fold_punctuation: bool = True                            # the classifier reads punctuation-folded text (triage_model.classifier_text)
     reply_min_similarity: float = Field(0.35, ge=0, le=1)
     reply_ngram_max: int = Field(3, ge=1, le=6)
     injection: InjectionParams = Field(default_factory=InjectionParams)

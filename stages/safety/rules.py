@@ -135,7 +135,7 @@ _FIGURATIVE = re.compile(r"哈哈|开玩笑|夸张|不是真|(?:气|笑|吓|累|
                          r"让我大出血|原地去世")
 # A past event ("去年心脏骤停抢救回来了", "上个月误喝了消毒液，急诊看了没事") is not an emergency now — unless
 # the question also says something is happening now.
-_PAST = re.compile(r"去年|前年|上个?月|上周|上次|那次|当时|之前|以前|曾经|[一二两三四五六七八九十几半\d]+(?:年|个月|周|个星期)前|"
+_PAST = re.compile(r"去年|前年|小时候|年轻(?:的)?时(?:候)?|上个?月|上周|上次|那次|当时|之前|以前|曾经|[一二两三四五六七八九十几半\d]+(?:年|个月|周|个星期)前|"
                    r"抢救(?:过来|回来)|救(?:过来|回来)|没事了|已经好了|好多了|出院|康复|后遗症")
 # 突然 inside a worry, a what-if or a habit ("怕突然昏迷没人发现", "如果以后突然晕倒", "有时候会突然心慌") is not
 # something happening now: that span is dropped before _NOW is looked for
@@ -144,6 +144,11 @@ _NOT_NOW = re.compile(r"(?:怕|担心|万一|会不会|以防|如果|假如|要�
 # does not fire (可怕/害怕/恐怕/哪怕 are not worries about the future)
 _WORRY_SPAN = re.compile(r"(?:(?<![可害恐哪])怕|担心|万一|会不会|以防|防止)[^,.?!;]{0,12}")
 _CLAUSE = re.compile(r"[^,.?!;]+")
+_SENTENCE = re.compile(r"[^.?!;]+")
+# a time in the clause of the event that makes it recent, after a past time word ("以前得过肺结核今天咯血一大口")
+_RECENT = re.compile(r"今天|今早|今晚|今儿|昨晚|昨夜|昨天晚上|半夜|凌晨|刚才|刚刚|突然|正在|还在|此刻|这会儿?")
+# words that set an event in the past (去年, 以前) vs. words that close it (抢救回来, 已经好了)
+_PAST_RESOLVED = re.compile(r"抢救(?:过来|回来)|救(?:过来|回来)|没事了|已经好了|好多了|出院|康复|后遗症")
 _NOW = re.compile(r"突然|刚才|刚刚|正在|还在|此刻|这会儿?|现在(?:又|还|突然|开始)|又(?:开始|犯|发作)")
 
 
@@ -164,10 +169,32 @@ def emergency_hits(matched: str) -> list[str]:
     if hits and _HYPOTHETICAL.search(matched) and not _DESCRIBES.search(matched):
         return []
     if hits and _PAST.search(matched) and not happening_now(matched):
-        return []
+        hits = [h for h in hits if not _only_in_the_past(h, matched)]
     if hits and _FIGURATIVE.search(matched):
         return []
     return hits
+
+
+def _only_in_the_past(rule: str, matched: str) -> bool:
+    """Every match of ``rule`` is a past event: the message says the event is over (抢救回来, 已经好了 …), or in
+    the match's sentence (split at . ? ! ;, not at commas) a past time word (去年, 以前, 之前 …) stands with no recent
+    time (今天, 刚才, 突然 …) between it and the match ("以前得过肺结核今天咯血一大口" is happening now). A past word in
+    another sentence ("我怀孕五个多月了，之前产检都正常。我想自杀") no longer cancels the event (session 23)."""
+    if _PAST_RESOLVED.search(matched):
+        return True
+    for m in _EMERGENCY[rule].finditer(matched):
+        sent = next((s for s in _SENTENCE.finditer(matched) if s.start() <= m.start() < s.end()), None)
+        if sent is None:
+            return False
+        a, b = sent.span()
+        text = matched[a:b]
+        i, j = m.start() - a, m.end() - a
+        before = [p.end() for p in _PAST.finditer(text[:i])]
+        after = _PAST.search(text, j)
+        if (before and not _RECENT.search(text[before[-1]:i])) or (after and not _RECENT.search(text[j:after.start()])):
+            continue
+        return False
+    return True
 
 
 def rule_label(hits) -> str:

@@ -2,11 +2,13 @@
 plus a condition-group classifier, trained offline with scikit-learn and saved with joblib.
 
 Everything is fitted on ``match_text`` (simplified, width-folded) so traditional characters and
-full-width forms look like the training data. Fitting is deterministic (fixed solver, seed, input
+full-width forms look like the training data; with ``fold_punctuation`` (the default since session 23) the classifier
+reads it with punctuation folded (``classifier_text``), so "？？？" or "！！！" after an emergency is not evidence against it. Fitting is deterministic (fixed solver, seed, input
 order), so the same data gives byte-identical files."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,19 @@ MODEL_FILE = "classifier.joblib"
 META_FILE = "meta.json"
 KINDS = ("char_lr", "char_nb")     # candidates compared by measurement in the triage stage
 OFF = 1.01                         # a probability threshold no row reaches
+# punctuation, spaces and symbols (emoji, ~) ending a message: "胸口疼？？？", "喘不上气!!!😭😭"
+_TAIL = re.compile(r"[\s!-/:-@\[-`{-~，。、！？；：…—·“”‘’（）【】《》〈〉「」『』\U0001F000-\U0001FAFF\u2600-\u27BF]+$")
+_CHAR_RUN = re.compile(r"(\D)\1{2,}")          # three or more of the same non-digit character
+_PUNCT_RUN = re.compile(r"([!-/:-@\[-`{-~，。、！？；：…—·])\1+")   # the same punctuation mark repeated
+
+
+def classifier_text(matched: str) -> str:
+    """What the n-gram classifier reads of a ``match_text``: without what ends the message (punctuation, spaces,
+    emoji), with a repeated punctuation mark once and three or more of the same non-digit character once
+    ("胸口疼？？？" → "胸口疼", "快点啊啊啊，，" → "快点啊"). Session 23: a trailing "？" made 16 and "？？？" 49 of 950
+    held-out emergencies look like ordinary questions (bench/triage_robustness.py). Punctuation inside the message
+    stays: folding all of it raised out-of-fold false alarms 0.047 → 0.053. The rules read ``match_text``."""
+    return _TAIL.sub("", _PUNCT_RUN.sub(r"\1", _CHAR_RUN.sub(r"\1", matched)))
 
 
 def make_vectorizer(ngram_max: int, min_df: int, max_features: int):
@@ -51,6 +66,7 @@ class TriageModel:
     kind: str
     self_harm_share: float = 0.5      # flagged → self_harm when P(self_harm) / (P(emergency) + P(self_harm)) ≥ this
     self_harm_threshold: float = OFF  # also flagged (as self_harm) when P(self_harm) ≥ this; OFF = never
+    fold_punctuation: bool = False    # the classifier reads ``classifier_text`` (models saved before session 23: False)
 
     def flags(self, proba: np.ndarray) -> np.ndarray:
         """Rows the classifier flags: urgency 1 − P(none) ≥ ``threshold``, or P(self_harm) ≥
@@ -62,12 +78,14 @@ class TriageModel:
     # ------------------------------------------------------------------ fitting
     @classmethod
     def fit(cls, texts: list[str], labels: list[str], groups: list[str | None], *, kind: str, ngram_max: int,
-            min_df: int, max_features: int, c: float, seed: int) -> "TriageModel":
+            min_df: int, max_features: int, c: float, seed: int,
+            fold_punctuation: bool = True) -> "TriageModel":
         unknown = sorted(set(labels) - set(LABELS))
         if unknown:
             raise ValueError(f"unknown triage labels {unknown} (expected {LABELS})")
         vec = make_vectorizer(ngram_max, min_df, max_features)
-        x = vec.fit_transform([match_text(t) for t in texts])
+        form = classifier_text if fold_punctuation else str
+        x = vec.fit_transform([form(match_text(t)) for t in texts])
         clf = make_classifier(kind, c, seed).fit(x, np.array([LABELS.index(y) for y in labels]))
         # condition group of an emergency: learned on the emergency examples that carry one (self_harm is its
         # own group by label)
@@ -78,11 +96,11 @@ class TriageModel:
 
             gclf = LogisticRegression(C=c, max_iter=2000, solver="lbfgs", random_state=seed)
             gclf.fit(x[pos], np.array([groups[i] for i in pos]))
-        return cls(vec, clf, gclf, threshold=0.5, kind=kind)
+        return cls(vec, clf, gclf, threshold=0.5, kind=kind, fold_punctuation=fold_punctuation)
 
     # ------------------------------------------------------------------ inference
     def features(self, matched: list[str]):
-        return self.vectorizer.transform(matched)
+        return self.vectorizer.transform([classifier_text(m) for m in matched] if self.fold_punctuation else matched)
 
     def probabilities(self, texts: list[str], matched: bool = False) -> np.ndarray:
         """(n, 3) class probabilities in ``LABELS`` order."""
@@ -103,7 +121,8 @@ class TriageModel:
     # ------------------------------------------------------------------ files
     def save(self, out_dir: Path, meta: dict) -> None:
         write_artifacts(out_dir, MODEL_FILE, {"vectorizer": self.vectorizer, "classifier": self.classifier,
-                                              "group_classifier": self.group_classifier, "kind": self.kind},
+                                              "group_classifier": self.group_classifier, "kind": self.kind,
+                                              "fold_punctuation": self.fold_punctuation},
                         META_FILE, {**meta, "threshold": self.threshold, "kind": self.kind, "labels": list(LABELS),
                                     "self_harm_share": self.self_harm_share,
                                     "self_harm_threshold": self.self_harm_threshold})
@@ -112,7 +131,8 @@ class TriageModel:
     def load(cls, model_dir: str | Path) -> "TriageModel":
         obj, meta = read_artifacts(model_dir, MODEL_FILE, META_FILE, "triage")
         return cls(obj["vectorizer"], obj["classifier"], obj["group_classifier"], float(meta["threshold"]),
-                   obj["kind"], float(meta["self_harm_share"]), float(meta["self_harm_threshold"]))
+                   obj["kind"], float(meta["self_harm_share"]), float(meta["self_harm_threshold"]),
+                   bool(obj.get("fold_punctuation", False)))
 
 
 # --- files of the models the triage stage writes (this model, stages/safety/injection_model.py) ---------------
