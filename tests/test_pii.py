@@ -249,3 +249,26 @@ def test_a_landline_extension_goes_with_the_number(text):
 def test_numbers_in_chinese_numerals_are_masked(text, secret):
     out = mask_pii(text)
     assert secret not in out and ("[手机号]" in out or "[身份证号]" in out), out
+
+
+@pytest.mark.parametrize("text,name", [
+    ("患者辜美华，住院号要补打", "辜美华"),                       # a rarer 百家姓 surname
+    ("她叫隗凤琴，医保是省直的", "隗凤琴"),
+    ("俺叫王保田，电话打不通", "王保田"),                         # 俺叫
+    ("外公桑吉加措只会说藏语", "桑吉加措"),                       # Tibetan: two name elements, no surname, no cue needed
+    ("我朋友那仁格日乐从内蒙来", "那仁格日乐"),                   # Mongolian
+    ("患者巴特尔，蒙古族，要复印病历", "巴特尔"),                 # one element after a cue
+    ("帮我查查我儿子邝景行的过敏原检测", "邝景行"),               # a hospital thing that is theirs
+    ("麻烦帮我查一下王建国的报告", "王建国"),
+])
+def test_session_23_names_are_masked(text, name):
+    """Session 23 (stages/PRIVACY.md): rarer surnames, 俺叫 / 他叫 / 名单 cues, Tibetan and Mongolian names, a name
+    before 的 + a hospital thing."""
+    out = mask_pii(text)
+    assert name not in out and "[姓名]" in out
+
+
+@pytest.mark.parametrize("text", ["扎西德勒！", "乌兰察布的医院能做核磁吗", "乌兰浩特市", "明天的号还有吗", "周末的号",
+                                  "张主任的号", "今天的报告出来了吗", "高血压的药能停吗", "医生的号很难挂"])
+def test_session_23_name_rules_leave_ordinary_words(text):
+    assert mask_pii(text) == text

@@ -1,8 +1,9 @@
 """PII masking measured on independently written messages (tests/fixtures/pii, stages/safety/pii_eval.py) and on
 real patient text (../shared/data): recall per kind, medical facts kept, messages without PII left alone.
 
-Floors are the figures measured in session 21 (stages/PRIVACY.md) rounded down: a change to the masker that loses
-recall or starts masking medical numbers fails here. writer_u_heldout.jsonl was never used to change the masker."""
+Floors are the figures measured (stages/PRIVACY.md) rounded down: a change to the masker that loses recall or starts
+masking medical numbers fails here. writer_u_dev.jsonl was the held-out set of session 21 and became development in
+session 23; writer_v2_heldout.jsonl (session 23) was never used to change the masker."""
 import json
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,8 @@ from stages.safety.pii_eval import KINDS, check_rows, compact, leaked, score
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pii"
 DEV = ("writer_s_dev.jsonl", "writer_t_dev.jsonl")
-HELD_OUT = "writer_u_heldout.jsonl"
+U_DEV = "writer_u_dev.jsonl"                 # held out in session 21, development since session 23
+HELD_OUT = "writer_v2_heldout.jsonl"
 
 
 def _rows(name: str) -> list[dict]:
@@ -54,7 +56,7 @@ def test_check_rows_names_the_bad_line():
         check_rows([{"text": "a", "pii": [{"kind": "ssn", "value": "a"}]}], "x")
 
 
-@pytest.mark.parametrize("name", DEV + (HELD_OUT,))
+@pytest.mark.parametrize("name", DEV + (U_DEV, HELD_OUT))
 def test_fixture_sets_are_well_formed_and_cover_every_kind(name):
     rows = _rows(name)
     check_rows(rows, name)
@@ -81,9 +83,16 @@ def test_masker_on_the_held_out_set():
     assert s["false_positive_messages"] <= HELD_OUT_FLOOR["false_positive_messages"]
 
 
-# measured with the final session-21 masker: recall 0.7466 (name 0.522), 7 of 548 kept facts over-masked,
-# 1 of 159 messages without PII changed; the committed masker before session 21: 0.5271 (name 0.132), 7, 3
-HELD_OUT_FLOOR = {"recall": 0.74, "name": 0.52, "keep_over_masked": 7, "false_positive_messages": 1}
+# writer V2, measured with the session-23 masker: recall 0.8253 (name 0.637), 2 of 454 kept facts over-masked, 2 of 150
+# messages without PII changed; the masker as committed before session 23: 0.7975 (name 0.567), 2, 2
+HELD_OUT_FLOOR = {"recall": 0.82, "name": 0.63, "keep_over_masked": 2, "false_positive_messages": 2}
+# writer U (development since session 23): session 21's masker 0.7466 (name 0.522), session 23's 0.8235 (name 0.683)
+
+
+def test_masker_on_writer_u():
+    s = score(_rows(U_DEV))
+    assert s["recall"] >= 0.82 and s["recall_per_kind"]["name"]["recall"] >= 0.68, s["recall_per_kind"]
+    assert s["keep_over_masked"] <= 7 and s["false_positive_messages"] <= 1
 
 
 def test_traditional_script_is_masked_and_kept():

@@ -36,14 +36,21 @@ SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁�
             "戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮"
             "柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古"
             "吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇"
-            "桑郎甄丛仲虞敖巩明佘池查麻苑迟邝亓仉逄禤缑郜昝蔺冼朴萧闻晁仝")
+            "桑郎甄丛仲虞敖巩明佘池查麻苑迟邝亓仉逄禤缑郜昝蔺冼朴萧闻晁仝"
+            # session 23: rarer surnames of the 百家姓 and beyond (辜美华, 隗凤琴, 訾文博 …), leaving out characters
+            # that mostly start ordinary words (水, 花, 平, 家, 能, 通 …)
+            "奚昌酆廉傅湛禹狄贝伏茅裘宣贲郁杭洪诸钮嵇荀芮羿储汲邴糜隗宓蓬郗钭戎韶蓟邰鄂赖屠胥苍莘贡扈燕冀郏"
+            "濮阎慕茹宦庾暨弘匡禄阙殳蔚夔厍訾阚毋乜鞠巢蒯荆竺逯桓辜鄢甯资凤")
 COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文",
-                     "司徒", "夏侯", "令狐", "端木", "西门", "南宫", "独孤", "轩辕", "呼延")
+                     "司徒", "夏侯", "令狐", "端木", "西门", "南宫", "独孤", "轩辕", "呼延", "亓官", "万俟", "闻人",
+                     "赫连", "公羊", "澹台", "公冶", "宗政", "濮阳", "淳于", "太叔", "申屠", "仲孙", "钟离", "鲜于",
+                     "闾丘", "司空", "司寇", "颛孙", "巫马", "漆雕", "壤驷", "公良", "拓跋", "宰父", "谷梁", "段干",
+                     "东郭", "羊舌", "微生", "梁丘", "左丘")
 # characters that do not occur in a given name but do in phrases after 我是/患者 ("我是高血压患者")
 NOT_NAME = set("的了是在有不没很也都就要会能还被吗呢吧啊呀么什怎多个岁年日周病症炎痛疼癌瘤药科医院患者护"
                "胃肝肾肺脑腿胸腹背腰咳嗽冒烧血压糖尿检查治疗术吃喝睡说去来看到给让把对从这那他她它们你我每次孩"
                "儿妈爸爷奶姐哥弟妹婆人友事省市县区镇乡村路街号已经最近因所但候里外过得着想觉坏太需用做名叫姓"
-               "和与及跟同才又再向为问找帮替请约挂办查开拿等您咱俺哦嗯哈呵啦嘛呐哇咯无后性类")
+               "和与及跟同才又再向为问找帮替请约挂办查开拿等您咱俺哦嗯哈呵啦嘛呐哇咯无后性类族")
 # characters common in given names (general knowledge of Chinese naming; men's, women's, children's names of
 # several generations). After a weak cue (我妈, 帮, 患者 …) every given-name character must be one of them:
 # "我妈戴全口假牙" (口), "让孩子舒服些" (服), "患者应戒酒" (戒), "小三阳患者谷丙" (丙) are not names.
@@ -62,6 +69,7 @@ GIVEN_CHARS = set(
     "朝夕岩峰峻岭崇嵩岳巍峥屹岚崎坤垚圣坚城基均培墨尧舜禹汤周秦汉唐宋元明清"
     "仕桐设铭芷昕钰桦芮沫朵悠骏骁驰韬晋祺禧禄贤良善廉政革援抗放跃社卓琨璋瑭珂玥瑷璨琪祎祯禾稷秉穗颂"
     "歆钦锡铎锴锦铖炫烁焕熙灿煊焱炳宏泓渝淼洵浚沛潼澄濠漪滨涌浦津洲湘沅粤蜀黔赣皖鲁豫冀馨蔚苹茵"
+    "梁哲栋宣诺凡钊帅恺骞彧翊芃淇蕴昌景"       # session 23: 国梁, 明哲, 一凡, 以诺, 永昌, 景行 …
 )
 # a surname + one of these is a form of address, not a name (王主任, 陈女士, 李医生, 张老师)
 TITLES = set("主任 医生 大夫 护士 老师 先生 女士 小姐 师傅 院长 教授 经理 总 工 姐 哥 叔 姨 阿姨 叔叔 老板 同学 同志 书记 科长 "
@@ -72,7 +80,7 @@ _BOUNDARY = r"[^\u4e00-\u9fa5]|男|女|今年|岁|$"      # a name ends at a non
 _AFTER = r"(?=" + _BOUNDARY + r"|的|在|来自|住|电话|手机|身份证|患有|得了|有|因)"
 # labelled: any 2-4-character name; 我叫/我的名字 also need a surname (or 小/阿) so "我叫救护车" is not one
 _LABELLED = re.compile(r"((?:本人姓名|患者姓名|病人姓名|家属姓名|联系人|姓名)[:：]? ?)(" + _NAME_CHAR + "{2,4})" + _AFTER)
-_SELF = re.compile(r"((?:我叫|我的名字(?:是|叫))[:：]? ?)((?:" + _SURNAME + "|[小阿])" + _NAME_CHAR + "{1,3})" + _AFTER)
+_SELF = re.compile(r"((?:我叫|俺叫|咱叫|我的名字(?:是|叫))[:：]? ?)((?:" + _SURNAME + "|[小阿])" + _NAME_CHAR + "{1,3})" + _AFTER)
 # occupations and roles whose first character is also a surname ("我是程序员", "我是司机"): not names after 我是
 # ("我是刘老师" / "我是钱工" — a surname with a title — still are); jieba's dictionary vetoes the rest (应届生 nz)
 _ROLES = ("程序员 安全员 司机 农民 白领 工人 军人 警察 保安 会计 律师 记者 商人 房东 车主 歌手 画家 作家 教练 销售 码农 "
@@ -96,6 +104,18 @@ _SURNAME_ONLY = re.compile(r"((?:我姓|本人姓|患者姓|病人姓)[:：]? ?)
 _ASCII_LETTER, _DOT = re.compile(r"[A-Za-z]"), re.compile(r"[·•・‧]")
 _TRANSLIT = r"(?:(?![一二三四五六七八九十第])" + _NAME_CHAR + ")"
 _DOTTED = re.compile(r"()(" + _TRANSLIT + "{2,6}[·•・‧]" + _TRANSLIT + "{2,8})")
+# Tibetan and Mongolian names have no surname: they are runs of common name elements (扎西顿珠, 达瓦次仁, 乌兰其其格,
+# 那仁格日乐, 桑吉加措). Two elements or more are a name anywhere; one after a cue (患者巴特尔, 我叫央金). Session 23.
+_TIBETAN = ("扎西 次仁 达瓦 卓玛 顿珠 央金 格桑 平措 多吉 旺堆 尼玛 拉姆 白玛 德吉 曲珍 索朗 巴桑 普布 边巴 次旦 旦增 洛桑 "
+            "强巴 丹增 仁青 罗布 米玛 拉巴 益西 贡布 嘎玛 桑珠 次珍 玉珍 卓嘎 央宗 德庆 琼达 措姆 桑吉 加措 嘉措 "
+            "才让 才旦 更登 泽仁 泽旺 拉珍 群培 欧珠 阿旺 土登 贡嘎 久美 晋美 达娃 扎巴 格勒 贡觉 尼珍")
+_MONGOLIAN = ("巴特尔 其其格 乌兰 苏和 斯琴 宝音 朝鲁 那仁 额尔敦 毕力格 图雅 娜仁 萨仁 乌云 阿拉坦 巴雅尔 满都拉 孟和 "
+              "特木尔 哈斯 敖其尔 吉日嘎拉 格日勒 格日乐 阿古拉 其木格 乌日娜 托娅 塔娜 高娃 苏日娜 图门 达来 额尔德尼 "
+              "巴图 呼和 宝力道 那顺 乌力吉 吉雅 琪琪格 阿如娜")
+_ELEMENT = "(?:" + "|".join(sorted((_TIBETAN + " " + _MONGOLIAN).split(), key=len, reverse=True)) + ")"
+_ELEMENTS = re.compile(r"()(" + _ELEMENT + "{2,4})")
+_ELEMENT_CUED = re.compile(r"((?:我叫|俺叫|我是|本人|患者|病人|患儿|姓名[:：]?|联系人[:：]?|收件人[:：]?|外公|外婆|爷爷|奶奶|"
+                           r"爸爸|妈妈|我爸|我妈|老公|老婆|朋友|同事|学生|家属|叫) ?)(" + _ELEMENT + r")(?![^的是在从来说,，、 ])")
 # pinyin names: "my name is Chen Yiming", "华人Li Wenjun" (a pinyin surname + 1-2 syllables, capitalised)
 _SYLLABLE = (r"(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ueng|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|ao|ou|"
              r"an|en|in|un|ia|ie|iu|ua|uo|ui|ue|er|a|o|e|i|u|v)")
@@ -111,22 +131,26 @@ _PINYIN = re.compile(r"((?:(?i:my name is|name is|name[:：]|我叫|姓名[:：]
 _PINYIN_NAMED = re.compile(r"((?i:my name is|name is|name[:：]) ?)([A-Z][a-z]+ [A-Z][a-z]+)(?![A-Za-z])")
 
 # --- names in context ----------------------------------------------------------------------------
-_STRONG_BEFORE = ("我叫 名叫 叫做 改名叫 名字是 名字叫 名字 病人叫 患者叫 孩子叫 全名 大名 户名 开户名 开户人 收款人 收件人 "
+_STRONG_BEFORE = ("我叫 俺叫 咱叫 他叫 她叫 名单： 名单: 挂号人 当事人 受益人 投保人 被保险人 收件 名叫 叫做 改名叫 名字是 名字叫 名字 病人叫 患者叫 孩子叫 全名 大名 户名 开户名 开户人 收款人 收件人 "
                   "收货人 寄件人 联系人 姓名 "
                   "署名 签名 经办人 持卡人 就诊人 申请人 委托人 监护人 代理人 入住人 陪护人")
 _WEAK_BEFORE = " ".join(k for k in KIN.split() if k not in ("他", "她")) + " 我是 俺是 本人 家属 患者 病人 患儿 帮 给 找 " \
-    "请问 问一下 问下 查一下 床 [手机号]（ [手机号]( [电话]（ [电话]("
+    "请问 问一下 问下 查一下 床 [手机号]（ [手机号]( [电话]（ [电话]( " \
+    "市民 学生 家长 护工 护理员 保姆 雇主 客户 业主 住户 村民 居民 职工 工友 战友 学员 会员 老爷子 老太太"
 _CUE = re.compile(r"(?:(" + "|".join(sorted(_STRONG_BEFORE.split(), key=len, reverse=True)) + r")|("
                   + "|".join(map(re.escape, sorted(_WEAK_BEFORE.split(), key=len, reverse=True))) + r")|(\[姓名\](?:[、，,和与及]| ?[（(])))[:：]? ?")     # 张三、李四; Chen Yiming (陈一鸣)
 _STRONG_AFTER = re.compile(r"^[,，、 ]?(?:男|女)(?![\u4e00-\u9fa5])")                  # 陈祖金，男，44岁
 # a contact right after a name: a masked one ([手机号]) or, after a separator, a contact word ("，QQ：", not 安卓手机)
 _CONTACT = r"\[(?:手机号|电话|邮箱|微信号|QQ号|身份证号)\]|(?<=[,，:： （(/|])(?:电话|手机|QQ|微信|邮箱|身份证)"
-_WEAK_AFTER = re.compile(r"^(?:的?家属|的(?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]\d+岁|收(?![\u4e00-\u9fa5])|"
+# a hospital thing that belongs to someone: 邝景行的过敏原检测, 阮明辉的检查结果, 郎平安的号 (session 23)
+_THEIR = r"的(?:号|报告|检查|化验|检验|病历|预约|挂号|住院|体检|结果|医保|就诊卡|床位|费用|手术|过敏原|出院)"
+_THEIR_AT = re.compile("^" + _THEIR)
+_WEAK_AFTER = re.compile(r"^(?:" + _THEIR + r"|的?家属|的(?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]\d+岁|收(?![\u4e00-\u9fa5])|"
                          r"[,，:： （(/|]*(?:" + _CONTACT + "))")        # 温晓彤，QQ邮箱…, 鲍春燕（138…）, 林婉清收
 _SIGNATURE_BEFORE = re.compile(r"(?:^|——|—|--|-|~|～|[。！？!?\n]|谢谢[您你]?[!！,，]?)[ ]?$")
 _CLAUSE_START = re.compile(r"(?:^|[，,。！？!?；;：:\n\]）)】 /|—~～-])$")      # a clause starts here: 曾雨桐 [手机号]
 _CLAUSE_START_AT = re.compile(r"(?:^|[，,。！？!?；;：:\n\]）)】 /|—~～-])")
-_AFTER_AT = re.compile(r"的?家属|的(?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]?[男女](?![\u4e00-\u9fa5])"
+_AFTER_AT = re.compile(_THEIR + r"|的?家属|的(?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]?[男女](?![\u4e00-\u9fa5])"
                        r"|[,，、 ]\d+岁|收(?![\u4e00-\u9fa5])|[,，:： （(/|]*(?:" + _CONTACT + ")")
 _SIGNATURE_AFTER = re.compile(r"^[ 。!！]*(?:[（(](?:家属|" + _KIN_RE + r")[）)])?[ 。!！]*$")    # ——钟文斌（家属）
 _NAME_TAGS = ("nr", "nrfg", "nrt")
@@ -208,6 +232,8 @@ def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
         return False                           # it would split a word: 健|康聪明, 于子|女 (a cue ends a word: 本人|马建军)
     if cue == "strong" or _STRONG_AFTER.match(after):
         return True
+    if _THEIR_AT.match(after) and cue is None and not _CLAUSE_START.search(before):
+        return False                           # "X的报告" alone: "一个账号管全家的预约" is no name
     signature = bool(_SIGNATURE_BEFORE.search(before) and _SIGNATURE_AFTER.match(after))
     weak = (cue == "weak") + bool(_WEAK_AFTER.match(after)) + signature
     name = text[begin:end]
@@ -272,7 +298,7 @@ def _sub(pattern: re.Pattern, text: str, counts: Counter) -> str:
 
 def mask_names(text: str, counts: Counter) -> str:
     """Every name the two layers find, replaced by [姓名] (``counts["name"]`` counts them)."""
-    patterns = [_LABELLED, _SELF, _OTHER, _WEAK, _PATIENT, _PATIENT_COLON, _SURNAME_ONLY]
+    patterns = [_ELEMENTS, _ELEMENT_CUED, _LABELLED, _SELF, _OTHER, _WEAK, _PATIENT, _PATIENT_COLON, _SURNAME_ONLY]
     if _ASCII_LETTER.search(text):
         patterns[:0] = [_PINYIN_NAMED, _PINYIN]
     if _DOT.search(text):
