@@ -135,8 +135,10 @@ _FIGURATIVE = re.compile(r"哈哈|开玩笑|夸张|不是真|(?:气|笑|吓|累|
                          r"让我大出血|原地去世")
 # A past event ("去年心脏骤停抢救回来了", "上个月误喝了消毒液，急诊看了没事") is not an emergency now — unless
 # the question also says something is happening now.
-_PAST = re.compile(r"去年|前年|小时候|年轻(?:的)?时(?:候)?|上个?月|上周|上次|那次|当时|之前|以前|曾经|[一二两三四五六七八九十几半\d]+(?:年|个月|周|个星期)前|"
-                   r"抢救(?:过来|回来)|救(?:过来|回来)|没事了|已经好了|好多了|出院|康复|后遗症")
+_PAST_OVER = r"抢救(?:过来|回来)|救(?:过来|回来)|没事了|已经好了|好多了|出院|康复|后遗症"     # words that close an event
+_PAST = re.compile(r"去年|前年|小时候|年轻(?:的)?时(?:候)?|上个?月|上周|上次|那次|当时|之前|以前|曾经|"
+                   r"[一二两三四五六七八九十几半\d]+(?:年|个月|周|个星期)前|" + _PAST_OVER)
+_PAST_RESOLVED = re.compile(_PAST_OVER)
 # 突然 inside a worry, a what-if or a habit ("怕突然昏迷没人发现", "如果以后突然晕倒", "有时候会突然心慌") is not
 # something happening now: that span is dropped before _NOW is looked for
 _NOT_NOW = re.compile(r"(?:怕|担心|万一|会不会|以防|如果|假如|要是|以后|将来|有时候?|偶尔|经常|每次|总是|老是)[^,.?!;]{0,8}?突然")
@@ -145,10 +147,8 @@ _NOT_NOW = re.compile(r"(?:怕|担心|万一|会不会|以防|如果|假如|要�
 _WORRY_SPAN = re.compile(r"(?:(?<![可害恐哪])怕|担心|万一|会不会|以防|防止)[^,.?!;]{0,12}")
 _CLAUSE = re.compile(r"[^,.?!;]+")
 _SENTENCE = re.compile(r"[^.?!;]+")
-# a time in the clause of the event that makes it recent, after a past time word ("以前得过肺结核今天咯血一大口")
+# a recent time between a past time word and the event makes the event recent ("以前得过肺结核今天咯血一大口")
 _RECENT = re.compile(r"今天|今早|今晚|今儿|昨晚|昨夜|昨天晚上|半夜|凌晨|刚才|刚刚|突然|正在|还在|此刻|这会儿?")
-# words that set an event in the past (去年, 以前) vs. words that close it (抢救回来, 已经好了)
-_PAST_RESOLVED = re.compile(r"抢救(?:过来|回来)|救(?:过来|回来)|没事了|已经好了|好多了|出院|康复|后遗症")
 _NOW = re.compile(r"突然|刚才|刚刚|正在|还在|此刻|这会儿?|现在(?:又|还|突然|开始)|又(?:开始|犯|发作)")
 
 

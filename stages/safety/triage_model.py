@@ -1,10 +1,10 @@
 """The learned half of triage: a character n-gram TF-IDF text classifier (none / emergency / self_harm)
 plus a condition-group classifier, trained offline with scikit-learn and saved with joblib.
 
-Everything is fitted on ``match_text`` (simplified, width-folded) so traditional characters and
-full-width forms look like the training data; with ``fold_punctuation`` (the default since session 23) the classifier
-reads it with punctuation folded (``classifier_text``), so "？？？" or "！！！" after an emergency is not evidence against it. Fitting is deterministic (fixed solver, seed, input
-order), so the same data gives byte-identical files."""
+Everything is fitted on ``match_text`` (simplified, width-folded) so traditional characters and full-width forms look
+like the training data; with ``fold_punctuation`` (the default since session 23) the classifier reads it through
+``classifier_text``, so "？？？" or "！！！" after an emergency is not evidence against it. Fitting is deterministic (fixed
+solver, seed, input order), so the same data gives byte-identical files."""
 from __future__ import annotations
 
 import json
