@@ -74,8 +74,6 @@ _DOTTED = re.compile(r"()(" + _TRANSLIT + "{2,6}[·•・‧]" + _TRANSLIT + "{2
 # Tibetan and Mongolian names: two elements or more are a name anywhere, one after a cue (患者巴特尔, 我叫央金)
 _ELEMENT = "(?:" + "|".join(sorted((TIBETAN + " " + MONGOLIAN).split(), key=len, reverse=True)) + ")"
 _ELEMENTS = re.compile(r"()(" + _ELEMENT + "{2,4})")
-_ELEMENT_CUED = re.compile(r"((?:我叫|俺叫|我是|本人|患者|病人|患儿|姓名[:：]?|联系人[:：]?|收件人[:：]?|外公|外婆|爷爷|奶奶|"
-                           r"爸爸|妈妈|我爸|我妈|老公|老婆|朋友|同事|学生|家属|叫) ?)(" + _ELEMENT + r")(?![^的是在从来说,，、 ])")
 # pinyin names: "my name is Chen Yiming", "华人Li Wenjun" (a pinyin surname + 1-2 syllables, capitalised)
 _SYLLABLE = (r"(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ueng|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|ao|ou|"
              r"an|en|in|un|ia|ie|iu|ua|uo|ui|ue|er|a|o|e|i|u|v)")
@@ -99,6 +97,10 @@ _WEAK_BEFORE = " ".join(k for k in KIN.split() if k not in ("他", "她")) + " �
     "市民 学生 家长 护工 护理员 保姆 雇主 客户 业主 住户 村民 居民 职工 工友 战友 学员 会员 老爷子 老太太"
 _CUE = re.compile(r"(?:(" + "|".join(sorted(_STRONG_BEFORE.split(), key=len, reverse=True)) + r")|("
                   + "|".join(map(re.escape, sorted(_WEAK_BEFORE.split(), key=len, reverse=True))) + r")|(\[姓名\](?:[、，,和与及]| ?[（(])))[:：]? ?")     # 张三、李四; Chen Yiming (陈一鸣)
+# one Tibetan / Mongolian name element right after any name cue (患者巴特尔, 我叫央金, 外公桑吉)
+_ELEMENT_CUED = re.compile(r"((?:" + "|".join(map(re.escape, sorted(_STRONG_BEFORE.split() + _WEAK_BEFORE.split(), key=len,
+                                                                     reverse=True))) + r")[:：]? ?)(" + _ELEMENT
+                           + r")(?![^的是在从来说,，、 ])")
 _STRONG_AFTER = re.compile(r"^[,，、 ]?(?:男|女)(?![\u4e00-\u9fa5])")                  # 陈祖金，男，44岁
 # a contact right after a name: a masked one ([手机号]) or, after a separator, a contact word ("，QQ：", not 安卓手机)
 _CONTACT = r"\[(?:手机号|电话|邮箱|微信号|QQ号|身份证号)\]|(?<=[,，:： （(/|])(?:电话|手机|QQ|微信|邮箱|身份证)"

@@ -36,6 +36,11 @@ def classifier_text(matched: str) -> str:
     return _TAIL.sub("", _PUNCT_RUN.sub(r"\1", _CHAR_RUN.sub(r"\1", matched)))
 
 
+def _reads(matched: list[str], fold_punctuation: bool) -> list[str]:
+    """The texts the vectoriser sees, in fitting and at inference alike."""
+    return [classifier_text(m) for m in matched] if fold_punctuation else list(matched)
+
+
 def make_vectorizer(ngram_max: int, min_df: int, max_features: int):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -84,8 +89,7 @@ class TriageModel:
         if unknown:
             raise ValueError(f"unknown triage labels {unknown} (expected {LABELS})")
         vec = make_vectorizer(ngram_max, min_df, max_features)
-        form = classifier_text if fold_punctuation else str
-        x = vec.fit_transform([form(match_text(t)) for t in texts])
+        x = vec.fit_transform(_reads([match_text(t) for t in texts], fold_punctuation))
         clf = make_classifier(kind, c, seed).fit(x, np.array([LABELS.index(y) for y in labels]))
         # condition group of an emergency: learned on the emergency examples that carry one (self_harm is its
         # own group by label)
@@ -100,7 +104,7 @@ class TriageModel:
 
     # ------------------------------------------------------------------ inference
     def features(self, matched: list[str]):
-        return self.vectorizer.transform([classifier_text(m) for m in matched] if self.fold_punctuation else matched)
+        return self.vectorizer.transform(_reads(matched, self.fold_punctuation))
 
     def probabilities(self, texts: list[str], matched: bool = False) -> np.ndarray:
         """(n, 3) class probabilities in ``LABELS`` order."""
