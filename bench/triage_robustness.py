@@ -64,7 +64,6 @@ def _real_questions(limit: int = 400) -> list[str]:
 
 
 def perturbations(real: list[str]):
-    from stages.safety.normalize import _t2s  # noqa: F401  (the same OpenCC install the matcher needs)
     import opencc
 
     s2t = opencc.OpenCC("s2t")
