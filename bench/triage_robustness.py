@@ -18,7 +18,8 @@ Perturbations:
 
 Sets: dev = writer X1 (data/triage/pending/writer_x1_dev.jsonl: design only); held_out = writers H, M, X2, Y2 (long
 narratives, session 23) and the independent set (never used to design a rule). For every set and perturbation: recall (a fixed emergency /
-self-harm reply), guided (the fixed reply or the model's answer with the 120 pointer) and, where the set has
+self-harm reply), guided (the served pre-check, stages.safety.precheck: a fixed reply naming 120 or the model's answer
+with the 120 pointer) and, where the set has
 negatives, the false-alarm rate. Exits 0 with a message if the shared data folder is absent (preamble then skips).
 """
 from __future__ import annotations
@@ -95,9 +96,14 @@ def perturbations(real: list[str]):
 
 
 def score(triager, texts: list[str]) -> tuple[list[bool], list[bool]]:
-    res = triager.classify_many(texts)
-    flagged = [r.flagged for r in res]
-    guided = [r.flagged or triager.wants_pointer(r) or triager.is_injection(t) for r, t in zip(res, texts)]
+    """flagged: the triage's fixed reply; guided: what the served pre-check (``stages.safety.precheck``, the one
+    path serve takes) does gives the person 120 / 急诊 — a fixed reply that names 120 (emergency, self-harm, and the
+    injection and out-of-scope refusals, which carry the pointer), or a pass with the pointer after the answer."""
+    from stages.safety.precheck import precheck
+
+    checks = [precheck(t, triager) for t in texts]
+    flagged = [c.triage.flagged for c in checks]
+    guided = [c.pointer or (c.reply is not None and "120" in c.reply) for c in checks]
     return flagged, guided
 
 
