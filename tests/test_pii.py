@@ -97,7 +97,8 @@ def test_real_medical_qa_is_almost_never_masked(shared_data):
         for line in fh:
             for turn in json.loads(line)["conversations"]:
                 total += 1
-                changed += mask_pii(turn["value"]) != text_module.normalize(turn["value"])
+                answer = turn["from"] != "human"       # the model's / a doctor's text: rules only (session 24)
+                changed += mask_pii(turn["value"], answer=answer) != text_module.normalize(turn["value"])
     assert total > 1500 and changed <= 2
 
 

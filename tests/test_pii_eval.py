@@ -83,15 +83,17 @@ def test_masker_on_the_held_out_set():
     assert s["false_positive_messages"] <= HELD_OUT_FLOOR["false_positive_messages"]
 
 
-# writer V2, measured with the session-23 masker: recall 0.8253 (name 0.637), 2 of 454 kept facts over-masked, 2 of 150
-# messages without PII changed; the masker as committed before session 23: 0.7975 (name 0.567), 2, 2
-HELD_OUT_FLOOR = {"recall": 0.82, "name": 0.63, "keep_over_masked": 2, "false_positive_messages": 2}
-# writer U (development since session 23): session 21's masker 0.7466 (name 0.522), session 23's 0.8235 (name 0.683)
+# writer V2, measured with the session-24 masker (the name scorer added): recall 0.919 (name 0.873), 3 of 454 kept facts
+# over-masked, 3 of 150 messages without PII changed; session 23's: 0.8253 (name 0.637), 2, 2; before session 23:
+# 0.7975 (name 0.567), 2, 2. V2 is never read by the scorer's fit (tests/test_pii_name_scorer.py).
+HELD_OUT_FLOOR = {"recall": 0.91, "name": 0.86, "keep_over_masked": 3, "false_positive_messages": 3}
+# writer U (development since session 23): session 21's masker 0.7466 (name 0.522), session 23's 0.8235 (name 0.683);
+# since session 24 S, T and U are the name scorer's training data, so these floors are in-sample (0.9253, name 0.902)
 
 
 def test_masker_on_writer_u():
     s = score(_rows(U_DEV))
-    assert s["recall"] >= 0.82 and s["recall_per_kind"]["name"]["recall"] >= 0.68, s["recall_per_kind"]
+    assert s["recall"] >= 0.92 and s["recall_per_kind"]["name"]["recall"] >= 0.90, s["recall_per_kind"]
     assert s["keep_over_masked"] <= 7 and s["false_positive_messages"] <= 1
 
 
@@ -115,11 +117,15 @@ def test_real_patient_text_is_almost_never_masked(shared_data):
     from stages.data.text import normalize
 
     df = pd.read_csv(shared_data / "cmd_internal_medicine.gb18030.csv", encoding="gb18030").fillna("")
-    texts = [f"{t} {a}".strip() for t, a in zip(df["title"], df["ask"])] + list(df["answer"])
+    asked = [f"{t} {a}".strip() for t, a in zip(df["title"], df["ask"])]      # what people type: the full masker
+    answered = list(df["answer"])                                               # doctors' text: answer=True
     with open(shared_data / "medicalgpt_sft_1k.sharegpt.jsonl", encoding="utf-8") as fh:
-        texts += [turn["value"] for line in fh for turn in json.loads(line)["conversations"]]
-    changed = [t for t in texts if mask_pii(t) != normalize(t)]
-    assert len(texts) > 17000 and len(changed) <= 8, [mask_pii(t)[:80] for t in changed]
+        for line in fh:
+            for turn in json.loads(line)["conversations"]:
+                (asked if turn["from"] == "human" else answered).append(turn["value"])
+    changed = ([mask_pii(t) for t in asked if mask_pii(t) != normalize(t)]
+               + [mask_pii(t, answer=True) for t in answered if mask_pii(t, answer=True) != normalize(t)])
+    assert len(asked) + len(answered) > 17000 and len(changed) <= 8, [t[:80] for t in changed]
 
 
 def test_authored_data_holds_no_unmasked_personal_data():
@@ -141,6 +147,16 @@ def test_authored_data_holds_no_unmasked_personal_data():
                 value = row.get(key) if isinstance(row, dict) else None
                 if isinstance(value, str):
                     n += 1
-                    if mask_pii(value) != normalize(value):
+                    if mask_pii(value, answer=key == "answer") != normalize(value):
                         unmasked.append(f"{f.relative_to(repo)}:{i} {key}")
-    assert len(files) >= 20 and n > 8000 and not unmasked, unmasked[:10]
+    assert len(files) >= 20 and n > 8000 and unmasked == SCORER_LOOK_ALIKES, unmasked[:10]
+
+
+# The learned name scorer's (stages/safety/pii_name_scorer.py) false positives in files it was not fitted on, read
+# and left as they are (session 24): no name is there. A new entry here is either a name to mask in the file or a
+# new false positive to look at.
+SCORER_LOOK_ALIKES = [
+    "data/candidates/concise_s19/dr_obgyn_derm_ortho.jsonl:28 question",   # 个包 红红的 (a red lump, not 包红红)
+    "data/triage/pending/writer_l_negatives.jsonl:80 text",                # 全国心理援助热线 (全 + 国心)
+    "data/triage/pending/writer_z_medium.jsonl:165 text",                   # 米諾環素 (minocycline, 米 + 诺环)
+]

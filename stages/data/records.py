@@ -33,7 +33,7 @@ def clean_text(rec: RawRecord, cp: CleanParams, terms, stats: Counter) -> tuple[
         a = stripped
     if cp.mask_pii:
         q, cq = mask_pii(q)
-        a, ca = mask_pii(a)
+        a, ca = mask_pii(a, answer=True)
         for k, v in (Counter(cq) + Counter(ca)).items():
             stats[f"pii_{k}"] += v
     if terms is not None:

@@ -255,8 +255,10 @@ def _labelled(kind: str, pattern: re.Pattern, text: str, counts: Counter) -> str
     return pattern.sub(repl, text)
 
 
-def _mask(text: str, counts: Counter) -> str:
-    """Every form of the table, in order, on normalised (simplified-script) text."""
+def _mask(text: str, counts: Counter, names: bool = True, scored_names: bool = True) -> str:
+    """Every form of the table, in order, on normalised (simplified-script) text (``names=False``: all but the
+    names — the view of a text the name scorer is fitted on, stages/safety/pii_name_fit.py; ``scored_names``:
+    see ``mask_pii_counts``)."""
     def email(m):
         counts["email"] += 1
         return PII_TAGS["email"]
@@ -275,7 +277,8 @@ def _mask(text: str, counts: Counter) -> str:
     text = _PASSPORT.sub(passport, text)
     text = _mask_spoken_numbers(text, counts)
     text = _mask_numbers(text, counts)
-    text = mask_names(text, counts)
+    if names:
+        text = mask_names(text, counts, scored=scored_names)
     return mask_addresses(text, counts)
 
 
@@ -292,10 +295,13 @@ def _restore_script(original: str, simplified: str, masked: str) -> str:
     return "".join(out)
 
 
-def mask_pii_counts(text: str) -> tuple[str, dict[str, int]]:
+def mask_pii_counts(text: str, answer: bool = False) -> tuple[str, dict[str, int]]:
     """``mask_pii`` plus how many of each form were masked (for clean metrics and the audit line). Text in
     traditional characters (病歷號, 電話, 羅美玲) is matched in simplified script (OpenCC t2s) and keeps its
-    own script where nothing was masked."""
+    own script where nothing was masked. ``answer=True`` for text a doctor or the model wrote (corpus answers, the
+    served answer): names are masked by the rules only — the learned scorer for names without a cue
+    (stages/safety/pii_name_scorer.py) was fitted on what patients type and, on 8,644 real doctor answers, took
+    mostly drug names (甘利欣, 扑尔敏) for names (stages/PRIVACY.md, *Session 24*)."""
     from stages.data.text import normalize  # deferred: text.py re-exports this module
     from stages.safety.normalize import to_simplified
 
@@ -303,13 +309,14 @@ def mask_pii_counts(text: str) -> tuple[str, dict[str, int]]:
     text = normalize(text)
     simplified = to_simplified(text)
     if simplified == text:
-        return _mask(text, counts), dict(sorted(counts.items()))
-    masked = _mask(simplified, counts)
+        return _mask(text, counts, scored_names=not answer), dict(sorted(counts.items()))
+    masked = _mask(simplified, counts, scored_names=not answer)
     if len(simplified) != len(text):                 # t2s changed the length (rare): the simplified masking
         return masked, dict(sorted(counts.items()))
     return _restore_script(text, simplified, masked), dict(sorted(counts.items()))
 
 
-def mask_pii(text: str) -> str:
-    """Normalise ``text`` and replace every PII form in the table above by its typed placeholder."""
-    return mask_pii_counts(text)[0]
+def mask_pii(text: str, answer: bool = False) -> str:
+    """Normalise ``text`` and replace every PII form in the table above by its typed placeholder (``answer``: see
+    ``mask_pii_counts``)."""
+    return mask_pii_counts(text, answer)[0]

@@ -1,6 +1,7 @@
 """Personal names for ``stages.safety.pii.mask_pii`` (which calls ``mask_names`` on simplified text).
 
-Two layers:
+Two layers of rules, then a learned one (stages/safety/pii_name_scorer.py, session 24: name-shaped spans no rule took,
+scored by their surroundings; not for answers, ``mask_pii(answer=True)``):
 
 1. **Labelled patterns** (regular expressions): 我叫 / 我的名字是 / 姓名： / 患者姓名： / 联系人 + a 2–4-character
    name; 我是 / 患者 / 病人 + surname + 1–2 characters where a sex, an age or punctuation follows; 我妈叫 / 孩子名叫
@@ -137,8 +138,11 @@ _SINGLE = frozenset(SURNAMES)
 def warm() -> None:
     """Load jieba's dictionary and its word-tag table now (~1.5 s, once per process) instead of on the first text
     that needs them (serve: the first answer recorded for feedback would be late)."""
+    from stages.safety.pii_name_scorer import load
+
     _jieba()
     _tag("王")
+    load()
 
 
 def _surname(name: str) -> str:
@@ -258,8 +262,10 @@ def _sub(pattern: re.Pattern, text: str, counts: Counter) -> str:
     return pattern.sub(repl, text)
 
 
-def mask_names(text: str, counts: Counter) -> str:
-    """Every name the two layers find, replaced by [姓名] (``counts["name"]`` counts them)."""
+def mask_names(text: str, counts: Counter, scored: bool = True) -> str:
+    """Every name the two layers find, then every name-shaped span the learned scorer calls a name
+    (stages/safety/pii_name_scorer.py; ``scored=False``: the rules only), replaced by [姓名] (``counts["name"]``
+    counts them)."""
     patterns = [_ELEMENTS, _ELEMENT_CUED, _LABELLED, _SELF, _OTHER, _WEAK, _PATIENT, _PATIENT_COLON, _SURNAME_ONLY]
     if _ASCII_LETTER.search(text):
         patterns[:0] = [_PINYIN_NAMED, _PINYIN]
@@ -272,4 +278,8 @@ def mask_names(text: str, counts: Counter) -> str:
         text = _context_names(text, counts)
         if counts["name"] == before:
             break
-    return text
+    if not scored:
+        return text
+    from stages.safety.pii_name_scorer import mask_scored   # deferred: the scorer imports this module
+
+    return mask_scored(text, counts)

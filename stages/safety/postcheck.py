@@ -115,7 +115,7 @@ def postcheck(question: str, answer: str, system: str | None = None, pointer: bo
     if leaks_prompt(system, answer):
         return PostCheck(INJECTION_REPLY, ["post:prompt_leak"])
     rules = []
-    masked, counts = mask_pii_counts(answer)
+    masked, counts = mask_pii_counts(answer, answer=True)
     if counts:
         rules.append("post:pii")
         answer = masked

@@ -22,7 +22,8 @@ CODE_FILES = ("stages/train.py", "stages/training/setup.py", "stages/training/tr
               "stages/training/lora_setup.py", "stages/training/checkpoint.py", "stages/model/prompt.py", "stages/common/config.py",
               "stages/model/modeling.py", "stages/common/jsonio.py", "stages/data/tiers.py", "stages/safety/rules.py",
               "stages/common/timing.py", "stages/safety/normalize.py", "stages/data/text.py", "stages/safety/pii.py",
-              "stages/safety/pii_names.py", "stages/safety/pii_name_lists.py",
+              "stages/safety/pii_names.py", "stages/safety/pii_name_lists.py", "stages/safety/pii_name_scorer.py",
+              "stages/safety/pii_name_weights.json",
               "stages/safety/pii_address.py")
 REPO = Path(__file__).resolve().parents[2]
 # tokenised Arrow tables (datasets cache; reused across runs by fingerprint). HF_DATASETS_CACHE overrides.
