@@ -25,14 +25,12 @@ DEFAULT = sorted((REPO / "tests/fixtures/pii").glob("*.jsonl"))
 
 
 def real_questions() -> list[str] | None:
-    csv_path, sharegpt = DATA / "cmd_internal_medicine.gb18030.csv", DATA / "medicalgpt_sft_1k.sharegpt.jsonl"
-    if not csv_path.is_file() or not sharegpt.is_file():
-        return None
-    import pandas as pd
+    """The real questions the name scorer's fit reads (stages/safety/pii_name_fit.py); None when absent."""
+    from stages.safety.pii_name_fit import real_questions as load
 
-    df = pd.read_csv(csv_path, encoding="gb18030").fillna("")
-    return ([f"{t} {a}".strip() for t, a in zip(df["title"], df["ask"])]
-            + [json.loads(line)["conversations"][0]["value"] for line in sharegpt.open(encoding="utf-8") if line.strip()])
+    if not (DATA / "cmd_internal_medicine.gb18030.csv").is_file() or not (DATA / "medicalgpt_sft_1k.sharegpt.jsonl").is_file():
+        return None
+    return load(DATA)
 
 
 def main(argv: list[str] | None = None) -> None:
