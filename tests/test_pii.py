@@ -273,3 +273,32 @@ def test_session_23_names_are_masked(text, name):
                                   "张主任的号", "今天的报告出来了吗", "高血压的药能停吗", "医生的号很难挂"])
 def test_session_23_name_rules_leave_ordinary_words(text):
     assert mask_pii(text) == text
+
+
+# ---------------------------------------------------------------- session 24: numbers, addresses, roles, medicines
+@pytest.mark.parametrize("text, gone, tag", [
+    ("我电话1七89五幺424九7，幺是一啊，血压180/110", "1七89五幺424九7", "[手机号]，幺是一啊"),    # the run stops at the comma
+    ("白天打7658296找我，晚上打手机", "7658296", "打[电话]找我"),
+    ("身份证号输入35020319685078209提示位数不对", "35020319685078209", "[身份证号]"),      # an ID a digit short
+    ("是不是我输错了？620102199911325586，提示校验不通过", "620102199911325586", "[编号]"),  # 18 digits, no date
+    ("用9151009110这个门诊号挂的号", "9151009110", "用[编号]这个门诊号"),                   # the record word after it
+    ("就诊卡：老大4180945315，老二6948440634", "6948440634", "老二[编号]"),               # a record word 20 chars back
+    ("医保个人编号330183556620024603，备案成功了吗", "330183556620024603", "[编号]"),
+    ("客服能加dabaoma_xx2021这个微信吗", "dabaoma_xx2021", "加[微信号]这个微信"),
+    ("地址青年路157号金茂花园3-2-1101，寄胸片", "3-2-1101", "地址[地址]，"),                 # one placeholder
+    ("住碧桂园凤凰城15-3-602，离东院区近吗", "15-3-602", "住[地址]"),
+    ("住工业园区鑫达电子厂C3宿舍楼512，手烫伤了", "C3宿舍楼512", "住[地址]"),
+    ("和平里七区12号楼3门201，救护车多久到", "12号楼3门201", "[地址]"),
+])
+def test_session_24_numbers_and_addresses(text, gone, tag):
+    out = mask_pii(text)
+    assert gone not in out and tag in out, out
+
+
+@pytest.mark.parametrize("text", [
+    "医疗器械注册证编号国械注准20193070123，这个血糖仪准不准",    # a product's number after 编号
+    "药盒条形码6901234567892扫出来是别的药", "化验单上的时间20240315083000", "住院部3楼12床", "血压130-85-72",
+    "3号楼2单元的电梯坏了吗", "住宿舍，室友感冒了", "中药方里有徐长卿15克、刘寄奴10克，孕妇能吃吗", "连翘和金银花能一起泡水吗",
+    "我是钟点工，老人背上有压疮", "我是丁克，想做结扎", "楼上邻居半夜咳嗽"])
+def test_session_24_look_alikes(text):
+    assert mask_pii(text) == text

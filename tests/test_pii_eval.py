@@ -3,7 +3,8 @@ real patient text (../shared/data): recall per kind, medical facts kept, message
 
 Floors are the figures measured (stages/PRIVACY.md) rounded down: a change to the masker that loses recall or starts
 masking medical numbers fails here. writer_u_dev.jsonl was the held-out set of session 21 and became development in
-session 23; writer_v2_heldout.jsonl (session 23) was never used to change the masker."""
+session 23; writer_v2_dev.jsonl was held out in session 23 and the first half of session 24, then development;
+writer_v3_heldout.jsonl (session 24) was never used to change the masker or to pick the name scorer's threshold."""
 import json
 from collections import Counter
 from pathlib import Path
@@ -16,7 +17,8 @@ from stages.safety.pii_eval import KINDS, check_rows, compact, leaked, score
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pii"
 DEV = ("writer_s_dev.jsonl", "writer_t_dev.jsonl")
 U_DEV = "writer_u_dev.jsonl"                 # held out in session 21, development since session 23
-HELD_OUT = "writer_v2_heldout.jsonl"
+V2_DEV = "writer_v2_dev.jsonl"               # held out in session 23, development since session 24
+HELD_OUT = "writer_v3_heldout.jsonl"
 
 
 def _rows(name: str) -> list[dict]:
@@ -56,7 +58,7 @@ def test_check_rows_names_the_bad_line():
         check_rows([{"text": "a", "pii": [{"kind": "ssn", "value": "a"}]}], "x")
 
 
-@pytest.mark.parametrize("name", DEV + (U_DEV, HELD_OUT))
+@pytest.mark.parametrize("name", DEV + (U_DEV, V2_DEV, HELD_OUT))
 def test_fixture_sets_are_well_formed_and_cover_every_kind(name):
     rows = _rows(name)
     check_rows(rows, name)
@@ -83,18 +85,19 @@ def test_masker_on_the_held_out_set():
     assert s["false_positive_messages"] <= HELD_OUT_FLOOR["false_positive_messages"]
 
 
-# writer V2, measured with the session-24 masker (the name scorer added): recall 0.919 (name 0.873), 3 of 454 kept facts
-# over-masked, 3 of 150 messages without PII changed; session 23's: 0.8253 (name 0.637), 2, 2; before session 23:
-# 0.7975 (name 0.567), 2, 2. V2 is never read by the scorer's fit (tests/test_pii_name_scorer.py).
-HELD_OUT_FLOOR = {"recall": 0.91, "name": 0.86, "keep_over_masked": 3, "false_positive_messages": 3}
-# writer U (development since session 23): session 21's masker 0.7466 (name 0.522), session 23's 0.8235 (name 0.683);
-# since session 24 S, T and U are the name scorer's training data, so these floors are in-sample (0.9253, name 0.902)
+# writer V3 (held out, session 24), measured after review: FILLED BELOW
+HELD_OUT_FLOOR = {"recall": 0.0, "name": 0.0, "keep_over_masked": 0, "false_positive_messages": 0}
+# writer U (development since session 23): session 21's masker 0.7466 (name 0.522), session 23's 0.8235 (name 0.683).
+# Writer V2 (held out in session 23; development since session 24): session 23's masker 0.8253 (name 0.637), 2 + 2 false
+# positives; the first session-24 name scorer, fitted on S, T, U only: 0.919 (name 0.873), 3 + 3. Since then S, T, U and
+# V2 are the name scorer's training data and V2's misses were read, so these floors are in-sample.
 
 
-def test_masker_on_writer_u():
-    s = score(_rows(U_DEV))
-    assert s["recall"] >= 0.92 and s["recall_per_kind"]["name"]["recall"] >= 0.90, s["recall_per_kind"]
-    assert s["keep_over_masked"] <= 7 and s["false_positive_messages"] <= 1
+@pytest.mark.parametrize("name, recall, names, keep, fp", [(U_DEV, 0.93, 0.89, 7, 1), (V2_DEV, 0.97, 0.94, 0, 0)])
+def test_masker_on_the_former_held_out_sets(name, recall, names, keep, fp):
+    s = score(_rows(name))
+    assert s["recall"] >= recall and s["recall_per_kind"]["name"]["recall"] >= names, s["recall_per_kind"]
+    assert s["keep_over_masked"] <= keep and s["false_positive_messages"] <= fp
 
 
 def test_traditional_script_is_masked_and_kept():
@@ -157,6 +160,5 @@ def test_authored_data_holds_no_unmasked_personal_data():
 # new false positive to look at.
 SCORER_LOOK_ALIKES = [
     "data/candidates/concise_s19/dr_obgyn_derm_ortho.jsonl:28 question",   # 个包 红红的 (a red lump, not 包红红)
-    "data/triage/pending/writer_l_negatives.jsonl:80 text",                # 全国心理援助热线 (全 + 国心)
     "data/triage/pending/writer_z_medium.jsonl:165 text",                   # 米諾環素 (minocycline, 米 + 诺环)
 ]

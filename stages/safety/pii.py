@@ -3,24 +3,25 @@
 normalised first (``stages.data.text.normalize``), so zero-width characters, full-width digits/＠ or ideographic spaces
 cannot hide a number; text in traditional characters is matched in simplified script and keeps its own script
 (``_restore_script``). Each form is replaced by a typed placeholder; the label before it is kept. Names live in
-stages/safety/pii_names.py, addresses in stages/safety/pii_address.py; how well it all works, measured on
+stages/safety/pii_names.py, addresses in stages/safety/pii_address.py, numbers in stages/safety/pii_numbers.py; how well it all works, measured on
 independently written messages and real patient text: stages/PRIVACY.md.
 
 | form | examples | placeholder |
 | --- | --- | --- |
 | email (incl. full-width ＠) | zhang.san@example.com, zhangsan＠qq.com, zhoujie0521@163com, liuyang0706 at 163 dot com; dictated with spaces (z h a n g 1 2 3 at 163 dot com, li.ming @ gmail . com) | [邮箱] |
-| WeChat id | 微信号：wxid_abc123, vx: zhang_san88, V：zgq1975, WeChat ID: Tony_Lam, 加我微信 13812345678, 加微信也行xiaoyu_0316 | [微信号] |
+| WeChat id | 微信号：wxid_abc123, vx: zhang_san88, V：zgq1975, WeChat ID: Tony_Lam, 加我微信 13812345678, 加微信也行xiaoyu_0316, 加dabaoma_xx2021这个微信 | [微信号] |
 | QQ number | QQ号：123456789, 扣扣 88886666, q号29655007, 扣扣吧一六四四九三九一七 | [QQ号] |
 | record number | 病历号/病案号/住院号/门诊号/医保卡号/就诊卡(号)/社保卡号/病理号/影像号/体检号/手册编号/条码上的号：ZY20230001, 1234 5678 9012, T J 0 3 2 0, 八八零二三… | [编号] |
+| long number | a lone run of 15+ digits no other form takes (医保个人编号330183556620024603, an ID mistyped beyond recognition); 10–14 digits with a record word up to 24 characters before it or right after it (用9151009110这个门诊号); not a product's number (国械注准…, 条形码…) | [编号] |
 | passport / travel permit | 护照号 E12345678, EA1234567, G12345678, passport AB985567, 台胞证 | [护照号] |
 | resident ID, 18 digits | 11010519491231002X, 110105 19491231 002X (checksum + birth date; a mistyped check digit too) | [身份证号] |
 | resident ID, 15 digits | 110105491231002 (region + birth date) | [身份证号] |
-| ID after 身份证 | any 15–18 digits/X after 身份证(号) | [身份证号] |
+| ID after 身份证 | any 14–19 digits/X after 身份证(号) / 证件号 / 身份号 (a digit too many or too few is still the ID) | [身份证号] |
 | bank card | 16–19 digits passing Luhn, any grouping; 12–19 digits after 银行卡/卡号 | [银行卡号] |
 | mobile | 13812345678, 138 1234 5678, 1381-234-5678, 138.1234.5678, 157477 92466, +86 138…, 0086-138…; a run that is exactly a mobile in any grouping (1 3 8 1 2 …, 13 81 23 45 678); in Chinese numerals 一三八零零…, 幺三九…, 拐 = 7, 叉 = X (also IDs, landlines) | [手机号] |
 | international | +852 9123 4567, +886 912 345 678, 00853 6612 3456 (a "+" or "00", 8–15 digits) | [电话] |
 | landline with area code | 010-62345678, (0755) 8888 6666, （010）62345678; an extension (转123, -123, 分机 12) goes with it | [电话] |
-| landline without area code | 电话/座机/固话/联系/拨打/热线… then 6234 5678 or 62345678 | [电话] |
+| landline without area code | 电话/座机/固话/联系/拨打/热线… then 6234 5678 or 62345678; right after 打 / 拨 (白天打7658296找我) | [电话] |
 | service numbers | 400-123-4567, 800 810 8888 | [电话] |
 | name | labelled (我叫/我是/姓名：/联系人/户名/收件人…), after a relative or role (我老公吴德福, 帮我爷爷…, 32床孔繁星), before 的家属/，男/a contact/收, as a signature (——龙雪梅), in a list (张三、李四), transliterated (阿依古丽·买买提), pinyin (my name is Chen Yiming); see pii_names.py | [姓名] |
 | address | labelled (住在/住/家在/地址/寄到…) with a street, estate, building or village unit and a number; bare road + number + building + room (建国路88号恒信大厦4208室), estate + building (幸福小区5号楼1单元602), village + group (李楼村三组); not a city or floor alone (住在28楼); see pii_address.py | [地址] |
@@ -36,44 +37,8 @@ from collections import Counter
 
 from stages.safety.pii_address import mask_addresses
 from stages.safety.pii_names import mask_names
-
-PII_TAGS = {"email": "[邮箱]", "wechat": "[微信号]", "qq": "[QQ号]", "record": "[编号]",
-            "passport": "[护照号]", "id": "[身份证号]", "bank": "[银行卡号]", "mobile": "[手机号]",
-            "landline": "[电话]", "name": "[姓名]", "address": "[地址]"}
-
-# --- checksums -----------------------------------------------------------------------------------
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-
-
-def _plausible_date(y: int, m: int, d: int) -> bool:
-    return 1900 <= y <= 2100 and 1 <= m <= 12 and 1 <= d <= 31
-
-
-def valid_id_number(s: str) -> bool:
-    """Mainland 18-digit resident ID: GB 11643 checksum and a plausible birth date."""
-    if not re.fullmatch(r"[1-9]\d{16}[\dXx]", s):
-        return False
-    total = sum(int(d) * w for d, w in zip(s[:17], _ID_WEIGHTS))
-    if _ID_CHECK[total % 11] != s[17].upper():
-        return False
-    return _plausible_date(int(s[6:10]), int(s[10:12]), int(s[12:14]))
-
-
-def valid_id15(s: str) -> bool:
-    """Old 15-digit resident ID: region code (first digit 1-8) and a YYMMDD birth date."""
-    return bool(re.fullmatch(r"[1-8]\d{14}", s)) and _plausible_date(1900 + int(s[6:8]), int(s[8:10]), int(s[10:12]))
-
-
-def luhn_ok(s: str) -> bool:
-    digits = [int(c) for c in s][::-1]
-    total = 0
-    for i, d in enumerate(digits):
-        if i % 2:
-            d *= 2
-            d -= 9 if d > 9 else 0
-        total += d
-    return total % 10 == 0
+from stages.safety.pii_numbers import (_ID_CHECK, _ID_WEIGHTS, _SPOKEN_DIGIT, PII_TAGS, _mask_numbers,  # noqa: F401
+                                       _mask_spoken_numbers, luhn_ok, valid_id15, valid_id_number)
 
 
 # --- labelled forms (the label is kept, the value masked) ----------------------------------------
@@ -95,6 +60,9 @@ _WECHAT = re.compile(r"((?:微信|威信|薇信|(?<![A-Za-z])(?:vx|wx|v信|wecha
 # "_" or "-" in it, so an English word is not one
 _WECHAT_NEAR = re.compile(r"((?:微信|威信|(?<![A-Za-z])(?:vx|wechat|weixin)|加我)[^A-Za-z0-9\n。！？]{0,6}?[(（]?)"
                           r"((?=[-_A-Za-z]*[\d_-])[A-Za-z][-_A-Za-z0-9]{5,19})(?![-_A-Za-z0-9@.])", re.I)
+# a handle right before the word: 加dabaoma_xx2021这个微信, 加 Tony_Lam88 的 vx (session 24)
+_WECHAT_BEFORE = re.compile(r"((?:加|添加|搜)[ ]?)((?=[-_A-Za-z]*[\d_-])[A-Za-z][-_A-Za-z0-9]{5,19})(?=[ ]?(?:这个|的)?[ ]?"
+                            r"(?:微信|威信|(?<![A-Za-z])(?:vx|wx|wechat|weixin)(?![A-Za-z])))", re.I)
 _QQ = re.compile(r"((?<![A-Za-z])(?:QQ|扣扣|Q(?=号))(?:号码|号)?(?:[ ]?(?:[:：=]|是|为|吧)){0,2}[ ]?)"
                  r"([1-9]\d{4,11}|[一二三四五六七八九幺拐][零〇洞一幺二两三四五六七八九拐]{4,11})(?![\d零〇洞一幺二两三四五六七八九拐])", re.I)
 # record numbers: a card / case / sample label (病历号, 住院号, 病理号, 影像号, 条码上的号, 手册编号 …); the value in
@@ -108,141 +76,6 @@ _RECORD = re.compile(r"((?:(?:病历|病案|住院|门诊|就诊|医保|社保|�
 _PASSPORT_LABEL = re.compile(r"((?:护照|通行证|台胞证|(?i:passport)(?: (?i:no\.?|number))?)(?:号码|号)?" + _LABEL_SEP + r")([A-Za-z0-9]{6,12})(?![A-Za-z0-9])")
 # mainland passports: E/G + 8 digits, E + letter + 7 digits, diplomatic/service/public D/S/P(E) + 7
 _PASSPORT = re.compile(r"(?<![A-Za-z0-9])(?:[EG]\d{8}|E[A-Z]\d{7}|[DSP]E?\d{7})(?![A-Za-z0-9])")
-
-# --- numbers: runs of digit groups, classified window by window ----------------------------------
-_RUN = re.compile(r"(?<![\d])\d+(?:[ \-.–—()（）]{1,3}\d+)*(?:[Xx](?![A-Za-z]))?")
-_GROUP = re.compile(r"\d+[Xx]?")
-_PHONE_CONTEXT = re.compile(r"(?:电话|座机|固话|手机|联系|拨打|致电|号码|热线|总机|分机|打给|回电|传真|"
-                            r"(?<![A-Za-z])(?:tel|phone|call|fax)(?![A-Za-z]))", re.I)
-_ID_CONTEXT = re.compile(r"身份证|证件号")
-_BANK_CONTEXT = re.compile(r"银行卡|信用卡|储蓄卡|借记卡|(?<![医保诊社])卡号|账号|帐号")
-_ID_SHAPE = re.compile(r"[1-8]\d{5}(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dX]")
-_YEAR_RANGE = re.compile(r"(?:19|20)\d\d")
-_EXTENSION = re.compile(r" ?(?:转|分机|-|(?<![A-Za-z])ext\.?) ?\d{1,6}(?!\d)", re.I)   # 010-62345678转123
-# phone and ID numbers dictated in Chinese numerals (一三八零零一三八零零零, 幺三九…), or half digits
-_SPOKEN_DIGIT = dict(zip("零〇洞一幺二两三四五六七拐八九叉", "000112234567789X"))   # 拐 = 7, 叉 = an ID's final X
-_SPOKEN = re.compile(r"[0-9零〇洞一幺二两三四五六七拐八九Xx](?:[ \-，,、]?[0-9零〇洞一幺二两三四五六七拐八九Xx叉]){10,18}")
-
-
-_ANY_GROUPING = re.compile(r"(?:0086|86)?1[3-9]\d{9}")
-
-
-def _mobile(digits: str, sizes: list[int], spaced: bool = False) -> bool:
-    """11-digit mobile (optionally after 86/0086) written whole or grouped 3-8, 7-4, or three groups of
-    3-5 digits (3-4-4, 4-3-4, 3-3-5 …); a range like "13000-150000" is not a phone number."""
-    m = re.fullmatch(r"(0086|86|0)?1[3-9]\d{9}", digits)
-    if not m:
-        return False
-    if m.group(1):                            # +86 138…, 86138…: group sizes of the 11-digit part
-        cut = len(m.group(1))
-        sizes = sizes[1:] if sizes[0] == cut else [sizes[0] - cut, *sizes[1:]]
-    if any(n < 3 for n in sizes[:-1]):        # the caller only passes these for a whole run (see _mask_numbers)
-        return True
-    if len(sizes) == 2:                       # 138 12345678, 1381234-5678; split elsewhere only by a space
-        return sizes in ([3, 8], [7, 4]) or (spaced and min(sizes) >= 3)      # (157477 92466; not 13000-150000)
-    return len(sizes) == 1 or (len(sizes) == 3 and all(3 <= n <= 5 for n in sizes))
-
-
-def _classify(digits: str, sizes: list[int], before: str, dotted: bool, spaced: bool = False,
-              intl: bool = False) -> str | None:
-    """The PII kind of a window of digit groups (``digits`` = the groups joined, ``sizes`` their
-    lengths), or None. Dotted groups ("10.052196.5830…" lab values) can only be a mobile (138.1234.5678).
-    ``intl``: the window follows a "+"."""
-    n = len(digits)
-    if dotted:
-        return "mobile" if _mobile(digits, sizes) else None
-    if n == 18 and (valid_id_number(digits) or _ID_SHAPE.fullmatch(digits)):     # a mistyped check digit too
-        return "id"
-    if n in (15, 18) and _ID_CONTEXT.search(before):
-        return "id"
-    if "X" in digits.upper():
-        return None
-    if n == 15 and valid_id15(digits):
-        return "id"
-    # bank cards are written whole or in groups of four
-    if 16 <= n <= 19 and luhn_ok(digits) and all(k == 4 for k in sizes[:-1]):
-        return "bank"
-    if 12 <= n <= 19 and _BANK_CONTEXT.search(before):
-        return "bank"
-    if _mobile(digits, sizes, spaced):
-        return "mobile"
-    # an international number: "+" or "00", a country code, 8-15 digits in all (E.164): +852 9123 4567,
-    # +886 912 345 678, 00853 6612 3456
-    if (intl and 8 <= n <= 15) or (re.match(r"00[1-9]", digits) and 10 <= n <= 17 and len(sizes) > 1):
-        return "landline"
-    if re.fullmatch(r"[48]00\d{7}", digits) and len(sizes) <= 3:
-        return "landline"
-    # area code 0xx(x) then a 7-8 digit local number, whole or in two groups
-    if re.fullmatch(r"0[1-9]\d{1,2}[2-9]\d{6,7}", digits) and sizes[0] in (3, 4, n) and len(sizes) <= 3:
-        return "landline"
-    if re.fullmatch(r"[2-9]\d{6,7}", digits) and len(sizes) <= 2 and _PHONE_CONTEXT.search(before):
-        if len(sizes) == 2 and all(_YEAR_RANGE.fullmatch(g) for g in (digits[:sizes[0]], digits[sizes[0]:])):
-            return None
-        return "landline"
-    return None
-
-
-def _mask_numbers(text: str, counts: Counter) -> str:
-    out, last = [], 0
-    for run in _RUN.finditer(text):
-        groups = [(m.start() + run.start(), m.end() + run.start(), m.group(0)) for m in _GROUP.finditer(run.group(0))]
-        i = 0
-        while i < len(groups):
-            found = None
-            top = len(groups) if i == 0 and len(groups) <= 13 else min(len(groups), i + 6)   # 13: "+86 1 3 8 …"
-            for j in range(top, i, -1):      # longest window first
-                window = [g[2] for g in groups[i:j]]
-                # every group but the last has >= 3 digits; a leading country code 86 is allowed — except
-                # a whole run of digits that is exactly a mobile number, in any grouping ("1 3 8 1 2 …",
-                # "13 81 23 45 678"): a run that is nothing else but the 11 digits is dictated, not a lab series
-                intl = text[groups[i][0] - 1:groups[i][0]] == "+"
-                short = not intl and any(len(g) < 3 and not (k == 0 and g == "86") for k, g in enumerate(window[:-1]))
-                if short and not (i == 0 and j == len(groups) and _ANY_GROUPING.fullmatch("".join(window))
-                                  and "." not in run.group(0)):
-                    continue
-                if any(g[-1] in "Xx" for g in window[:-1]):
-                    continue
-                start = groups[i][0]
-                before = text[max(0, start - 12):start].rsplit("\n", 1)[-1]
-                dotted = "." in text[groups[i][0]:groups[j - 1][1]]
-                spaced = not re.search(r"[^\d ]", text[groups[i][0]:groups[j - 1][1]])
-                kind = _classify("".join(window), [len(g) for g in window], before, dotted, spaced, intl)
-                if kind:
-                    found = (j, kind)
-                    break
-            if found is None:
-                i += 1
-                continue
-            j, kind = found
-            start, end = groups[i][0], groups[j - 1][1]
-            while start > last and text[start - 1] in "+(（":
-                start -= 1
-            ext = _EXTENSION.match(text, end) if kind == "landline" else None
-            end = ext.end() if ext else end
-            out.append(text[last:start] + PII_TAGS[kind])
-            counts[kind] += 1
-            last = end
-            i = j
-            while i < len(groups) and groups[i][0] < last:      # an extension in the same run
-                i += 1
-    out.append(text[last:])
-    return "".join(out)
-
-
-def _mask_spoken_numbers(text: str, counts: Counter) -> str:
-    """Numbers written (partly) in Chinese numerals, classified like digits written whole."""
-    def repl(m):
-        run = m.group(0)
-        if not any(c in _SPOKEN_DIGIT for c in run):
-            return run
-        digits = "".join(_SPOKEN_DIGIT.get(c, c) for c in run if c not in " -，,、").upper()
-        kind = _classify(digits, [len(digits)], text[max(0, m.start() - 12):m.start()], dotted=False)
-        if kind is None:
-            return run
-        counts[kind] += 1
-        return PII_TAGS[kind]
-    return _SPOKEN.sub(repl, text)
-
 
 # --- names: stages/safety/pii_names.py ----------------------------------------------------------
 
@@ -266,6 +99,7 @@ def _mask(text: str, counts: Counter, names: bool = True, scored_names: bool = T
     text = _EMAIL_SPELLED.sub(email, _EMAIL.sub(email, _EMAIL_SPACED.sub(email, text)))
     text = _labelled("wechat", _WECHAT, text, counts)
     text = _labelled("wechat", _WECHAT_NEAR, text, counts)
+    text = _labelled("wechat", _WECHAT_BEFORE, text, counts)
     text = _labelled("qq", _QQ, text, counts)
     text = _labelled("record", _RECORD, text, counts)
     text = _labelled("passport", _PASSPORT_LABEL, text, counts)

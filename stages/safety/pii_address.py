@@ -9,6 +9,9 @@
   letters or Chinese numerals (3栋2单元301室, A座1103, 七号楼二单元).
 * **Bare** estates: an estate name (…小区 / 花园 / 社区 / 公寓 / 家园 / 新村 / 苑) followed by a numbered building.
 * **Bare** rural addresses: a village and its group (李楼村三组, 黄岗村3组17号).
+* **Bare** flats (session 24): an estate and building-unit-room with dashes (碧桂园凤凰城15-3-602; right after an
+  address already masked, "[地址]3-2-1101" joins it), a numbered building + unit or entrance + room anywhere
+  (12号楼3门201); 宿舍 / 宿舍楼 count as a unit (住…电子厂C3宿舍楼512).
 
 A city or district alone is not masked (it does not find a person); a hospital's own departments and floors
 (住院部3楼12床, 门诊楼2楼) are not addresses."""
@@ -21,7 +24,7 @@ _NUM = r"[\d一二三四五六七八九十百零〇两]"
 _NOT_PLACE = "在住是我你他她的了到去从和与及或离附近旁边对面"          # words that end a place name
 _VILLAGE_CHAR = "(?:(?![" + _NOT_PLACE + r"])[\u4e00-\u9fa5])"      # 家 may be in a village name: 张家村
 _PLACE_CHAR = "(?:(?![" + _NOT_PLACE[:7] + "家" + _NOT_PLACE[7:] + r"])[\u4e00-\u9fa5])"
-_UNIT = (r"(?:省|自治区|市|区|县|镇|乡|街道|村|组|路|街|大道|巷|弄|胡同|小区|花园|社区|公寓|家园|新村|大厦|广场|号楼|号院|"
+_UNIT = (r"(?:宿舍楼|宿舍|省|自治区|市|区|县|镇|乡|街道|村|组|路|街|大道|巷|弄|胡同|小区|花园|社区|公寓|家园|新村|大厦|广场|号楼|号院|"
          r"号|栋|幢|座|单元|楼|层|室|户)")
 _UNIT_RE = re.compile(_UNIT)
 _COARSE = {"省", "自治区", "市", "区", "县", "镇", "乡", "街道", "楼", "层", "室", "户"}   # a city, or a floor alone
@@ -30,7 +33,8 @@ _ADDR_LABEL = re.compile(r"((?:家庭住址|家庭地址|收货地址|联系地�
                          r"我家就在|家就在|家在|寄到|寄至|邮寄到|送到|送至|发到|住(?!院|宿|址))[:：]? ?)"
                          r"((?:[\u4e00-\u9fa5A-Za-z0-9#\-]{0,12}?" + _UNIT + r")+" + _ROOM + ")")
 _ROAD = r"(?:路|街|大道|道|巷|弄|胡同)"
-_ADDR_HINT = re.compile(_ROAD + r"\d+号|(?:小区|花园|社区|公寓|家园|新村|苑)" + _NUM + r"|村" + _NUM + r"{1,3}[组社队]")
+_ADDR_HINT = re.compile(_ROAD + r"\d+号|(?:小区|花园|社区|公寓|家园|新村|苑)" + _NUM + r"|村" + _NUM + r"{1,3}[组社队]"
+                        r"|\d-\d{1,3}-\d|(?:号楼|栋|幢)" + _NUM + r"{1,2}(?:单元|门)")
 _BUILDING_NAME = r"(?:[\u4e00-\u9fa5A-Za-z]{1,10}(?:大厦|大楼|商务楼|写字楼|公寓|花园|小区|社区|家园|新村|苑|园|城|广场|中心))"
 _PARTS = (r"(?:[东西南北]区|" + _NUM + r"{1,3}期)?"
           r"(?:[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*" + _ROOM)
@@ -38,6 +42,13 @@ _ADDR = re.compile("(?:" + _PLACE_CHAR + r"{2,6}(?:省|自治区|市))?(?:" + _P
                    + _PLACE_CHAR + r"{2,8}" + _ROAD + r"\d+号(?:院|楼)?" + _BUILDING_NAME + "?" + _PARTS)
 _ESTATE = re.compile(_PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|新村|苑)" + r"(?:[东西南北]区|" + _NUM + r"{1,3}期)?"
                      r"[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座)" + _PARTS)
+# session 24: an estate and building-unit-room written with dashes (碧桂园凤凰城15-3-602, [地址]3-2-1101), and a numbered
+# building + unit or entrance + room anywhere (和平里七区12号楼3门201): precise enough to find a flat
+_DASHED = r"\d{1,3}-\d{1,2}-\d{3,5}(?![-\d])"
+_ESTATE_DASHED = re.compile("(?:" + _PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|新村|苑|园|城|里|府|庭|湾|居)|(?<=\[地址\]))"
+                           + _DASHED)
+_BUILDING_UNIT = re.compile(_PLACE_CHAR + r"{0,8}?" + _NUM + r"{1,3}(?:号楼|栋|幢)" + _NUM + r"{1,2}(?:单元|门)"
+                            + r"(?:\d{3,4}|[零〇一二三四五六七八九]{3,4})(?:室|号|户)?")
 _VILLAGE = re.compile(_VILLAGE_CHAR + r"{1,4}村" + _NUM + r"{1,3}[组社队](?:\d+号)?")
 
 
@@ -60,8 +71,12 @@ def mask_addresses(text: str, counts: Counter) -> str:
         counts["address"] += 1
         return "[地址]"
 
+    def dashed(m):                      # right after [地址] the building-unit-room joins it: no second placeholder
+        return "" if m.group(0)[0].isdigit() else bare(m)
+
     text = _ADDR_LABEL.sub(labelled, text)
     if _ADDR_HINT.search(text):                          # the bare patterns are slow to scan
-        for pattern in (_ADDR, _ESTATE, _VILLAGE):
+        for pattern in (_ADDR, _ESTATE, _VILLAGE, _BUILDING_UNIT):
             text = pattern.sub(bare, text)
+        text = _ESTATE_DASHED.sub(dashed, text)
     return text

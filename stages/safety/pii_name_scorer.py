@@ -98,7 +98,8 @@ def probability(text: str, begin: int, end: int) -> float:
 
 def mask_scored(text: str, counts) -> str:
     """``text`` with every span the scorer calls a name replaced by [姓名] (``counts["name"]`` counts them)."""
-    spans = candidates(text)
+    medicines = pn.medicine_spans(text)
+    spans = [(b, e) for b, e in candidates(text) if not any(mb < e and b < me for mb, me in medicines)]
     if not spans:
         return text
     threshold = load()["threshold"]

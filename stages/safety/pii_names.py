@@ -32,7 +32,7 @@ import re
 from collections import Counter
 from functools import lru_cache
 
-from stages.safety.pii_name_lists import COMPOUND_SURNAMES, GIVEN_CHARS, MONGOLIAN, SURNAMES, TIBETAN
+from stages.safety.pii_name_lists import COMPOUND_SURNAMES, GIVEN_CHARS, MEDICINES, MONGOLIAN, SURNAMES, TIBETAN
 
 # characters that do not occur in a given name but do in phrases after 我是/患者 ("我是高血压患者")
 NOT_NAME = set("的了是在有不没很也都就要会能还被吗呢吧啊呀么什怎多个岁年日周病症炎痛疼癌瘤药科医院患者护"
@@ -53,7 +53,8 @@ _SELF = re.compile(r"((?:我叫|俺叫|咱叫|我的名字(?:是|叫))[:：]? ?)
 # ("我是刘老师" / "我是钱工" — a surname with a title — still are); jieba's dictionary vetoes the rest (应届生 nz)
 _ROLES = ("程序员 安全员 司机 农民 白领 工人 军人 警察 保安 会计 律师 记者 商人 房东 车主 歌手 画家 作家 教练 销售 码农 "
           "高管 文员 职员 店员 柜员 海员 船员 学员 党员 演员 司仪 骑手 车手 全职妈妈 全职太太 上班族 单身 单亲妈妈 "
-          "孕妇 产妇 宝妈 新手妈妈 新手爸爸 独生子女 退休工人 退休职工 华侨 留学生 研究生 博士生 本科生 高中生 初中生")
+          "孕妇 产妇 宝妈 新手妈妈 新手爸爸 独生子女 退休工人 退休职工 华侨 留学生 研究生 博士生 本科生 高中生 初中生 "
+          "钟点工 丁克 月嫂 育儿嫂 保洁员 保洁 快递员 外卖员 网约车司机 协警 辅警 护林员 程序猿 个体户 贫困户 低保户")   # s24
 _NOT_ROLE = "(?!(?:" + "|".join(sorted(_ROLES.split(), key=len, reverse=True)) + ")(?:" + _BOUNDARY + "))"
 _WEAK = re.compile(r"((?:我是)[:：]? ?)" + _NOT_ROLE + "(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
 _PATIENT = re.compile(r"((?:患者|病人|患儿)(?:[:：] ?)?)(" + _SURNAME + _NAME_CHAR + "{1,2})"
@@ -239,11 +240,22 @@ def _find(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+_MEDICINE = re.compile("|".join(sorted(MEDICINES, key=len, reverse=True)))
+
+
+def medicine_spans(text: str) -> list[tuple[int, int]]:
+    """Where a medicine of ``MEDICINES`` stands (徐长卿15克): no name is found overlapping one."""
+    return [m.span() for m in _MEDICINE.finditer(text)]
+
+
 def _context_names(text: str, counts: Counter) -> str:
     if not any(c in SURNAMES for c in text):
         return text
     out, last = [], 0
+    medicines = medicine_spans(text)
     for begin, end in sorted(set(_find(text))):
+        if any(b < end and begin < e for b, e in medicines):
+            continue
         if begin >= last:
             out.append(text[last:begin] + "[姓名]")
             counts["name"] += 1
