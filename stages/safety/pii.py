@@ -113,7 +113,10 @@ def _mask(text: str, counts: Counter, names: bool = True, scored_names: bool = T
     text = _mask_numbers(text, counts)
     if names:
         text = mask_names(text, counts, scored=scored_names)
-    return mask_addresses(text, counts)
+    masked = mask_addresses(text, counts)
+    if names and masked != text:             # an address placeholder can give a name away ("住[地址]陈阳…"): masking
+        masked = mask_names(masked, counts, scored=scored_names)        # twice must change nothing
+    return masked
 
 
 def _restore_script(original: str, simplified: str, masked: str) -> str:

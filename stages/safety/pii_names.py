@@ -285,13 +285,13 @@ def mask_names(text: str, counts: Counter, scored: bool = True) -> str:
         patterns[:0] = [_DOTTED]
     for pattern in patterns:
         text = _sub(pattern, text, counts)
-    for _ in range(3):                       # a second pass finds the next name of a list: [姓名]、李强、张敏
-        before = counts["name"]
-        text = _context_names(text, counts)
-        if counts["name"] == before:
-            break
-    if not scored:
-        return text
     from stages.safety.pii_name_scorer import mask_scored   # deferred: the scorer imports this module
 
-    return mask_scored(text, counts)
+    for _ in range(5):       # another round finds the next name of a list ([姓名]、李强、张敏) and whatever a new
+        before = counts["name"]                             # placeholder gives away: masking twice changes nothing
+        text = _context_names(text, counts)
+        if scored:
+            text = mask_scored(text, counts)
+        if counts["name"] == before:
+            break
+    return text
