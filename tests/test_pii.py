@@ -317,3 +317,37 @@ def test_masking_twice_changes_nothing_on_random_text():
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
         once = mask_pii(text)
         assert mask_pii(once) == once, text
+
+
+# session 24, from development writer V4: records, QQ, WeChat and addresses in more forms
+@pytest.mark.parametrize("text, gone", [
+    ("My daughter's MRN is K3301879, 想约儿科", "K3301879"),
+    ("住院号我看了手环，上面写的Y-0283114，家属几点能送饭", "Y-0283114"),
+    ("影像号PX240611-0932，片子能邮寄吗", "PX240611-0932"),
+    ("MZ7730211是我的门诊号，查报告输哪个", "MZ7730211"),
+    ("就诊卡号分别是：200318852（我）、200318853（孩子）", "200318853"),
+    ("472910是我奶奶的病案号，要复印手术记录", "472910"),
+    ("加我2208471936这个扣扣，化验单拍给你们", "2208471936"),
+    ("qq 2287 903 114 是我的，把饮食注意事项发我", "2287 903 114"),
+    ("my QQ is 2847193650, please add me", "2847193650"),
+    ("Q:7391046285 也能找到我", "7391046285"),
+    ("lily.wang.gz这个是我微信，伤口照片发你", "lily.wang.gz"),
+    ("加V runner_zhao88，膝盖疼想约运动医学科", "runner_zhao88"),
+    ("我们家是平房，在帽儿胡同甲7号，救护车进不来", "帽儿胡同甲7号"),
+    ("上海长乐路788弄12号501室，在送药范围吗", "788弄12号501室"),
+    ("俺家在靠山屯二队，透析能不能在乡卫生院做", "靠山屯二队"),
+    ("门牌是5号楼1102，晚上送药先打电话", "5号楼1102"),
+    ("收药地址 朝阳小区 7/3/602", "7/3/602"),
+])
+def test_session_24_v4_forms(text, gone):
+    assert gone not in mask_pii(text)
+
+
+@pytest.mark.parametrize("text", [
+    "戊肝抗体HEV检查结果是CG14892599是什么意思",          # a code with no record word near it
+    "医院东门是解放大道1277号，西门是哪条路", "社区卫生服务中心地址是和平街23号吗",   # a public place's address
+    "药品追溯码81234509876543210123，扫码显示已核销", "奶粉罐底的条码6903148091288，是特医配方吗",
+    "注册证国械注进20153220173，医保能报吗", "保健品上写的国食健字G20140321，可靠吗", "住院部3号楼1203病房",
+    "复查时间2024/5/12", "QQ群 628193746 里有科普文章"])
+def test_session_24_v4_look_alikes(text):
+    assert mask_pii(text) == text

@@ -18,6 +18,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pii"
 DEV = ("writer_s_dev.jsonl", "writer_t_dev.jsonl")
 U_DEV = "writer_u_dev.jsonl"                 # held out in session 21, development since session 23
 V2_DEV = "writer_v2_dev.jsonl"               # held out in session 23, development since session 24
+V4_DEV = "writer_v4_dev.jsonl"               # development (session 24): records, QQ, WeChat, addresses
 HELD_OUT = "writer_v3_heldout.jsonl"
 
 
@@ -58,7 +59,7 @@ def test_check_rows_names_the_bad_line():
         check_rows([{"text": "a", "pii": [{"kind": "ssn", "value": "a"}]}], "x")
 
 
-@pytest.mark.parametrize("name", DEV + (U_DEV, V2_DEV, HELD_OUT))
+@pytest.mark.parametrize("name", DEV + (U_DEV, V2_DEV, V4_DEV, HELD_OUT))
 def test_fixture_sets_are_well_formed_and_cover_every_kind(name):
     rows = _rows(name)
     check_rows(rows, name)
@@ -88,15 +89,17 @@ def test_masker_on_the_held_out_set():
 # writer V3 (held out, session 24; 173 names, ~106 without a cue, many of them ordinary words: 高明, 关心, 柏林; 38 drug
 # and herb names and 17 historical physicians among the 150 messages without PII), measured after review: the masker as
 # the session began 0.6759 (name 0.353), 0 of 643 kept facts over-masked, 0 of 150 messages without PII changed; with
-# the first name scorer 0.7931 (name 0.647), 7, 7; as committed 0.8023 (name 0.665), 4, 4 (stages/PRIVACY.md)
-HELD_OUT_FLOOR = {"recall": 0.80, "name": 0.66, "keep_over_masked": 4, "false_positive_messages": 4}
+# the first name scorer 0.7931 (name 0.647), 7, 7; the second (V2 read) 0.8023 (name 0.665), 4, 4; as committed, after
+# writer V4's record / QQ / WeChat / address forms, 0.8391 (name 0.688; records 0.667 -> 0.970), 4, 4 (stages/PRIVACY.md)
+HELD_OUT_FLOOR = {"recall": 0.83, "name": 0.68, "keep_over_masked": 4, "false_positive_messages": 4}
 # writer U (development since session 23): session 21's masker 0.7466 (name 0.522), session 23's 0.8235 (name 0.683).
 # Writer V2 (held out in session 23; development since session 24): session 23's masker 0.8253 (name 0.637), 2 + 2 false
 # positives; the first session-24 name scorer, fitted on S, T, U only: 0.919 (name 0.873), 3 + 3. Since then S, T, U and
 # V2 are the name scorer's training data and V2's misses were read, so these floors are in-sample.
 
 
-@pytest.mark.parametrize("name, recall, names, keep, fp", [(U_DEV, 0.93, 0.89, 7, 1), (V2_DEV, 0.98, 0.96, 0, 0)])
+@pytest.mark.parametrize("name, recall, names, keep, fp", [(U_DEV, 0.94, 0.89, 6, 0), (V2_DEV, 0.98, 0.96, 0, 0),
+                                                          (V4_DEV, 0.95, 0.95, 2, 1)])
 def test_masker_on_the_former_held_out_sets(name, recall, names, keep, fp):
     s = score(_rows(name))
     assert s["recall"] >= recall and s["recall_per_kind"]["name"]["recall"] >= names, s["recall_per_kind"]

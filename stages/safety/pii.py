@@ -38,7 +38,8 @@ from collections import Counter
 from stages.safety.pii_address import mask_addresses
 from stages.safety.pii_names import mask_names
 from stages.safety.pii_numbers import (_ID_CHECK, _ID_WEIGHTS, _SPOKEN_DIGIT, PII_TAGS, _mask_numbers,  # noqa: F401
-                                       _mask_spoken_numbers, luhn_ok, valid_id15, valid_id_number)
+                                       _PRODUCT_BEFORE, _mask_spoken_numbers, luhn_ok, mask_codes, valid_id15,
+                                       valid_id_number)
 
 
 # --- labelled forms (the label is kept, the value masked) ----------------------------------------
@@ -54,17 +55,23 @@ _EMAIL_SPELLED = re.compile(r"(?<![A-Za-z0-9._-])[A-Za-z0-9._-]{3,}[ ]?(?:\(at\)
 _EMAIL_SPACED = re.compile(r"(?<![A-Za-z0-9._-])(?:[A-Za-z0-9](?: [A-Za-z0-9._-]){3,40} ?|(?:[A-Za-z0-9._-]+ ){1,3})"
                            r"(?:@|\(at\)|\[at\]|at|艾特|圈a) ?[A-Za-z0-9-]+"
                            r"(?: ?(?:\.|点|dot|\(dot\)) ?[A-Za-z0-9-]+)*? ?(?:\.|点|dot|\(dot\)) ?[A-Za-z]{2,}(?![A-Za-z0-9])", re.I)
-_WECHAT = re.compile(r"((?:微信|威信|薇信|(?<![A-Za-z])(?:vx|wx|v信|wechat|weixin|v(?=[:：]))(?![A-Za-z]))(?:号|账号|帐号| ?ID| ?id)?"
-                     + _LABEL_SEP + r")([A-Za-z][-_A-Za-z0-9]{5,19}|\+?\d{5,13})(?![-_A-Za-z0-9])", re.I)
+_WECHAT = re.compile(r"((?:微信|威信|薇信|(?<![A-Za-z])(?:vx|wx|v信|wechat|weixin|v(?=[:：❤♥ ]))(?![A-Za-z]))[❤♥]?(?:号|账号|帐号| ?ID| ?id)?"
+                     + _LABEL_SEP + r")([A-Za-z][-_.A-Za-z0-9]{4,19}[-_A-Za-z0-9]|\+?\d{5,13})(?![-_A-Za-z0-9])", re.I)
 # a handle a few characters after 微信 / 加我 (加微信也行xiaoyu_0316, 加我Qin-yy2009): letters first, with a digit,
 # "_" or "-" in it, so an English word is not one
 _WECHAT_NEAR = re.compile(r"((?:微信|威信|(?<![A-Za-z])(?:vx|wechat|weixin)|加我)[^A-Za-z0-9\n。！？]{0,6}?[(（]?)"
                           r"((?=[-_A-Za-z]*[\d_-])[A-Za-z][-_A-Za-z0-9]{5,19})(?![-_A-Za-z0-9@.])", re.I)
 # a handle right before the word: 加dabaoma_xx2021这个微信, 加 Tony_Lam88 的 vx (session 24)
-_WECHAT_BEFORE = re.compile(r"((?:加|添加|搜)[ ]?)((?=[-_A-Za-z]*[\d_-])[A-Za-z][-_A-Za-z0-9]{5,19})(?=[ ]?(?:这个|的)?[ ]?"
+_WECHAT_BEFORE = re.compile(r"((?:加|添加|搜|^|[，,。 ])[ ]?)((?=[-_.A-Za-z]*[\d_.-])[A-Za-z][-_.A-Za-z0-9]{4,19}[-_A-Za-z0-9])"
+                            r"(?=[ ]?(?:这个|的)?(?:是我的?)?[ ]?"
                             r"(?:微信|威信|(?<![A-Za-z])(?:vx|wx|wechat|weixin)(?![A-Za-z])))", re.I)
-_QQ = re.compile(r"((?<![A-Za-z])(?:QQ|扣扣|Q(?=号))(?:号码|号)?(?:[ ]?(?:[:：=]|是|为|吧)){0,2}[ ]?)"
-                 r"([1-9]\d{4,11}|[一二三四五六七八九幺拐][零〇洞一幺二两三四五六七八九拐]{4,11})(?![\d零〇洞一幺二两三四五六七八九拐])", re.I)
+_QQ_DIGIT = "[0-9零〇洞一幺二两三四五六七八九拐]"
+_QQ = re.compile(r"((?<![A-Za-z])(?:QQ|Q ?Q|扣扣|企鹅号?|Q(?=号|[:：])|(?<=我)q(?=上))(?:号码|号)?"
+                 r"(?:[ ]?(?:[:：=]|是|为|吧|(?<=[A-Za-z]) is)){0,2}[ ]?)"
+                 r"((?=[1-9一二三四五六七八九幺拐])" + _QQ_DIGIT + r"(?:[ ]?" + _QQ_DIGIT + r"){4,11})(?![ ]?" + _QQ_DIGIT + ")",
+                 re.I)
+# the number before the word: 加我1094837265这个扣扣, 2710493865 这个企鹅是我老公的 (session 24)
+_QQ_BEFORE = re.compile(r"()((?<![\dA-Za-z])[1-9]\d{4,11})(?=[ ]?(?:这个|是我的?)?[ ]?(?:QQ|扣扣|企鹅)(?!群))", re.I)
 # record numbers: a card / case / sample label (病历号, 住院号, 病理号, 影像号, 条码上的号, 手册编号 …); the value in
 # digits and letters ("ZY20230001", "1234 5678 9012", "B2024-96431") or dictated in Chinese numerals
 _RECORD = re.compile(r"((?:(?:病历|病案|住院|门诊|就诊|医保|社保|体检|挂号|病理|影像|检验|化验|标本|报告单?|预约|登记|参保|"
@@ -101,14 +108,18 @@ def _mask(text: str, counts: Counter, names: bool = True, scored_names: bool = T
     text = _labelled("wechat", _WECHAT_NEAR, text, counts)
     text = _labelled("wechat", _WECHAT_BEFORE, text, counts)
     text = _labelled("qq", _QQ, text, counts)
+    text = _labelled("qq", _QQ_BEFORE, text, counts)
     text = _labelled("record", _RECORD, text, counts)
     text = _labelled("passport", _PASSPORT_LABEL, text, counts)
 
     def passport(m):
+        if _PRODUCT_BEFORE.search(text[max(0, m.start() - 8):m.start()]):      # 国食健字G20140321: a product
+            return m.group(0)
         counts["passport"] += 1
         return PII_TAGS["passport"]
 
     text = _PASSPORT.sub(passport, text)
+    text = mask_codes(text, counts)
     text = _mask_spoken_numbers(text, counts)
     text = _mask_numbers(text, counts)
     if names:

@@ -33,23 +33,30 @@ _ADDR_LABEL = re.compile(r"((?:家庭住址|家庭地址|收货地址|联系地�
                          r"我家就在|家就在|家在|寄到|寄至|邮寄到|送到|送至|发到|住(?!院|宿|址))[:：]? ?)"
                          r"((?:[\u4e00-\u9fa5A-Za-z0-9#\-]{0,12}?" + _UNIT + r")+" + _ROOM + ")")
 _ROAD = r"(?:路|街|大道|道|巷|弄|胡同)"
-_ADDR_HINT = re.compile(_ROAD + r"\d+号|(?:小区|花园|社区|公寓|家园|新村|苑)" + _NUM + r"|村" + _NUM + r"{1,3}[组社队]"
-                        r"|\d-\d{1,3}-\d|(?:号楼|栋|幢)" + _NUM + r"{1,2}(?:单元|门)")
+_ADDR_HINT = re.compile(_ROAD + r"[甲乙丙丁]?\d+(?:弄\d+)?号|(?:小区|花园|社区|公寓|家园|新村|苑)" + _NUM
+                        + r"|[村屯]" + _NUM + r"{1,3}[组社队]|大队" + _NUM + r"|\d[-/]\d{1,3}[-/]\d|(?:号楼|栋|幢)" + _NUM)
 _BUILDING_NAME = r"(?:[\u4e00-\u9fa5A-Za-z]{1,10}(?:大厦|大楼|商务楼|写字楼|公寓|花园|小区|社区|家园|新村|苑|园|城|广场|中心))"
 _PARTS = (r"(?:[东西南北]区|" + _NUM + r"{1,3}期)?"
           r"(?:[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*" + _ROOM)
 _ADDR = re.compile("(?:" + _PLACE_CHAR + r"{2,6}(?:省|自治区|市))?(?:" + _PLACE_CHAR + r"{1,6}(?:区|县))?"
-                   + _PLACE_CHAR + r"{2,8}" + _ROAD + r"\d+号(?:院|楼)?" + _BUILDING_NAME + "?" + _PARTS)
-_ESTATE = re.compile(_PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|新村|苑)" + r"(?:[东西南北]区|" + _NUM + r"{1,3}期)?"
+                   + _PLACE_CHAR + r"{2,8}" + _ROAD + r"[甲乙丙丁]?\d+(?:弄\d+)?号(?:院|楼)?" + _BUILDING_NAME + "?" + _PARTS)
+_ESTATE = re.compile(_PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|新村|苑)" + r"(?:[东西南北]区|" + _NUM + r"{1,3}期|"
+                     + _NUM + r"{1,2}区)?"
                      r"[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座)" + _PARTS)
 # session 24: an estate and building-unit-room written with dashes (碧桂园凤凰城15-3-602, [地址]3-2-1101), and a numbered
 # building + unit or entrance + room anywhere (和平里七区12号楼3门201): precise enough to find a flat
-_DASHED = r"\d{1,3}-\d{1,2}-\d{3,5}(?![-\d])"
-_ESTATE_DASHED = re.compile("(?:" + _PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|新村|苑|园|城|里|府|庭|湾|居)|(?<=\[地址\]))"
+_DASHED = r"\d{1,3}([-/])\d{1,2}\1\d{3,5}(?![-/\d])"
+_ESTATE_DASHED = re.compile("(?:" + _PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|新村|苑|园|城|里|府|庭|湾|居)[ ]?|(?<=\[地址\])|(?<=\[地址\] ))"
                            + _DASHED)
 _BUILDING_UNIT = re.compile(_PLACE_CHAR + r"{0,8}?" + _NUM + r"{1,3}(?:号楼|栋|幢)" + _NUM + r"{1,2}(?:单元|门)"
                             + r"(?:\d{3,4}|[零〇一二三四五六七八九]{3,4})(?:室|号|户)?")
-_VILLAGE = re.compile(_VILLAGE_CHAR + r"{1,4}村" + _NUM + r"{1,3}[组社队](?:\d+号)?")
+_VILLAGE = re.compile(_VILLAGE_CHAR + r"{1,4}(?:村|屯)" + _NUM + r"{1,3}[组社队](?:\d+号)?|" + _VILLAGE_CHAR + r"{1,4}大队"
+                      + _NUM + r"{1,3}小?队")
+# a numbered building and a flat number without a unit (碧桂园三期26栋1802, 门牌是3号楼901); not a hospital's building
+_BUILDING_ROOM = re.compile("(?:" + _NUM + r"{1,2}期)?(?<![院部楼科])" + _NUM
+                            + r"{1,3}(?:号楼|栋|幢)\d{3,4}(?:室|号|户)?(?![\d床病诊])")
+# a public place (the hospital, a clinic, a community centre) before a bare road + number: its address is not personal
+_INSTITUTION = re.compile(r"(?:医院|院区|分院|门诊|诊所|卫生院|卫生服务|中心|药房|药店|东门|西门|南门|北门|正门|大门)")
 
 
 def _is_address(value: str) -> bool:
@@ -62,21 +69,30 @@ def _is_address(value: str) -> bool:
 
 def mask_addresses(text: str, counts: Counter) -> str:
     def labelled(m):
-        if not _is_address(m.group(2)):
+        if not _is_address(m.group(2)) or _public(m):
             return m.group(0)
         counts["address"] += 1
         return m.group(1) + "[地址]"
 
     def bare(m):
+        if _public(m):
+            return m.group(0)
         counts["address"] += 1
         return "[地址]"
+
+    def _public(m):      # "医院东门是解放大道1277号": a road + number alone right after a public place
+        value = m.group(m.lastindex or 0) if m.re is _ADDR_LABEL else m.group(0)
+        return (not re.search(r"(?:号楼|栋|幢|座|单元|室|户|层|弄|组|队)", value)
+                and bool(_INSTITUTION.search(text_now[max(0, m.start() - 12):m.start()])))
 
     def dashed(m):                      # right after [地址] the building-unit-room joins it: no second placeholder
         return "" if m.group(0)[0].isdigit() else bare(m)
 
+    text_now = text
     text = _ADDR_LABEL.sub(labelled, text)
     if _ADDR_HINT.search(text):                          # the bare patterns are slow to scan
-        for pattern in (_ADDR, _ESTATE, _VILLAGE, _BUILDING_UNIT):
+        for pattern in (_ADDR, _ESTATE, _VILLAGE, _BUILDING_UNIT, _BUILDING_ROOM):
+            text_now = text
             text = pattern.sub(bare, text)
         text = _ESTATE_DASHED.sub(dashed, text)
     return text

@@ -54,10 +54,18 @@ _PHONE_CONTEXT = re.compile(r"(?:电话|座机|固话|手机|联系|拨打|致�
                             r"(?<![A-Za-z])(?:tel|phone|call|fax)(?![A-Za-z]))", re.I)
 _ID_CONTEXT = re.compile(r"身份证|证件号|身份号|证号")
 # a long number of a product, not a person: 国药准字H20050123, 国械注准20193070123, 条形码6901234567892
-_PRODUCT_BEFORE = re.compile(r"(?:准字|注准|备字|批准文号|批号|条形码|商品码|(?<![A-Za-z])(?:EAN|UPC)[:：]?)[A-Za-z]?[:：]? ?$", re.I)
-# a record word near a 10-14 digit number without its own label (就诊卡：大宝4180945315，二宝6948440634; 用9151009110这个门诊号)
-_RECORD_WORD = re.compile(r"病历|病案|住院号|门诊号|就诊卡|就诊号|医保|社保|体检号|档案号|编号|卡号|登记号|流水号|单号|条码|(?<![A-Za-z])ID(?![A-Za-z])", re.I)
-_RECORD_AFTER = re.compile(r"^[ ]?(?:这个|那个|的|是)?[ ]?(?:" + _RECORD_WORD.pattern + ")", re.I)
+_PRODUCT = (r"(?:准字|健字|注准|注进|注许|械备|备字|批准文号|批号|货号|型号|条形码|商品码|追溯码|监管码|药监码|"
+            r"(?<![A-Za-z])(?:EAN|UPC|SN|Model)[:：]?)")
+_PRODUCT_BEFORE = re.compile(_PRODUCT + r"[A-Za-z]?[:：]? ?$", re.I)
+_PRODUCT_NEAR = re.compile(r"追溯码|监管码|药监码|条形码|商品码|罐底|盒上|包装上")
+# a record word near a number without its own label (就诊卡：大宝4180945315，二宝6948440634; 用9151009110这个门诊号)
+_RECORD_WORD = re.compile(r"病历|病案|住院号|门诊号|就诊卡|就诊号|医保|社保|体检号|档案号|编号|卡号|登记号|流水号|单号|条码|"
+                          r"发票号|检查号|放射号|影像号|CT号|B超号|(?<![A-Za-z])(?:ID|MRN|No\.?)(?![A-Za-z])", re.I)
+_RECORD_AFTER = re.compile(r"^[ ]?(?:这个|那个|的|是)?[^，。！？,.!?\d\s]{0,6}?(?:" + _RECORD_WORD.pattern + ")", re.I)
+_DATE8 = re.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
+# a case, order or image number of capital letters and digits: ZY00458213, MZ2405170088, CT240312-0458, Z-0395821,
+# RIS20240315088 — six digits or more; not a product's (国药准字H20050123, 型号…) (session 24)
+_CODE = re.compile(r"(?<![A-Za-z0-9.\-_@])[A-Z]{1,4}-?\d[\d-]*\d(?![A-Za-z0-9_@]|\.\d)")
 _BANK_CONTEXT = re.compile(r"银行卡|信用卡|储蓄卡|借记卡|(?<![医保诊社])卡号|账号|帐号")
 _ID_SHAPE = re.compile(r"[1-8]\d{5}(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dX]")
 _YEAR_RANGE = re.compile(r"(?:19|20)\d\d")
@@ -126,23 +134,51 @@ def _classify(digits: str, sizes: list[int], before: str, dotted: bool, spaced: 
     return None
 
 
-def _long_number(text: str, start: int, end: int) -> tuple[int, str] | None:
+def _long_number(text: str, start: int, end: int, after_record: bool = False) -> tuple[int, str] | None:
     """A lone run of digits no form above took: 15 digits or more is somebody's number (an insurance or member
-    number, an ID mistyped beyond recognition); 10–14 digits is one with a record word near it. Not a product's
-    number (国械注准…, a barcode). Session 24."""
+    number, an ID mistyped beyond recognition); 10–14 digits with a record word up to 24 characters before it or
+    right after it; 6–9 digits (not a date) with one up to 12 characters before, right after it, or right after
+    another record number (a list: 就诊卡号分别是：100238761（我）、100238762（我老婆）). Not a product's number (国械注准…,
+    条形码…, 追溯码…). Session 24."""
     digits = text[start:end]
-    if not digits.isdigit() or len(digits) < 10 or (start and text[start - 1].isascii() and text[start - 1].isalpha()):
+    if not digits.isdigit() or len(digits) < 6 or (start and text[start - 1].isascii() and text[start - 1].isalpha()):
         return None
-    if _PRODUCT_BEFORE.search(text[max(0, start - 8):start]):
+    if _PRODUCT_BEFORE.search(text[max(0, start - 8):start]) or _PRODUCT_NEAR.search(text[max(0, start - 24):start]):
         return None
-    if len(digits) >= 15 or _RECORD_WORD.search(text[max(0, start - 24):start]) \
-            or _RECORD_AFTER.match(text[end:end + 10]):
+    after = _RECORD_AFTER.match(text[end:end + 12])
+    if len(digits) >= 15 or (len(digits) >= 10 and (_RECORD_WORD.search(text[max(0, start - 24):start]) or after)):
+        return (1, "record")
+    if len(digits) >= 10 or (len(digits) == 8 and _DATE8.fullmatch(digits)):
+        return None
+    if _RECORD_WORD.search(text[max(0, start - 12):start]) or after or after_record \
+            or "[编号]" in text[max(0, start - 12):start]:
         return (1, "record")
     return None
 
 
+def mask_codes(text: str, counts: Counter) -> str:
+    """Case, order and image numbers of capital letters and 6+ digits (``_CODE``), as [编号], where a record word
+    stands up to 24 characters before, right after, or another such number just before (a list: 病历号、住院号我都有：
+    BL0032218，ZY2021004567) — "检查结果是CG14892599" alone is not one."""
+    last = [-100]
+
+    def repl(m):
+        code, start = m.group(0), m.start()
+        if sum(c.isdigit() for c in code) < 6 or code.count("-") > 2 \
+                or _PRODUCT_BEFORE.search(text[max(0, start - 8):start]):
+            return code
+        near = (_RECORD_WORD.search(text[max(0, start - 24):start]) or _RECORD_AFTER.match(text[m.end():m.end() + 12])
+                or "[编号]" in text[max(0, start - 12):start] or start - last[0] <= 12)
+        if not near:
+            return code
+        last[0] = m.end()
+        counts["record"] += 1
+        return PII_TAGS["record"]
+    return _CODE.sub(repl, text)
+
+
 def _mask_numbers(text: str, counts: Counter) -> str:
-    out, last = [], 0
+    out, last, last_record = [], 0, -1
     for run in _RUN.finditer(text):
         groups = [(m.start() + run.start(), m.end() + run.start(), m.group(0)) for m in _GROUP.finditer(run.group(0))]
         i = 0
@@ -170,7 +206,8 @@ def _mask_numbers(text: str, counts: Counter) -> str:
                     found = (j, kind)
                     break
             if found is None and len(groups) == 1:
-                found = _long_number(text, groups[0][0], groups[0][1])
+                found = _long_number(text, groups[0][0], groups[0][1],
+                                     after_record=last_record >= 0 and 0 <= groups[0][0] - last_record <= 12)
             if found is None:
                 i += 1
                 continue
@@ -183,6 +220,7 @@ def _mask_numbers(text: str, counts: Counter) -> str:
             out.append(text[last:start] + PII_TAGS[kind])
             counts[kind] += 1
             last = end
+            last_record = end if kind == "record" else last_record
             i = j
             while i < len(groups) and groups[i][0] < last:      # an extension in the same run
                 i += 1
