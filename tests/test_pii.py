@@ -351,3 +351,8 @@ def test_session_24_v4_forms(text, gone):
     "复查时间2024/5/12", "QQ群 628193746 里有科普文章"])
 def test_session_24_v4_look_alikes(text):
     assert mask_pii(text) == text
+
+
+def test_a_lone_v_before_an_english_word_is_not_a_wechat_label():
+    assert mask_pii("Type v Something happened") == "Type v Something happened"
+    assert "runner_zhao88" not in mask_pii("加V runner_zhao88，膝盖疼")

@@ -55,11 +55,11 @@ _EMAIL_SPELLED = re.compile(r"(?<![A-Za-z0-9._-])[A-Za-z0-9._-]{3,}[ ]?(?:\(at\)
 _EMAIL_SPACED = re.compile(r"(?<![A-Za-z0-9._-])(?:[A-Za-z0-9](?: [A-Za-z0-9._-]){3,40} ?|(?:[A-Za-z0-9._-]+ ){1,3})"
                            r"(?:@|\(at\)|\[at\]|at|艾特|圈a) ?[A-Za-z0-9-]+"
                            r"(?: ?(?:\.|点|dot|\(dot\)) ?[A-Za-z0-9-]+)*? ?(?:\.|点|dot|\(dot\)) ?[A-Za-z]{2,}(?![A-Za-z0-9])", re.I)
-_WECHAT = re.compile(r"((?:微信|威信|薇信|(?<![A-Za-z])(?:vx|wx|v信|wechat|weixin|v(?=[:：❤♥ ]))(?![A-Za-z]))[❤♥]?(?:号|账号|帐号| ?ID| ?id)?"
+_WECHAT = re.compile(r"((?:微信|威信|薇信|(?<![A-Za-z])(?:vx|wx|v信|wechat|weixin|v(?=[:：❤♥]))(?![A-Za-z]))[❤♥]?(?:号|账号|帐号| ?ID| ?id)?"
                      + _LABEL_SEP + r")([A-Za-z][-_.A-Za-z0-9]{4,19}[-_A-Za-z0-9]|\+?\d{5,13})(?![-_A-Za-z0-9])", re.I)
 # a handle a few characters after 微信 / 加我 (加微信也行xiaoyu_0316, 加我Qin-yy2009): letters first, with a digit,
 # "_" or "-" in it, so an English word is not one
-_WECHAT_NEAR = re.compile(r"((?:微信|威信|(?<![A-Za-z])(?:vx|wechat|weixin)|加我)[^A-Za-z0-9\n。！？]{0,6}?[(（]?)"
+_WECHAT_NEAR = re.compile(r"((?:微信|威信|(?<![A-Za-z])(?:vx|wechat|weixin)|加我|加[Vv](?![A-Za-z]))[^A-Za-z0-9\n。！？]{0,6}?[(（]?)"
                           r"((?=[-_A-Za-z]*[\d_-])[A-Za-z][-_A-Za-z0-9]{5,19})(?![-_A-Za-z0-9@.])", re.I)
 # a handle right before the word: 加dabaoma_xx2021这个微信, 加 Tony_Lam88 的 vx (session 24)
 _WECHAT_BEFORE = re.compile(r"((?:加|添加|搜|^|[，,。 ])[ ]?)((?=[-_.A-Za-z]*[\d_.-])[A-Za-z][-_.A-Za-z0-9]{4,19}[-_A-Za-z0-9])"
