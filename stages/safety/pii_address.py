@@ -83,16 +83,14 @@ def mask_addresses(text: str, counts: Counter) -> str:
     def _public(m):      # "医院东门是解放大道1277号": a road + number alone right after a public place
         value = m.group(m.lastindex or 0) if m.re is _ADDR_LABEL else m.group(0)
         return (not re.search(r"(?:号楼|栋|幢|座|单元|室|户|层|弄|组|队)", value)
-                and bool(_INSTITUTION.search(text_now[max(0, m.start() - 12):m.start()])))
+                and bool(_INSTITUTION.search(m.string[max(0, m.start() - 12):m.start()])))
 
     def dashed(m):                      # right after [地址] the building-unit-room joins it: no second placeholder
         return "" if m.group(0)[0].isdigit() else bare(m)
 
-    text_now = text
     text = _ADDR_LABEL.sub(labelled, text)
     if _ADDR_HINT.search(text):                          # the bare patterns are slow to scan
         for pattern in (_ADDR, _ESTATE, _VILLAGE, _BUILDING_UNIT, _BUILDING_ROOM):
-            text_now = text
             text = pattern.sub(bare, text)
         text = _ESTATE_DASHED.sub(dashed, text)
     return text

@@ -75,9 +75,7 @@ def features(text: str, begin: int, end: int) -> dict[str, float]:
     f[f"splitL={int(bool(begin and pn._tag(text[begin - 1:begin + 1])))}"] = 1
     f[f"splitR={int(bool(end < len(text) and pn._tag(text[end - 1:end + 1])))}"] = 1
     f[f"clause={int(bool(pn._CLAUSE_START.search(text[:begin])))}"] = 1
-    before = text[max(0, begin - 8):begin]
-    m = pn._CUE.search(before)
-    f["cue=" + ("none" if not m or m.end() != len(before) else ("weak" if m.group(2) else "strong"))] = 1
+    f["cue=" + (pn.cue_before(text, begin) or "none")] = 1
     f[f"after={int(bool(pn._WEAK_AFTER.match(text[end:end + 12])))}"] = 1
     f[f"common={int(pn._common_word(name))}"] = 1
     return f
@@ -99,7 +97,7 @@ def probability(text: str, begin: int, end: int) -> float:
 def mask_scored(text: str, counts) -> str:
     """``text`` with every span the scorer calls a name replaced by [姓名] (``counts["name"]`` counts them)."""
     medicines = pn.medicine_spans(text)
-    spans = [(b, e) for b, e in candidates(text) if not any(mb < e and b < me for mb, me in medicines)]
+    spans = [(b, e) for b, e in candidates(text) if not pn.overlaps(b, e, medicines)]
     if not spans:
         return text
     threshold = load()["threshold"]
@@ -108,7 +106,7 @@ def mask_scored(text: str, counts) -> str:
     for p, b, e in scored:
         if p < threshold:
             break
-        if not any(b < ce and cb < e for cb, ce in chosen):
+        if not pn.overlaps(b, e, chosen):
             chosen.append((b, e))
     for b, e in sorted(chosen, reverse=True):
         text = text[:b] + "[姓名]" + text[e:]

@@ -188,13 +188,23 @@ def _candidates(words: list[str]) -> list[str]:
     return [c for c in out if _shape(c)]
 
 
+def cue_before(text: str, begin: int) -> str | None:
+    """"strong" / "weak" when a cue of ``_CUE`` ends right before ``text[begin]``, else None."""
+    before = text[max(0, begin - 8):begin]
+    m = _CUE.search(before)
+    return None if not m or m.end() != len(before) else ("weak" if m.group(2) else "strong")
+
+
+def overlaps(begin: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    return any(b < end and begin < e for b, e in spans)
+
+
 def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
     """Whether text[begin:end] (name-shaped) is a name here: a strong cue, or two weak ones, or one weak cue and
     not a common word. ``cue``: "strong" / "weak" for the cue right before it, None to look it up."""
     before, after = text[max(0, begin - 8):begin], text[end:end + 12]
     if cue is None:
-        m = _CUE.search(before)
-        cue = None if not m or m.end() != len(before) else ("weak" if m.group(2) else "strong")
+        cue = cue_before(text, begin)
     if (cue is None and begin and _tag(text[begin - 1:begin + 1])) or (after and _tag(text[end - 1] + after[0])):
         return False                           # it would split a word: 健|康聪明, 于子|女 (a cue ends a word: 本人|马建军)
     if cue == "strong" or _STRONG_AFTER.match(after):
@@ -254,7 +264,7 @@ def _context_names(text: str, counts: Counter) -> str:
     out, last = [], 0
     medicines = medicine_spans(text)
     for begin, end in sorted(set(_find(text))):
-        if any(b < end and begin < e for b, e in medicines):
+        if overlaps(begin, end, medicines):
             continue
         if begin >= last:
             out.append(text[last:begin] + "[姓名]")

@@ -134,6 +134,11 @@ def _classify(digits: str, sizes: list[int], before: str, dotted: bool, spaced: 
     return None
 
 
+def _record_word_near(text: str, start: int, end: int, reach: int) -> bool:
+    """A record word up to ``reach`` characters before ``text[start:end]`` or right after it ("…这个门诊号")."""
+    return bool(_RECORD_WORD.search(text[max(0, start - reach):start]) or _RECORD_AFTER.match(text[end:end + 12]))
+
+
 def _long_number(text: str, start: int, end: int, after_record: bool = False) -> tuple[int, str] | None:
     """A lone run of digits no form above took: 15 digits or more is somebody's number (an insurance or member
     number, an ID mistyped beyond recognition); 10–14 digits with a record word up to 24 characters before it or
@@ -145,13 +150,11 @@ def _long_number(text: str, start: int, end: int, after_record: bool = False) ->
         return None
     if _PRODUCT_BEFORE.search(text[max(0, start - 8):start]) or _PRODUCT_NEAR.search(text[max(0, start - 24):start]):
         return None
-    after = _RECORD_AFTER.match(text[end:end + 12])
-    if len(digits) >= 15 or (len(digits) >= 10 and (_RECORD_WORD.search(text[max(0, start - 24):start]) or after)):
+    if len(digits) >= 15 or (len(digits) >= 10 and _record_word_near(text, start, end, 24)):
         return (1, "record")
     if len(digits) >= 10 or (len(digits) == 8 and _DATE8.fullmatch(digits)):
         return None
-    if _RECORD_WORD.search(text[max(0, start - 12):start]) or after or after_record \
-            or "[编号]" in text[max(0, start - 12):start]:
+    if _record_word_near(text, start, end, 12) or after_record or "[编号]" in text[max(0, start - 12):start]:
         return (1, "record")
     return None
 
@@ -167,8 +170,8 @@ def mask_codes(text: str, counts: Counter) -> str:
         if sum(c.isdigit() for c in code) < 6 or code.count("-") > 2 \
                 or _PRODUCT_BEFORE.search(text[max(0, start - 8):start]):
             return code
-        near = (_RECORD_WORD.search(text[max(0, start - 24):start]) or _RECORD_AFTER.match(text[m.end():m.end() + 12])
-                or "[编号]" in text[max(0, start - 12):start] or start - last[0] <= 12)
+        near = (_record_word_near(text, start, m.end(), 24) or "[编号]" in text[max(0, start - 12):start]
+                or start - last[0] <= 12)
         if not near:
             return code
         last[0] = m.end()
