@@ -356,3 +356,64 @@ def test_session_24_v4_look_alikes(text):
 def test_a_lone_v_before_an_english_word_is_not_a_wechat_label():
     assert mask_pii("Type v Something happened") == "Type v Something happened"
     assert "runner_zhao88" not in mask_pii("加V runner_zhao88，膝盖疼")
+
+
+# session 25 (development writer V5; examples written for this test): QQ a few characters after its word or in groups,
+# WeChat ids / V信 / 卫星 / a handle before 这是我的微信, Taiwan and Hong Kong addresses, English street addresses,
+# spaces inside an address, state farms / Bingtuan companies / compound rows, a building's estate name, record labels
+# (建档号, 放疗号), names signed after a dash or before 敬上, greeted at the start, after 让 / 替 / 跟 / 叫, before
+# 嘅 + a relative, and a name listed before one already masked
+@pytest.mark.parametrize("text, gone", [
+    ("手机和QQ不一样，QQ是：58120937，有结果麻烦留言", "58120937"),
+    ("能加个扣扣吗？6219038854，我把片子发过去", "6219038854"),
+    ("qq 512-339-0871 白天在线", "512-339-0871"),
+    ("有空请Q我 30918254，想问复诊", "30918254"),
+    ("球球联系：88213097", "88213097"),
+    ("My QQ number: 3398102745, thanks", "3398102745"),
+    ("我嘅QQ係 2093381745，唔該", "2093381745"),
+    ("1093827465这是我的扣扣，结果出来说一声", "1093827465"),
+    ("wxid_7hq2m9x0p3这是我的微信", "wxid_7hq2m9x0p3"),
+    ("有事V信chenmama2019", "chenmama2019"),
+    ("卫星号lucky_girl_77，加一下", "lucky_girl_77"),
+    ("寄到台南市东区中华东路二段77巷12弄3号", "二段77巷12弄3号"),
+    ("家住高雄市三民区建工路415号7楼之3，可以寄药吗", "415号7楼之3"),
+    ("住喺沙田好运城12座9楼D室", "12座9楼D室"),
+    ("Please send it to Flat 5C, 12 Nathan Road, Kowloon", "12 Nathan Road"),
+    ("My address is No. 8, Lane 210, Changle Road", "No. 8, Lane 210, Changle Road"),
+    ("我家 翠湖小区 3栋 1单元 702 老人行动不便", "3栋 1单元 702"),
+    ("地址 解放路 66 号 2 幢 3 单元 501", "66 号 2 幢 3 单元 501"),
+    ("我在红旗农场三分场二队，能转诊吗", "红旗农场三分场二队"),
+    ("住一二七团五连，孩子发烧", "一二七团五连"),
+    ("机械厂家属院7排12号，老人摔了", "家属院7排12号"),
+    ("送到 3-1-402 就行", "3-1-402"),
+    ("我是金色家园12栋1603的住户", "金色家园12栋1603"),
+    ("建档号5520193847，产检改期", "5520193847"),
+    ("化疗号HL20931，下周几点来", "HL20931"),
+    ("孩子一直咳，怎么办？——孟晓光", "孟晓光"),
+    ("谢谢大夫！柯雨欣 敬上", "柯雨欣"),
+    ("严一鸣你好，你爸的报告出来了", "严一鸣"),
+    ("麻烦让乔志刚明天带医保卡来", "乔志刚"),
+    ("我替姜慧敏问一下能不能改约", "姜慧敏"),
+    ("我是黎嘉豪嘅妈妈，佢发烧", "黎嘉豪"),
+])
+def test_session_25_forms(text, gone):
+    assert gone not in mask_pii(text)
+
+
+@pytest.mark.parametrize("text", [
+    "我爸住你们住院部6号楼15床，出院要带什么",           # the hospital's own building after 住
+    "门诊楼A座3楼是不是抽血的地方",
+    "QQ群 58120937 里的科普靠谱吗",                       # a QQ group, not a person
+    "扣扣上说复查前一天晚上10点以后禁食，血糖要测几次",    # no number of 5+ digits after the word
+    "李时珍说何首乌能乌发，是真的吗", "张仲景的方子现在还能用吗", "钟南山院士说的那个药能买到吗",
+    "季德胜蛇药片被蜂蛰了能用吗",
+    "血压 150 / 95，心率 88 次",
+    "I walked 3 blocks on Main Street and felt dizzy",
+])
+def test_session_25_look_alikes(text):
+    assert mask_pii(text) == text
+
+
+def test_a_name_listed_before_a_masked_one_is_masked_too():
+    out = mask_pii("余建伟和[姓名]都发烧了")
+    assert "余建伟" not in out

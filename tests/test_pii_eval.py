@@ -4,7 +4,8 @@ real patient text (../shared/data): recall per kind, medical facts kept, message
 Floors are the figures measured (stages/PRIVACY.md) rounded down: a change to the masker that loses recall or starts
 masking medical numbers fails here. writer_u_dev.jsonl was the held-out set of session 21 and became development in
 session 23; writer_v2_dev.jsonl was held out in session 23 and the first half of session 24, then development;
-writer_v3_heldout.jsonl (session 24) was never used to change the masker or to pick the name scorer's threshold."""
+writer_v3_heldout.jsonl (session 24) and writer_v6_heldout.jsonl (session 25) were never used to change the masker or
+to pick the name scorer's threshold."""
 import json
 from collections import Counter
 from pathlib import Path
@@ -19,7 +20,10 @@ DEV = ("writer_s_dev.jsonl", "writer_t_dev.jsonl")
 U_DEV = "writer_u_dev.jsonl"                 # held out in session 21, development since session 23
 V2_DEV = "writer_v2_dev.jsonl"               # held out in session 23, development since session 24
 V4_DEV = "writer_v4_dev.jsonl"               # development (session 24): records, QQ, WeChat, addresses
+V5_DEV = "writer_v5_dev.jsonl"               # development (session 25): QQ, WeChat, addresses, names that are words
+V7_DEV = "writer_v7_dev.jsonl"               # development (session 25): names only, most without a cue
 HELD_OUT = "writer_v3_heldout.jsonl"
+HELD_OUT_V6 = "writer_v6_heldout.jsonl"      # held out (session 25): measured at the session's start and end only
 
 
 def _rows(name: str) -> list[dict]:
@@ -59,13 +63,23 @@ def test_check_rows_names_the_bad_line():
         check_rows([{"text": "a", "pii": [{"kind": "ssn", "value": "a"}]}], "x")
 
 
-@pytest.mark.parametrize("name", DEV + (U_DEV, V2_DEV, V4_DEV, HELD_OUT))
+@pytest.mark.parametrize("name", DEV + (U_DEV, V2_DEV, V4_DEV, HELD_OUT, HELD_OUT_V6))
 def test_fixture_sets_are_well_formed_and_cover_every_kind(name):
     rows = _rows(name)
     check_rows(rows, name)
     kinds = Counter(p["kind"] for r in rows for p in r["pii"])
     assert set(kinds) == set(KINDS) and min(kinds.values()) >= 6, kinds
     assert sum(not r["pii"] for r in rows) >= 140 and len({r["text"] for r in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("name, kinds, names", [(V5_DEV, 11, 80), (V7_DEV, 4, 300)])
+def test_focused_development_sets_are_well_formed(name, kinds, names):
+    """V5 weights QQ / WeChat / addresses / names (fewer of the other kinds), V7 is about names only."""
+    rows = _rows(name)
+    check_rows(rows, name)
+    counts = Counter(p["kind"] for r in rows for p in r["pii"])
+    assert len(counts) >= kinds and counts["name"] >= names and sum(not r["pii"] for r in rows) >= 140, counts
+    assert len({r["text"] for r in rows}) == len(rows)
 
 
 @pytest.mark.parametrize("name", DEV)
@@ -89,17 +103,33 @@ def test_masker_on_the_held_out_set():
 # writer V3 (held out, session 24; 173 names, ~106 without a cue, many of them ordinary words: 高明, 关心, 柏林; 38 drug
 # and herb names and 17 historical physicians among the 150 messages without PII), measured after review: the masker as
 # the session began 0.6759 (name 0.353), 0 of 643 kept facts over-masked, 0 of 150 messages without PII changed; with
-# the first name scorer 0.7931 (name 0.647), 7, 7; the second (V2 read) 0.8023 (name 0.665), 4, 4; as committed, after
-# writer V4's record / QQ / WeChat / address forms, 0.8391 (name 0.688; records 0.667 -> 0.970), 4, 4 (stages/PRIVACY.md)
-HELD_OUT_FLOOR = {"recall": 0.83, "name": 0.68, "keep_over_masked": 4, "false_positive_messages": 4}
+# the first name scorer 0.7931 (name 0.647), 7, 7; the second (V2 read) 0.8023 (name 0.665), 4, 4; after
+# writer V4's record / QQ / WeChat / address forms, 0.8391 (name 0.688; records 0.667 -> 0.970), 4, 4 (stages/PRIVACY.md);
+# session 25 (V5 and V7 read, scorer refitted on seven writers at 0.45): 0.8874 (name 0.763; QQ 0.70 -> 1.0, WeChat 0.81
+# -> 0.94, addresses 0.83 -> 0.89), 4, 4
+HELD_OUT_FLOOR = {"recall": 0.88, "name": 0.76, "keep_over_masked": 4, "false_positive_messages": 4}
+
+
+def test_masker_on_the_second_held_out_set():
+    """Writer V6 (session 25; 133 names, 77 without a cue): the masker as the session began 0.9082 (name 0.767, QQ
+    0.81), 1 of 275 kept facts over-masked, 1 of 150 messages without PII changed; as committed 0.942 (name 0.850, QQ
+    1.0), 1, 2 (stages/PRIVACY.md, *Session 25*)."""
+    s = score(_rows(HELD_OUT_V6))
+    assert s["recall"] >= 0.94 and s["recall_per_kind"]["name"]["recall"] >= 0.84, s["recall_per_kind"]
+    assert s["keep_over_masked"] <= 1 and s["false_positive_messages"] <= 2
+
+
 # writer U (development since session 23): session 21's masker 0.7466 (name 0.522), session 23's 0.8235 (name 0.683).
 # Writer V2 (held out in session 23; development since session 24): session 23's masker 0.8253 (name 0.637), 2 + 2 false
 # positives; the first session-24 name scorer, fitted on S, T, U only: 0.919 (name 0.873), 3 + 3. Since then S, T, U and
-# V2 are the name scorer's training data and V2's misses were read, so these floors are in-sample.
+# V2 are the name scorer's training data and V2's misses were read, so these floors are in-sample; so are V4's, V5's
+# (session 25: 0.798 before its misses were read, names 0.590) and V7's (0.660 after the V5 round, before its own, names
+# 0.652).
 
 
 @pytest.mark.parametrize("name, recall, names, keep, fp", [(U_DEV, 0.94, 0.89, 6, 0), (V2_DEV, 0.98, 0.96, 0, 0),
-                                                          (V4_DEV, 0.95, 0.95, 2, 1)])
+                                                          (V4_DEV, 0.95, 0.95, 2, 1), (V5_DEV, 0.98, 0.97, 0, 0),
+                                                          (V7_DEV, 0.88, 0.87, 1, 1)])
 def test_masker_on_the_former_held_out_sets(name, recall, names, keep, fp):
     s = score(_rows(name))
     assert s["recall"] >= recall and s["recall_per_kind"]["name"]["recall"] >= names, s["recall_per_kind"]
@@ -165,6 +195,5 @@ def test_authored_data_holds_no_unmasked_personal_data():
 # and left as they are (session 24): no name is there. A new entry here is either a name to mask in the file or a
 # new false positive to look at.
 SCORER_LOOK_ALIKES = [
-    "data/candidates/concise_s19/dr_obgyn_derm_ortho.jsonl:28 question",   # 个包 红红的 (a red lump, not 包红红)
     "data/triage/pending/writer_z_medium.jsonl:165 text",                   # 米諾環素 (minocycline, 米 + 诺环)
-]
+]   # session 25: 个包红红的 (data/candidates/concise_s19/dr_obgyn_derm_ortho.jsonl:28) no longer taken for a name

@@ -11,11 +11,12 @@ from stages.safety import pii_name_scorer as scorer
 from stages.safety.pii import mask_pii
 
 
-# written for this test (no fixture's names): a name as the subject, after 一下 / 跟, with no cue the rules list
+# written for this test (no fixture's names): a name as the subject, after 一下 / 和, with no cue the rules list (跟 is
+# one since session 25)
 @pytest.mark.parametrize("text, name", [("康建新这周血压又高了，要不要加药", "康建新"),
                                         ("周晓梅上次开的降压药吃完了，能线上续方吗", "周晓梅"),
                                         ("麻烦转告一下谢文斌，他的胃镜改到周四了", "谢文斌"),
-                                        ("我跟何丽娟说好了明天一起去复查", "何丽娟")])
+                                        ("我和何丽娟说好了明天一起去复查", "何丽娟")])
 def test_names_without_a_cue_are_masked_in_what_people_type(text, name):
     out = mask_pii(text)
     assert name not in out and "[姓名]" in out

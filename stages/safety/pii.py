@@ -55,7 +55,8 @@ _EMAIL_SPELLED = re.compile(r"(?<![A-Za-z0-9._-])[A-Za-z0-9._-]{3,}[ ]?(?:\(at\)
 _EMAIL_SPACED = re.compile(r"(?<![A-Za-z0-9._-])(?:[A-Za-z0-9](?: [A-Za-z0-9._-]){3,40} ?|(?:[A-Za-z0-9._-]+ ){1,3})"
                            r"(?:@|\(at\)|\[at\]|at|艾特|圈a) ?[A-Za-z0-9-]+"
                            r"(?: ?(?:\.|点|dot|\(dot\)) ?[A-Za-z0-9-]+)*? ?(?:\.|点|dot|\(dot\)) ?[A-Za-z]{2,}(?![A-Za-z0-9])", re.I)
-_WECHAT = re.compile(r"((?:微信|威信|薇信|(?<![A-Za-z])(?:vx|wx|v信|wechat|weixin|v(?=[:：❤♥]))(?![A-Za-z]))[❤♥]?(?:号|账号|帐号| ?ID| ?id)?"
+_WECHAT = re.compile(r"((?:微信|威信|薇信|(?<![A-Za-z])v信|卫星号?(?=[ :：]?[A-Za-z][-_.A-Za-z]*[\d_])|"
+                     r"(?<![A-Za-z])(?:vx|wx|wechat|weixin|v(?=[:：❤♥]))(?![A-Za-z]))[❤♥]?(?:号|账号|帐号| ?ID| ?id)?"
                      + _LABEL_SEP + r")([A-Za-z][-_.A-Za-z0-9]{4,19}[-_A-Za-z0-9]|\+?\d{5,13})(?![-_A-Za-z0-9])", re.I)
 # a handle a few characters after 微信 / 加我 (加微信也行xiaoyu_0316, 加我Qin-yy2009): letters first, with a digit,
 # "_" or "-" in it, so an English word is not one
@@ -63,18 +64,28 @@ _WECHAT_NEAR = re.compile(r"((?:微信|威信|(?<![A-Za-z])(?:vx|wechat|weixin)|
                           r"((?=[-_A-Za-z]*[\d_-])[A-Za-z][-_A-Za-z0-9]{5,19})(?![-_A-Za-z0-9@.])", re.I)
 # a handle right before the word: 加dabaoma_xx2021这个微信, 加 Tony_Lam88 的 vx (session 24)
 _WECHAT_BEFORE = re.compile(r"((?:加|添加|搜|^|[，,。 ])[ ]?)((?=[-_.A-Za-z]*[\d_.-])[A-Za-z][-_.A-Za-z0-9]{4,19}[-_A-Za-z0-9])"
-                            r"(?=[ ]?(?:这个|的)?(?:是我的?)?[ ]?"
+                            r"(?=[ ]?(?:这个|这|的)?(?:是|就是)?(?:我的?)?[ ]?"
                             r"(?:微信|威信|(?<![A-Za-z])(?:vx|wx|wechat|weixin)(?![A-Za-z])))", re.I)
+# WeChat's own id form is one anywhere: wxid_k8f3m2p9x1 (session 25)
+_WXID = re.compile(r"()((?<![A-Za-z0-9_])wxid_[A-Za-z0-9_]{4,30})(?![A-Za-z0-9_])", re.I)
 _QQ_DIGIT = "[0-9零〇洞一幺二两三四五六七八九拐]"
-_QQ = re.compile(r"((?<![A-Za-z])(?:QQ|Q ?Q|扣扣|企鹅号?|Q(?=号|[:：])|(?<=我)q(?=上))(?:号码|号)?"
-                 r"(?:[ ]?(?:[:：=]|是|为|吧|(?<=[A-Za-z]) is)){0,2}[ ]?)"
+_QQ = re.compile(r"((?<![A-Za-z])(?:QQ|Q ?Q|扣扣|企鹅号?|球球|Q(?=号|[:：])|(?<=我)q(?=上))(?:号码|号| number| No\.?)?"
+                 r"(?:[ ]?(?:[:：=]|是|为|吧|系|(?<=[A-Za-z]) is)){0,2}[ ]?)"
                  r"((?=[1-9一二三四五六七八九幺拐])" + _QQ_DIGIT + r"(?:[ ]?" + _QQ_DIGIT + r"){4,11})(?![ ]?" + _QQ_DIGIT + ")",
                  re.I)
 # the number before the word: 加我1094837265这个扣扣, 2710493865 这个企鹅是我老公的 (session 24)
-_QQ_BEFORE = re.compile(r"()((?<![\dA-Za-z])[1-9]\d{4,11})(?=[ ]?(?:这个|是我的?)?[ ]?(?:QQ|扣扣|企鹅)(?!群))", re.I)
+_QQ_BEFORE = re.compile(r"()((?<![\dA-Za-z])[1-9]\d{4,11})(?=[ ]?(?:这个|这|的)?(?:是|就是)?(?:我的?)?[ ]?(?:QQ|扣扣|企鹅|球球)(?!群))",
+                        re.I)
+# a few characters between the word and the number (微信号跟QQ号一样，7613985196; 可以加个QQ吗？6037550240; 请Q我74228170;
+# Q 1643475702), or the number in groups (qq 363-078-205): 5-11 digits, no other contact, ID or card word, not a QQ group
+# (session 25)
+_QQ_NEAR = re.compile(r"((?<![A-Za-z])(?:QQ|Q ?Q|扣扣|企鹅|球球|Q(?=我|[ ]\d))[^\d\n。！!；;]{0,8}?)"
+                      r"((?<!\d)[1-9]\d{1,4}(?:[ -]?\d{2,5}){0,3})(?![\d.%])", re.I)
+_QQ_NEAR_NOT = re.compile(r"群|手机|电话|座机|身份证|卡|病历|住院|门诊|编号|订单")
 # record numbers: a card / case / sample label (病历号, 住院号, 病理号, 影像号, 条码上的号, 手册编号 …); the value in
 # digits and letters ("ZY20230001", "1234 5678 9012", "B2024-96431") or dictated in Chinese numerals
 _RECORD = re.compile(r"((?:(?:病历|病案|住院|门诊|就诊|医保|社保|体检|挂号|病理|影像|检验|化验|标本|报告单?|预约|登记|参保|"
+                     r"建档|放疗|化疗|透析|产检|急诊|留观|保单|理赔|"
                      r"健康卡|医疗卡|手册|档案)(?:卡号码|卡号|号码|号|ID|编号)|(?:就诊|医保|社保|健康|医疗|诊疗)卡"
                      r"|(?:条码|条形码)[^，。,\d]{0,4}?号)" + _LABEL_SEP
                      + r")([A-Za-z0-9][-A-Za-z0-9]{3,24}(?:[ ]\d{2,8})*|[A-Za-z0-9](?: [A-Za-z0-9]){5,24}"
@@ -107,8 +118,18 @@ def _mask(text: str, counts: Counter, names: bool = True, scored_names: bool = T
     text = _labelled("wechat", _WECHAT, text, counts)
     text = _labelled("wechat", _WECHAT_NEAR, text, counts)
     text = _labelled("wechat", _WECHAT_BEFORE, text, counts)
+    text = _labelled("wechat", _WXID, text, counts)
     text = _labelled("qq", _QQ, text, counts)
     text = _labelled("qq", _QQ_BEFORE, text, counts)
+
+    def qq_near(m):
+        digits = re.sub(r"\D", "", m.group(2))
+        if not 5 <= len(digits) <= 11 or _QQ_NEAR_NOT.search(m.group(1)):
+            return m.group(0)
+        counts["qq"] += 1
+        return m.group(1) + PII_TAGS["qq"]
+
+    text = _QQ_NEAR.sub(qq_near, text)
     text = _labelled("record", _RECORD, text, counts)
     text = _labelled("passport", _PASSPORT_LABEL, text, counts)
 

@@ -31,15 +31,18 @@ _COARSE = {"省", "自治区", "市", "区", "县", "镇", "乡", "街道", "楼
 _ROOM = r"(?:[A-Za-z]?\d{2,5}(?!\d)|[零〇一二三四五六七八九]{3,4})?"       # "…2单元401", "…二单元一零一"
 _ADDR_LABEL = re.compile(r"((?:家庭住址|家庭地址|收货地址|联系地址|住址|地址|家住|住在|居住在|居住地|户籍地|户籍所在地|"
                          r"我家就在|家就在|家在|寄到|寄至|邮寄到|送到|送至|发到|住(?!院|宿|址))[:：]? ?)"
-                         r"((?:[\u4e00-\u9fa5A-Za-z0-9#\-]{0,12}?" + _UNIT + r")+" + _ROOM + ")")
+                         r"((?:[\u4e00-\u9fa5A-Za-z0-9#\-]{0,12}?" + _UNIT + r")+(?:之\d{1,2})?" + _ROOM + ")")
 _ROAD = r"(?:路|街|大道|道|巷|弄|胡同)"
-_ADDR_HINT = re.compile(_ROAD + r"[甲乙丙丁]?\d+(?:弄\d+)?号|(?:小区|花园|社区|公寓|家园|新村|苑)" + _NUM
-                        + r"|[村屯]" + _NUM + r"{1,3}[组社队]|大队" + _NUM + r"|\d[-/]\d{1,3}[-/]\d|(?:号楼|栋|幢)" + _NUM)
+# a road and its house number; Taiwan / Hong Kong style adds a section and lanes (信义路三段134巷5弄7号, session 25)
+_ROAD_NO = _ROAD + r"(?:[一二三四五六七八九十]{1,3}段)?(?:\d+巷)?(?:\d+弄)?[甲乙丙丁]?\d+(?:弄\d+)?号"
+_ADDR_HINT = re.compile(_ROAD_NO + r"|(?:小区|花园|社区|公寓|家园|新村|苑)[A-Za-z]?" + _NUM
+                        + r"|[村屯]" + _NUM + r"{1,3}[组社队]|大队" + _NUM + r"|\d[-/]\d{1,3}[-/]\d|(?:号楼|栋|幢|座)" + _NUM
+                        + r"|分场|团" + _NUM + r"{1,3}连|\d排\d")
 _BUILDING_NAME = r"(?:[\u4e00-\u9fa5A-Za-z]{1,10}(?:大厦|大楼|商务楼|写字楼|公寓|花园|小区|社区|家园|新村|苑|园|城|广场|中心))"
 _PARTS = (r"(?:[东西南北]区|" + _NUM + r"{1,3}期)?"
-          r"(?:[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*" + _ROOM)
+          r"(?:[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*(?:之\d{1,2})?" + _ROOM)
 _ADDR = re.compile("(?:" + _PLACE_CHAR + r"{2,6}(?:省|自治区|市))?(?:" + _PLACE_CHAR + r"{1,6}(?:区|县))?"
-                   + _PLACE_CHAR + r"{2,8}" + _ROAD + r"[甲乙丙丁]?\d+(?:弄\d+)?号(?:院|楼)?" + _BUILDING_NAME + "?" + _PARTS)
+                   + _PLACE_CHAR + r"{2,8}" + _ROAD_NO + r"(?:院|楼)?" + _BUILDING_NAME + "?" + _PARTS)
 _ESTATE = re.compile(_PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|新村|苑)" + r"(?:[东西南北]区|" + _NUM + r"{1,3}期|"
                      + _NUM + r"{1,2}区)?"
                      r"[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座)" + _PARTS)
@@ -48,15 +51,36 @@ _ESTATE = re.compile(_PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|
 _DASHED = r"\d{1,3}([-/])\d{1,2}\1\d{3,5}(?![-/\d])"
 _ESTATE_DASHED = re.compile("(?:" + _PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|新村|苑|园|城|里|府|庭|湾|居)[ ]?|(?<=\[地址\])|(?<=\[地址\] ))"
                            + _DASHED)
+# a label, then a flat written with dashes alone (送到 5-2-301, 地址：3/2/1101; session 25)
+_LABEL_DASHED = re.compile(r"((?:地址|住址|家住|住在|寄到|寄至|送到|送至|发到|收货地址)[:：是]? ?)(\d{1,3}([-/])\d{1,2}\3\d{3,5})(?![-/\d])")
 _BUILDING_UNIT = re.compile(_PLACE_CHAR + r"{0,8}?" + _NUM + r"{1,3}(?:号楼|栋|幢)" + _NUM + r"{1,2}(?:单元|门)"
                             + r"(?:\d{3,4}|[零〇一二三四五六七八九]{3,4})(?:室|号|户)?")
 _VILLAGE = re.compile(_VILLAGE_CHAR + r"{1,4}(?:村|屯)" + _NUM + r"{1,3}[组社队](?:\d+号)?|" + _VILLAGE_CHAR + r"{1,4}大队"
-                      + _NUM + r"{1,3}小?队")
+                      + _NUM + r"{1,3}小?队"
+                      # session 25: a state farm's team (友谊农场五分场三队), a Bingtuan regiment's company (一四二团十连),
+                      # a compound's row and house (纺织厂家属院5排3号)
+                      + "|" + _VILLAGE_CHAR + r"{1,6}农场(?:" + _NUM + r"{1,3}分场)?" + _NUM + r"{1,3}[队连]"
+                      + r"|(?<![\d一二三四五六七八九十])" + _NUM + r"{2,4}团" + _NUM + r"{1,3}连"
+                      + "|" + _VILLAGE_CHAR + r"{0,8}(?:家属院|大院|宿舍区)\d{1,2}排\d{1,3}号")
 # a numbered building and a flat number without a unit (碧桂园三期26栋1802, 门牌是3号楼901); not a hospital's building
-_BUILDING_ROOM = re.compile("(?:" + _NUM + r"{1,2}期)?(?<![院部楼科])" + _NUM
-                            + r"{1,3}(?:号楼|栋|幢)\d{3,4}(?:室|号|户)?(?![\d床病诊])")
+_NAME_OF_ESTATE = "(?:(?![区县市镇省乡])" + _PLACE_CHAR + ")"     # the estate's own name before a building, not its district
+_BUILDING_ROOM = re.compile(_NAME_OF_ESTATE + r"{0,8}?(?:" + _NUM + r"{1,2}期)?[A-Za-z]?(?<![院部楼科])" + _NUM
+                            + r"{1,3}(?:号楼|栋|幢)\d{3,4}(?:室|号|户)?(?![\d床病诊])"
+                            # Hong Kong: a block, its floor and the flat (第一城21座15楼G室; session 25)
+                            + "|" + _NAME_OF_ESTATE + r"{0,8}?\d{1,3}座\d{1,3}楼(?:[A-Za-z]|\d{1,4})室")
 # a public place (the hospital, a clinic, a community centre) before a bare road + number: its address is not personal
+# the hospital's own buildings after 住 / 在 (我爸住你们住院部5号楼12床): not a home (session 25)
+_HOSPITAL_PART = re.compile(r"住院部|住院楼|门诊楼|医技楼|病房楼|急诊楼|医院|病区|你们")
 _INSTITUTION = re.compile(r"(?:医院|院区|分院|门诊|诊所|卫生院|卫生服务|中心|药房|药店|东门|西门|南门|北门|正门|大门)")
+
+
+# spaces typed between an address's numbers and units (幸福里小区 7栋 2单元 503, 人民路 45 号 3 幢): tried squeezed out
+_ADDR_SPACE = re.compile(r"(?<=[号栋幢座元室楼层户路街道弄巷区园苑村组队]) (?=\d)|(?<=\d) (?=[号栋幢座单室楼层户弄巷组队])")
+# English street addresses (Room 1203, Block B, 88 Jianguo Road; No. 15, Lane 300, Xiangyang Road; session 25)
+_EN_ADDR = re.compile(r"(?<![A-Za-z])(?:(?:Room|Rm\.?|Flat|Apt\.?|Apartment|Unit|Suite) ?[A-Z]?\d+[A-Z]?,? )?"
+                      r"(?:\d{1,3}/F,? )?(?:(?:Block|Blk\.?|Building|Bldg\.?|Tower) ?[A-Z0-9]{1,4},? )?"
+                      r"(?:No\. ?)?\d{1,5}[A-Z]?,? (?:(?:Lane|Alley) \d{1,4},? )?(?:[A-Z][a-z]+ ){1,3}"
+                      r"(?:Road|Rd|Street|St|Avenue|Ave|Lane|Boulevard|Blvd|Highway|Hwy)(?![A-Za-z])")
 
 
 def _is_address(value: str) -> bool:
@@ -68,8 +92,22 @@ def _is_address(value: str) -> bool:
 
 
 def mask_addresses(text: str, counts: Counter) -> str:
+    """Every address form above; a text with spaces inside an address is masked in its squeezed form only when that
+    finds more addresses (so spaces elsewhere stay as typed)."""
+    found = Counter()
+    masked = _mask_addresses(text, found)
+    if _ADDR_SPACE.search(text):
+        found_squeezed = Counter()
+        squeezed = _mask_addresses(_ADDR_SPACE.sub("", text), found_squeezed)
+        if found_squeezed["address"] > found["address"]:
+            masked, found = squeezed, found_squeezed
+    counts.update(found)
+    return masked
+
+
+def _mask_addresses(text: str, counts: Counter) -> str:
     def labelled(m):
-        if not _is_address(m.group(2)) or _public(m):
+        if not _is_address(m.group(2)) or _public(m) or _HOSPITAL_PART.search(m.group(2)):
             return m.group(0)
         counts["address"] += 1
         return m.group(1) + "[地址]"
@@ -89,6 +127,9 @@ def mask_addresses(text: str, counts: Counter) -> str:
         return "" if m.group(0)[0].isdigit() else bare(m)
 
     text = _ADDR_LABEL.sub(labelled, text)
+    if re.search(r"(?<![A-Za-z])(?:Road|Rd|Street|St|Avenue|Ave|Lane|Boulevard|Blvd|Highway|Hwy)(?![A-Za-z])", text):
+        text = _EN_ADDR.sub(bare, text)
+    text = _LABEL_DASHED.sub(lambda m: (counts.update(["address"]), m.group(1) + "[地址]")[1], text)
     if _ADDR_HINT.search(text):                          # the bare patterns are slow to scan
         for pattern in (_ADDR, _ESTATE, _VILLAGE, _BUILDING_UNIT, _BUILDING_ROOM):
             text = pattern.sub(bare, text)

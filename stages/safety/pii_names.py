@@ -32,7 +32,8 @@ import re
 from collections import Counter
 from functools import lru_cache
 
-from stages.safety.pii_name_lists import COMPOUND_SURNAMES, GIVEN_CHARS, MEDICINES, MONGOLIAN, SURNAMES, TIBETAN
+from stages.safety.pii_name_lists import (COMPOUND_SURNAMES, GIVEN_CHARS, MEDICINES, MONGOLIAN, PUBLIC_FIGURES, SURNAMES,
+                                          TIBETAN)
 
 # characters that do not occur in a given name but do in phrases after 我是/患者 ("我是高血压患者")
 NOT_NAME = set("的了是在有不没很也都就要会能还被吗呢吧啊呀么什怎多个岁年日周病症炎痛疼癌瘤药科医院患者护"
@@ -95,7 +96,7 @@ _STRONG_BEFORE = ("我叫 俺叫 咱叫 他叫 她叫 名单： 名单: 挂号�
                   "收货人 寄件人 联系人 姓名 "
                   "署名 签名 经办人 持卡人 就诊人 申请人 委托人 监护人 代理人 入住人 陪护人")
 _WEAK_BEFORE = " ".join(k for k in KIN.split() if k not in ("他", "她")) + " 我是 俺是 本人 家属 患者 病人 患儿 帮 给 找 " \
-    "请问 问一下 问下 查一下 床 [手机号]（ [手机号]( [电话]（ [电话]( " \
+    "请问 问一下 问下 查一下 床 [手机号]（ [手机号]( [电话]（ [电话]( 让 替 跟 叫 陪 送 通知 联系 告诉 提醒 催一下 叫上 俾 " \
     "市民 学生 家长 护工 护理员 保姆 雇主 客户 业主 住户 村民 居民 职工 工友 战友 学员 会员 老爷子 老太太"
 _CUE = re.compile(r"(?:(" + "|".join(sorted(_STRONG_BEFORE.split(), key=len, reverse=True)) + r")|("
                   + "|".join(map(re.escape, sorted(_WEAK_BEFORE.split(), key=len, reverse=True))) + r")|(\[姓名\](?:[、，,和与及]| ?[（(])))[:：]? ?")     # 张三、李四; Chen Yiming (陈一鸣)
@@ -107,16 +108,22 @@ _STRONG_AFTER = re.compile(r"^[,，、 ]?(?:男|女)(?![\u4e00-\u9fa5])")       
 # a contact right after a name: a masked one ([手机号]) or, after a separator, a contact word ("，QQ：", not 安卓手机)
 _CONTACT = r"\[(?:手机号|电话|邮箱|微信号|QQ号|身份证号)\]|(?<=[,，:： （(/|])(?:电话|手机|QQ|微信|邮箱|身份证)"
 # a hospital thing that belongs to someone: 邝景行的过敏原检测, 阮明辉的检查结果, 郎平安的号 (session 23)
-_THEIR = r"的(?:号|报告|检查|化验|检验|病历|预约|挂号|住院|体检|结果|医保|就诊卡|床位|费用|手术|过敏原|出院)"
+_THEIR = (r"[的嘅](?:号|报告|检查|化验|检验|病历|预约|挂号|住院|体检|结果|医保|就诊卡|床位|费用|手术|过敏原|出院|"
+          r"门诊|病理|片子|切片|疫苗|记录|医嘱)")     # 嘅: Cantonese 的 (session 25)
 _THEIR_AT = re.compile("^" + _THEIR)
-_WEAK_AFTER = re.compile(r"^(?:" + _THEIR + r"|的?家属|的(?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]\d+岁|收(?![\u4e00-\u9fa5])|"
-                         r"[,，:： （(/|]*(?:" + _CONTACT + "))")        # 温晓彤，QQ邮箱…, 鲍春燕（138…）, 林婉清收
-_SIGNATURE_BEFORE = re.compile(r"(?:^|——|—|--|-|~|～|[。！？!?\n]|谢谢[您你]?[!！,，]?)[ ]?$")
+_WEAK_AFTER = re.compile(r"^(?:" + _THEIR + r"|的?家属|[的嘅](?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]\d+岁|收(?![\u4e00-\u9fa5])|"
+                         r"[,，:： （(/|]*(?:" + _CONTACT + r")|[、和与及跟]\[姓名\])")   # 温晓彤，QQ邮箱…, 鲍春燕（138…）, 林婉清收, 张伟和[姓名]
+_SIGNATURE_BEFORE = re.compile(r"(?:^|——|—|--|-|~|～|[。！？!?\n（(]|(?<![A-Za-z])[Bb]y|谢谢[您你]?[!！,，]?)[ ]?$")
 _CLAUSE_START = re.compile(r"(?:^|[，,。！？!?；;：:\n\]）)】 /|—~～-])$")      # a clause starts here: 曾雨桐 [手机号]
 _CLAUSE_START_AT = re.compile(r"(?:^|[，,。！？!?；;：:\n\]）)】 /|—~～-])")
-_AFTER_AT = re.compile(_THEIR + r"|的?家属|的(?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]?[男女](?![\u4e00-\u9fa5])"
-                       r"|[,，、 ]\d+岁|收(?![\u4e00-\u9fa5])|[,，:： （(/|]*(?:" + _CONTACT + ")")
-_SIGNATURE_AFTER = re.compile(r"^[ 。!！]*(?:[（(](?:家属|" + _KIN_RE + r")[）)])?[ 。!！]*$")    # ——钟文斌（家属）
+_AFTER_AT = re.compile(_THEIR + r"|的?家属|[的嘅](?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]?[男女](?![\u4e00-\u9fa5])"
+                       r"|[,，、 ]\d+岁|收(?![\u4e00-\u9fa5])|[,，:： （(/|]*(?:" + _CONTACT + r")|[、和与及跟]\[姓名\]")
+# session 25: a name signed after a dash at the end (——常乐), or before a formal sign-off (郑淑芬 敬上), or greeted at the
+# start of the message (杨帆你好) is a name even when it is also a word
+_DASH_SIGNATURE = re.compile(r"(?:——|—|--)[ ]?$")
+_SIGN_OFF = re.compile(r"^[ ]?(?:敬上|敬启|谨上|拜上|顿首)[ 。!！]*$")
+_GREETED = re.compile(r"^[,， ]?(?:你好|您好)")
+_SIGNATURE_AFTER = re.compile(r"^[）)]?[ 。!！]*(?:[（(](?:家属|" + _KIN_RE + r")[）)]|爸爸|妈妈|家长)?[ 。!！]*$")   # （尚晨星）, 苗壮爸爸    # ——钟文斌（家属）
 _NAME_TAGS = ("nr", "nrfg", "nrt")
 _VERBAL = ("v", "a", "d", "p", "c", "u", "m", "f", "q", "r", "t")     # jieba tags of verbs, adjectives, adverbs …
 
@@ -207,7 +214,9 @@ def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
         cue = cue_before(text, begin)
     if (cue is None and begin and _tag(text[begin - 1:begin + 1])) or (after and _tag(text[end - 1] + after[0])):
         return False                           # it would split a word: 健|康聪明, 于子|女 (a cue ends a word: 本人|马建军)
-    if cue == "strong" or _STRONG_AFTER.match(after):
+    if cue == "strong" or _STRONG_AFTER.match(after) or _SIGN_OFF.match(after) or (not begin and _GREETED.match(after)):
+        return True
+    if _DASH_SIGNATURE.search(before) and _SIGNATURE_AFTER.match(after):
         return True
     if _THEIR_AT.match(after) and cue is None and not _CLAUSE_START.search(before):
         return False                           # "X的报告" alone: "一个账号管全家的预约" is no name
@@ -250,21 +259,22 @@ def _find(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-_MEDICINE = re.compile("|".join(sorted(MEDICINES, key=len, reverse=True)))
+_NOT_A_NAME = re.compile("|".join(sorted(MEDICINES + PUBLIC_FIGURES, key=len, reverse=True)))
 
 
-def medicine_spans(text: str) -> list[tuple[int, int]]:
-    """Where a medicine of ``MEDICINES`` stands (徐长卿15克): no name is found overlapping one."""
-    return [m.span() for m in _MEDICINE.finditer(text)]
+def not_a_name_spans(text: str) -> list[tuple[int, int]]:
+    """Where a medicine of ``MEDICINES`` (徐长卿15克) or a public figure of ``PUBLIC_FIGURES`` (李时珍说) stands: no
+    name is found overlapping one."""
+    return [m.span() for m in _NOT_A_NAME.finditer(text)]
 
 
 def _context_names(text: str, counts: Counter) -> str:
     if not any(c in SURNAMES for c in text):
         return text
     out, last = [], 0
-    medicines = medicine_spans(text)
+    not_names = not_a_name_spans(text)
     for begin, end in sorted(set(_find(text))):
-        if overlaps(begin, end, medicines):
+        if overlaps(begin, end, not_names):
             continue
         if begin >= last:
             out.append(text[last:begin] + "[姓名]")
