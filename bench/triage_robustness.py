@@ -22,7 +22,9 @@ Sets: dev = writer X1 (data/triage/pending/writer_x1_dev.jsonl: design only); he
 narratives, session 23) and the independent set (never used to design a rule). For every set and perturbation: recall (a fixed emergency /
 self-harm reply), guided (the served pre-check, stages.safety.precheck: a fixed reply naming 120 or the model's answer
 with the 120 pointer) and, where the set has
-negatives, the false-alarm rate. Exits 0 with a message if the shared data folder is absent (preamble then skips).
+negatives, the false-alarm rate. ``--model-answers question_end,history`` also answers the positives the pre-check left
+unguided with models/merged (params.yaml's prompt and decoding, then the post-check) and prints how many of those answers
+name 120 / 急诊, and the share of positives that get 120 / 急诊 in what serve sends (~1 min per 20 answers on 2 cores). Exits 0 with a message if the shared data folder is absent (preamble then skips).
 """
 from __future__ import annotations
 
@@ -197,9 +199,11 @@ def main() -> None:
                 unguided[f"{set_name}/{pname}"] = [texts[i] for i in pos if not guided[i]]
     if unguided:
         for key, n in model_answers(unguided, args.merged, triager).items():
-            table[key]["model_says_120"] = n
+            row = table[key]
+            row["model_says_120"] = n
+            row["served_guided"] = round((row["n_pos"] - len(unguided[key]) + n) / row["n_pos"], 4)
             print(f"{key}: of {len(unguided[key])} positives the pre-check left unguided, the model's served answer "
-                  f"says 120 / 急诊 in {n}", flush=True)
+                  f"says 120 / 急诊 in {n}: 120 / 急诊 in what serve sends {row['served_guided']:.3f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(table, ensure_ascii=False, indent=1, sort_keys=True) + "\n",
                                    encoding="utf-8")

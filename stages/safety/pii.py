@@ -9,9 +9,9 @@ independently written messages and real patient text: stages/PRIVACY.md.
 | form | examples | placeholder |
 | --- | --- | --- |
 | email (incl. full-width ＠) | zhang.san@example.com, zhangsan＠qq.com, zhoujie0521@163com, liuyang0706 at 163 dot com; dictated with spaces (z h a n g 1 2 3 at 163 dot com, li.ming @ gmail . com) | [邮箱] |
-| WeChat id | 微信号：wxid_abc123, vx: zhang_san88, V：zgq1975, WeChat ID: Tony_Lam, 加我微信 13812345678, 加微信也行xiaoyu_0316, 加dabaoma_xx2021这个微信 | [微信号] |
-| QQ number | QQ号：123456789, 扣扣 88886666, q号29655007, 扣扣吧一六四四九三九一七 | [QQ号] |
-| record number | 病历号/病案号/住院号/门诊号/医保卡号/就诊卡(号)/社保卡号/病理号/影像号/体检号/手册编号/条码上的号：ZY20230001, 1234 5678 9012, T J 0 3 2 0, 八八零二三… | [编号] |
+| WeChat id | 微信号：wxid_abc123, vx: zhang_san88, V：zgq1975, WeChat ID: Tony_Lam, 加我微信 13812345678, 加微信也行xiaoyu_0316, 加dabaoma_xx2021这个微信, wxid_k8f3m2 anywhere, V信chen2019, 卫星lucky_77, xiaomei_88这是我的微信 | [微信号] |
+| QQ number | QQ号：123456789, 扣扣 88886666, q号29655007, 扣扣吧一六四四九三九一七; up to 8 characters after the word with no other contact, card or record word and no 群 between (微信号跟QQ号一样，76139851, 请Q我 30918254, qq 363-078-205); 球球, QQ number:, 係 | [QQ号] |
+| record number | 病历号/病案号/住院号/门诊号/医保卡号/就诊卡(号)/社保卡号/病理号/影像号/体检号/建档号/放疗号/化疗号/手册编号/条码上的号：ZY20230001, 1234 5678 9012, T J 0 3 2 0, 八八零二三… | [编号] |
 | long number | a lone run of 15+ digits no other form takes (医保个人编号330183556620024603, an ID mistyped beyond recognition); 10–14 digits with a record word up to 24 characters before it or right after it (用9151009110这个门诊号); not a product's number (国械注准…, 条形码…) | [编号] |
 | passport / travel permit | 护照号 E12345678, EA1234567, G12345678, passport AB985567, 台胞证 | [护照号] |
 | resident ID, 18 digits | 11010519491231002X, 110105 19491231 002X (checksum + birth date; a mistyped check digit too) | [身份证号] |
@@ -23,8 +23,8 @@ independently written messages and real patient text: stages/PRIVACY.md.
 | landline with area code | 010-62345678, (0755) 8888 6666, （010）62345678; an extension (转123, -123, 分机 12) goes with it | [电话] |
 | landline without area code | 电话/座机/固话/联系/拨打/热线… then 6234 5678 or 62345678; right after 打 / 拨 (白天打7658296找我) | [电话] |
 | service numbers | 400-123-4567, 800 810 8888 | [电话] |
-| name | labelled (我叫/我是/姓名：/联系人/户名/收件人…), after a relative or role (我老公吴德福, 帮我爷爷…, 32床孔繁星), before 的家属/，男/a contact/收, as a signature (——龙雪梅), in a list (张三、李四), transliterated (阿依古丽·买买提), pinyin (my name is Chen Yiming); see pii_names.py | [姓名] |
-| address | labelled (住在/住/家在/地址/寄到…) with a street, estate, building or village unit and a number; bare road + number + building + room (建国路88号恒信大厦4208室), estate + building (幸福小区5号楼1单元602), village + group (李楼村三组); not a city or floor alone (住在28楼); see pii_address.py | [地址] |
+| name | labelled (我叫/我是/姓名：/联系人/户名/收件人…), after a relative or role (我老公吴德福, 帮我爷爷…, 32床孔繁星), before 的家属/，男/a contact/收, as a signature (——龙雪梅, 柯雨欣 敬上, （尚晨星）), greeted first (杨帆你好), in a list (张三、李四), transliterated (阿依古丽·买买提), pinyin (my name is Chen Yiming); see pii_names.py | [姓名] |
+| address | labelled (住在/住/家在/地址/寄到…) with a street, estate, building or village unit and a number; bare road + number + building + room (建国路88号恒信大厦4208室), estate + building (幸福小区5号楼1单元602), village + group (李楼村三组), Taiwan / Hong Kong (信义路三段134巷5弄7号, 21座15楼G室), English (Room 1203, 88 Jianguo Road); not a city or floor alone (住在28楼), not the hospital's own building; see pii_address.py | [地址] |
 
 Numbers may be grouped by spaces, ``-``, ``.``, en/em dashes (each group but the last at least 3
 digits, so lab series like "13.5 12.3 14.1" never combine into a phone number). Not masked: blood

@@ -13,8 +13,13 @@
   address already masked, "[地址]3-2-1101" joins it), a numbered building + unit or entrance + room anywhere
   (12号楼3门201); 宿舍 / 宿舍楼 count as a unit (住…电子厂C3宿舍楼512).
 
+* Session 25: Taiwan / Hong Kong forms (信义路三段134巷5弄7号, 5楼之2, 沙田第一城21座15楼G室), English street addresses
+  (Room 1203, Block B, 88 Jianguo Road), spaces typed inside an address (幸福里小区 7栋 2单元 503 is masked in its squeezed
+  form when that finds more), a state farm's team / a Bingtuan regiment's company / a compound's row and house, an
+  estate's name before its building (碧桂园十里银滩11栋2203), a label and a dashed flat (送到 5-2-301).
+
 A city or district alone is not masked (it does not find a person); a hospital's own departments and floors
-(住院部3楼12床, 门诊楼2楼) are not addresses."""
+(住院部3楼12床, 门诊楼2楼, 住你们住院部5号楼12床) are not addresses."""
 from __future__ import annotations
 
 import re

@@ -68,3 +68,21 @@ PUBLIC_FIGURES = ("华佗 扁鹊 张仲景 孙思邈 李时珍 叶天士 葛洪 
                   "吴鞠通 王清任 薛生白 吴又可 陶弘景 傅青主 喻嘉言 张锡纯 黄元御 王孟英 徐灵胎 陈修园 汪昂 岐伯 淳于意 "
                   "董奉 巢元方 杨继洲 宋慈 钟南山 屠呦呦 林巧稚 吴孟超 李兰娟 张文宏 张伯礼 陈薇 汤飞凡 裘法祖 黄家驷 "
                   "吴阶平 王忠诚 邓铁涛 国医大师 鲁迅 孙中山").split()
+# occupations and roles whose first character is also a surname ("我是程序员", "我是司机"): not names after 我是
+# ("我是刘老师" / "我是钱工" — a surname with a title — still are); jieba's dictionary vetoes the rest (应届生 nz)
+ROLES = ("程序员 安全员 司机 农民 白领 工人 军人 警察 保安 会计 律师 记者 商人 房东 车主 歌手 画家 作家 教练 销售 码农 "
+         "高管 文员 职员 店员 柜员 海员 船员 学员 党员 演员 司仪 骑手 车手 全职妈妈 全职太太 上班族 单身 单亲妈妈 "
+         "孕妇 产妇 宝妈 新手妈妈 新手爸爸 独生子女 退休工人 退休职工 华侨 留学生 研究生 博士生 本科生 高中生 初中生 "
+         "钟点工 丁克 月嫂 育儿嫂 保洁员 保洁 快递员 外卖员 网约车司机 协警 辅警 护林员 程序猿 个体户 贫困户 低保户")   # s24
+# relatives and roles: a cue before a name (我老公吴德福) and after one (的家属, 是我的女儿)
+KIN = ("妈妈 母亲 老妈 爸爸 父亲 老爸 老公 老婆 丈夫 妻子 爱人 媳妇 对象 儿子 女儿 闺女 孩子 宝宝 小孩 爷爷 奶奶 外公 外婆 "
+       "姥姥 姥爷 哥哥 姐姐 弟弟 妹妹 婆婆 公公 岳母 岳父 丈母娘 老人 家人 朋友 同事 邻居 室友 同学 妈 爸 他 她 "
+       "老伴 俺娘 俺爹 娘 爹 大哥 二哥 大姐 二姐 哥 姐 弟 妹 叔叔 阿姨 舅舅 舅妈 姑姑 姨妈 伯伯 大伯 侄子 侄女 外甥 外甥女 "
+       "孙子 孙女 外孙 外孙女 女婿 儿媳 嫂子 小姑子 表哥 表姐 堂哥 堂姐 亲戚 病友 员工 领导 老板 群主 房东 "
+       "舅 阿爸 阿妈 老汉 幺爸 幺叔 姑父 姨父 婶婶 叔 姑 姨 伯")
+# pinyin surnames: "my name is Chen Yiming", "华人Li Wenjun"
+PINYIN_SURNAMES = ("Wang Li Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Ma Zhu Hu Guo He Gao Lin Luo Zheng Liang Xie "
+                   "Song Tang Han Feng Deng Cao Peng Zeng Xiao Tian Dong Yuan Pan Yu Jiang Cai Du Ye Cheng Su Wei Lv "
+                   "Lu Ding Ren Shen Yao Cui Zhong Tan Fan Jin Shi Liao Jia Xia Fu Fang Bai Zou Meng Xiong Qin Qiu Yin "
+                   "Xue Yan Duan Lei Hou Long Tao Gu Mao Hao Gong Shao Wan Qian Dai Mo Kong Xiang Chang Kang Qi Qiao "
+                   "Ouyang Sima Zhuge Situ Shangguan")

@@ -14,14 +14,16 @@ scored by their surroundings; not for answers, ``mask_pii(answer=True)``):
    start of a clause. It is a name when
    * a **strong cue** precedes it (我叫, 名叫, 名字是, 全名, 户名, 收件人, 联系人, 姓名, 监护人 …) or ", 男/女" follows;
    * or **one weak cue** — a relative or role before it (我爸, 我老公, 女儿, 朋友, 员工, 群主 …), 我是, 本人, 患者,
-     帮 / 给 / 找 / 请问, a bed (32床), a masked phone and a bracket ("[手机号]（万春梅"), or after it 的家属 / 的 + a
+     帮 / 给 / 找 / 请问 / 让 / 替 / 跟 / 叫 / 陪 / 送 / 通知 / 联系 / 告诉 / 提醒 (session 25), a bed (32床), a masked phone and a bracket ("[手机号]（万春梅"), or after it 的家属 / 的 + a
      relative / 是我 + a relative / ", 45岁" / a contact ("，QQ：", "[手机号]") / 收, or a signature at the end
      (——龙雪梅) — and every given-name character is in ``GIVEN_CHARS`` and it is not a common word
      (``_common_word``: jieba's dictionary holds it with a non-name tag or counts it ≥ 10 times, or its surname
      character is mostly an adverb / preposition such as 常, 于, 应);
    * or **two weak cues** (the start of a clause counts as one only next to another), given-name characters in
      ``GIVEN_CHARS`` and not an ordinary dictionary word (安卓).
-   It must not split a word at its edges ("健|康聪明的宝宝", "于子|女").
+   It must not split a word at its edges ("健|康聪明的宝宝", "于子|女"). Session 25: signed after a dash (——常乐) or before
+   敬上, or greeted at the start of the message (杨帆你好), it is a name even when it is also a word; 嘅 reads as 的; no
+   name overlaps a medicine (``MEDICINES``) or a public figure (``PUBLIC_FIGURES``: 李时珍, 钟南山).
 
 Measured on independently written messages (tests/fixtures/pii, bench/pii_masking.py) and on 8,644 real
 patient questions (placeholders inserted there are nearly all false positives); figures in stages/PRIVACY.md."""
@@ -32,8 +34,8 @@ import re
 from collections import Counter
 from functools import lru_cache
 
-from stages.safety.pii_name_lists import (COMPOUND_SURNAMES, GIVEN_CHARS, MEDICINES, MONGOLIAN, PUBLIC_FIGURES, SURNAMES,
-                                          TIBETAN)
+from stages.safety.pii_name_lists import (COMPOUND_SURNAMES, GIVEN_CHARS, KIN, MEDICINES, MONGOLIAN, PINYIN_SURNAMES,
+                                          PUBLIC_FIGURES, ROLES, SURNAMES, TIBETAN)
 
 # characters that do not occur in a given name but do in phrases after 我是/患者 ("我是高血压患者")
 NOT_NAME = set("的了是在有不没很也都就要会能还被吗呢吧啊呀么什怎多个岁年日周病症炎痛疼癌瘤药科医院患者护"
@@ -50,22 +52,12 @@ _AFTER = r"(?=" + _BOUNDARY + r"|的|在|来自|住|电话|手机|身份证|患�
 # labelled: any 2-4-character name; 我叫/我的名字 also need a surname (or 小/阿) so "我叫救护车" is not one
 _LABELLED = re.compile(r"((?:本人姓名|患者姓名|病人姓名|家属姓名|联系人|姓名)[:：]? ?)(" + _NAME_CHAR + "{2,4})" + _AFTER)
 _SELF = re.compile(r"((?:我叫|俺叫|咱叫|我的名字(?:是|叫))[:：]? ?)((?:" + _SURNAME + "|[小阿])" + _NAME_CHAR + "{1,3})" + _AFTER)
-# occupations and roles whose first character is also a surname ("我是程序员", "我是司机"): not names after 我是
-# ("我是刘老师" / "我是钱工" — a surname with a title — still are); jieba's dictionary vetoes the rest (应届生 nz)
-_ROLES = ("程序员 安全员 司机 农民 白领 工人 军人 警察 保安 会计 律师 记者 商人 房东 车主 歌手 画家 作家 教练 销售 码农 "
-          "高管 文员 职员 店员 柜员 海员 船员 学员 党员 演员 司仪 骑手 车手 全职妈妈 全职太太 上班族 单身 单亲妈妈 "
-          "孕妇 产妇 宝妈 新手妈妈 新手爸爸 独生子女 退休工人 退休职工 华侨 留学生 研究生 博士生 本科生 高中生 初中生 "
-          "钟点工 丁克 月嫂 育儿嫂 保洁员 保洁 快递员 外卖员 网约车司机 协警 辅警 护林员 程序猿 个体户 贫困户 低保户")   # s24
-_NOT_ROLE = "(?!(?:" + "|".join(sorted(_ROLES.split(), key=len, reverse=True)) + ")(?:" + _BOUNDARY + "))"
+# a role after 我是 is no name (ROLES: 我是程序员); a surname with a title still is (我是刘老师)
+_NOT_ROLE = "(?!(?:" + "|".join(sorted(ROLES.split(), key=len, reverse=True)) + ")(?:" + _BOUNDARY + "))"
 _WEAK = re.compile(r"((?:我是)[:：]? ?)" + _NOT_ROLE + "(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
 _PATIENT = re.compile(r"((?:患者|病人|患儿)(?:[:：] ?)?)(" + _SURNAME + _NAME_CHAR + "{1,2})"
                       r"(?=[,，、 ]?(?:男|女|\d+岁|今年|\d+个?月))")
 _PATIENT_COLON = re.compile(r"((?:患者|病人|患儿)[:：] ?)(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
-KIN = ("妈妈 母亲 老妈 爸爸 父亲 老爸 老公 老婆 丈夫 妻子 爱人 媳妇 对象 儿子 女儿 闺女 孩子 宝宝 小孩 爷爷 奶奶 外公 外婆 "
-       "姥姥 姥爷 哥哥 姐姐 弟弟 妹妹 婆婆 公公 岳母 岳父 丈母娘 老人 家人 朋友 同事 邻居 室友 同学 妈 爸 他 她 "
-       "老伴 俺娘 俺爹 娘 爹 大哥 二哥 大姐 二姐 哥 姐 弟 妹 叔叔 阿姨 舅舅 舅妈 姑姑 姨妈 伯伯 大伯 侄子 侄女 外甥 外甥女 "
-       "孙子 孙女 外孙 外孙女 女婿 儿媳 嫂子 小姑子 表哥 表姐 堂哥 堂姐 亲戚 病友 员工 领导 老板 群主 房东 "
-       "舅 阿爸 阿妈 老汉 幺爸 幺叔 姑父 姨父 婶婶 叔 姑 姨 伯")
 _KIN_WORDS = set(KIN.split())
 _KIN_RE = "|".join(sorted(KIN.split(), key=len, reverse=True))
 _OTHER = re.compile(r"((?:" + _KIN_RE + r")(?:的名字(?:是|叫)|名叫|叫做|叫)[:：]? ?)(" + _SURNAME + _NAME_CHAR + "{1,2})" + _AFTER)
@@ -80,15 +72,10 @@ _ELEMENTS = re.compile(r"()(" + _ELEMENT + "{2,4})")
 # pinyin names: "my name is Chen Yiming", "华人Li Wenjun" (a pinyin surname + 1-2 syllables, capitalised)
 _SYLLABLE = (r"(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ueng|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|ao|ou|"
              r"an|en|in|un|ia|ie|iu|ua|uo|ui|ue|er|a|o|e|i|u|v)")
-_PINYIN_SURNAMES = ("Wang Li Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Ma Zhu Hu Guo He Gao Lin Luo Zheng Liang Xie "
-                    "Song Tang Han Feng Deng Cao Peng Zeng Xiao Tian Dong Yuan Pan Yu Jiang Cai Du Ye Cheng Su Wei Lv "
-                    "Lu Ding Ren Shen Yao Cui Zhong Tan Fan Jin Shi Liao Jia Xia Fu Fang Bai Zou Meng Xiong Qin Qiu Yin "
-                    "Xue Yan Duan Lei Hou Long Tao Gu Mao Hao Gong Shao Wan Qian Dai Mo Kong Xiang Chang Kang Qi Qiao "
-                    "Ouyang Sima Zhuge Situ Shangguan")
 _PINYIN_GIVEN = (r"(?=[A-Z])(?i:" + _SYLLABLE + "(?:" + _SYLLABLE + r")?)(?:[ -](?=[A-Z])(?i:" + _SYLLABLE
                  + "(?:" + _SYLLABLE + r")?))?")
 _PINYIN = re.compile(r"((?:(?i:my name is|name is|name[:：]|我叫|姓名[:：]?) ?)|(?<=[\u4e00-\u9fa5]))"
-                     r"((?:" + "|".join(_PINYIN_SURNAMES.split()) + r") " + _PINYIN_GIVEN + r")(?![A-Za-z])")
+                     r"((?:" + "|".join(PINYIN_SURNAMES.split()) + r") " + _PINYIN_GIVEN + r")(?![A-Za-z])")
 _PINYIN_NAMED = re.compile(r"((?i:my name is|name is|name[:：]) ?)([A-Z][a-z]+ [A-Z][a-z]+)(?![A-Za-z])")
 
 # --- names in context ----------------------------------------------------------------------------
