@@ -73,9 +73,9 @@ _BUILDING_ROOM = re.compile(_NAME_OF_ESTATE + r"{0,8}?(?:" + _NUM + r"{1,2}期)?
                             + r"{1,3}(?:号楼|栋|幢)\d{3,4}(?:室|号|户)?(?![\d床病诊])"
                             # Hong Kong: a block, its floor and the flat (第一城21座15楼G室; session 25)
                             + "|" + _NAME_OF_ESTATE + r"{0,8}?\d{1,3}座\d{1,3}楼(?:[A-Za-z]|\d{1,4})室")
-# a public place (the hospital, a clinic, a community centre) before a bare road + number: its address is not personal
 # the hospital's own buildings after 住 / 在 (我爸住你们住院部5号楼12床): not a home (session 25)
 _HOSPITAL_PART = re.compile(r"住院部|住院楼|门诊楼|医技楼|病房楼|急诊楼|医院|病区|你们")
+# a public place (the hospital, a clinic, a community centre) before a bare road + number: its address is not personal
 _INSTITUTION = re.compile(r"(?:医院|院区|分院|门诊|诊所|卫生院|卫生服务|中心|药房|药店|东门|西门|南门|北门|正门|大门)")
 
 
@@ -128,13 +128,17 @@ def _mask_addresses(text: str, counts: Counter) -> str:
         return (not re.search(r"(?:号楼|栋|幢|座|单元|室|户|层|弄|组|队)", value)
                 and bool(_INSTITUTION.search(m.string[max(0, m.start() - 12):m.start()])))
 
+    def labelled_flat(m):                 # 送到 5-2-301: the label stays
+        counts["address"] += 1
+        return m.group(1) + "[地址]"
+
     def dashed(m):                      # right after [地址] the building-unit-room joins it: no second placeholder
         return "" if m.group(0)[0].isdigit() else bare(m)
 
     text = _ADDR_LABEL.sub(labelled, text)
     if re.search(r"(?<![A-Za-z])(?:Road|Rd|Street|St|Avenue|Ave|Lane|Boulevard|Blvd|Highway|Hwy)(?![A-Za-z])", text):
         text = _EN_ADDR.sub(bare, text)
-    text = _LABEL_DASHED.sub(lambda m: (counts.update(["address"]), m.group(1) + "[地址]")[1], text)
+    text = _LABEL_DASHED.sub(labelled_flat, text)
     if _ADDR_HINT.search(text):                          # the bare patterns are slow to scan
         for pattern in (_ADDR, _ESTATE, _VILLAGE, _BUILDING_UNIT, _BUILDING_ROOM):
             text = pattern.sub(bare, text)

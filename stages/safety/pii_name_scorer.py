@@ -94,18 +94,10 @@ def probability(text: str, begin: int, end: int) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def _adverb_phrase(span: str) -> bool:
-    """常发生, 向前走, 于是: a surname character that is mostly an adverb, preposition or conjunction (常 d, 于 p, 和 c)
-    before a verb or adjective reads as a phrase, not a name (session 25: the scorer fitted on seven writers scored
-    常发生 0.59)."""
-    sur = pn._surname(span) or span[:1]
-    return pn._tag(sur) in ("d", "p", "c", "u") and pn._tag(span[len(sur):]).startswith(pn._VERBAL)
-
-
 def mask_scored(text: str, counts) -> str:
     """``text`` with every span the scorer calls a name replaced by [姓名] (``counts["name"]`` counts them)."""
     not_names = pn.not_a_name_spans(text)
-    spans = [(b, e) for b, e in candidates(text) if not pn.overlaps(b, e, not_names) and not _adverb_phrase(text[b:e])]
+    spans = [(b, e) for b, e in candidates(text) if not pn.overlaps(b, e, not_names) and not pn.adverb_phrase(text[b:e])]
     if not spans:
         return text
     threshold = load()["threshold"]
