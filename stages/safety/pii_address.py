@@ -112,7 +112,7 @@ def mask_addresses(text: str, counts: Counter) -> str:
 
 def _mask_addresses(text: str, counts: Counter) -> str:
     def labelled(m):
-        if not _is_address(m.group(2)) or _public(m) or _HOSPITAL_PART.search(m.group(2)):
+        if not _is_address(m.group(2)) or _public(m):
             return m.group(0)
         counts["address"] += 1
         return m.group(1) + "[地址]"
@@ -123,8 +123,10 @@ def _mask_addresses(text: str, counts: Counter) -> str:
         counts["address"] += 1
         return "[地址]"
 
-    def _public(m):      # "医院东门是解放大道1277号": a road + number alone right after a public place
-        value = m.group(m.lastindex or 0) if m.re is _ADDR_LABEL else m.group(0)
+    def _public(m):      # "医院东门是解放大道1277号": a road + number alone right after a public place; after a label,
+        value = m.group(m.lastindex or 0) if m.re is _ADDR_LABEL else m.group(0)     # the hospital's own building
+        if m.re is _ADDR_LABEL and _HOSPITAL_PART.search(value):
+            return True
         return (not re.search(r"(?:号楼|栋|幢|座|单元|室|户|层|弄|组|队)", value)
                 and bool(_INSTITUTION.search(m.string[max(0, m.start() - 12):m.start()])))
 
