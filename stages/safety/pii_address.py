@@ -82,10 +82,11 @@ _INSTITUTION = re.compile(r"(?:医院|院区|分院|门诊|诊所|卫生院|卫�
 # spaces typed between an address's numbers and units (幸福里小区 7栋 2单元 503, 人民路 45 号 3 幢): tried squeezed out
 _ADDR_SPACE = re.compile(r"(?<=[号栋幢座元室楼层户路街道弄巷区园苑村组队]) (?=\d)|(?<=\d) (?=[号栋幢座单室楼层户弄巷组队])")
 # English street addresses (Room 1203, Block B, 88 Jianguo Road; No. 15, Lane 300, Xiangyang Road; session 25)
+_EN_ROAD = r"(?:Road|Rd|Street|St|Avenue|Ave|Lane|Boulevard|Blvd|Highway|Hwy)(?![A-Za-z])"
+_EN_ROAD_WORD = re.compile(r"(?<![A-Za-z])" + _EN_ROAD)          # the English patterns are tried only where one stands
 _EN_ADDR = re.compile(r"(?<![A-Za-z])(?:(?:Room|Rm\.?|Flat|Apt\.?|Apartment|Unit|Suite) ?[A-Z]?\d+[A-Z]?,? )?"
                       r"(?:\d{1,3}/F,? )?(?:(?:Block|Blk\.?|Building|Bldg\.?|Tower) ?[A-Z0-9]{1,4},? )?"
-                      r"(?:No\. ?)?\d{1,5}[A-Z]?,? (?:(?:Lane|Alley) \d{1,4},? )?(?:[A-Z][a-z]+ ){1,3}"
-                      r"(?:Road|Rd|Street|St|Avenue|Ave|Lane|Boulevard|Blvd|Highway|Hwy)(?![A-Za-z])")
+                      r"(?:No\. ?)?\d{1,5}[A-Z]?,? (?:(?:Lane|Alley) \d{1,4},? )?(?:[A-Z][a-z]+ ){1,3}" + _EN_ROAD)
 
 
 def _is_address(value: str) -> bool:
@@ -138,7 +139,7 @@ def _mask_addresses(text: str, counts: Counter) -> str:
         return "" if m.group(0)[0].isdigit() else bare(m)
 
     text = _ADDR_LABEL.sub(labelled, text)
-    if re.search(r"(?<![A-Za-z])(?:Road|Rd|Street|St|Avenue|Ave|Lane|Boulevard|Blvd|Highway|Hwy)(?![A-Za-z])", text):
+    if _EN_ROAD_WORD.search(text):
         text = _EN_ADDR.sub(bare, text)
     text = _LABEL_DASHED.sub(labelled_flat, text)
     if _ADDR_HINT.search(text):                          # the bare patterns are slow to scan

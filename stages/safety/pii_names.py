@@ -110,7 +110,7 @@ _AFTER_AT = re.compile(_THEIR + r"|的?家属|[的嘅](?:" + _KIN_RE + r")|是�
 _DASH_SIGNATURE = re.compile(r"(?:——|—|--)[ ]?$")
 _SIGN_OFF = re.compile(r"^[ ]?(?:敬上|敬启|谨上|拜上|顿首)[ 。!！]*$")
 _GREETED = re.compile(r"^[,， ]?(?:你好|您好)")
-_SIGNATURE_AFTER = re.compile(r"^[）)]?[ 。!！]*(?:[（(](?:家属|" + _KIN_RE + r")[）)]|爸爸|妈妈|家长)?[ 。!！]*$")   # （尚晨星）, 苗壮爸爸    # ——钟文斌（家属）
+_SIGNATURE_AFTER = re.compile(r"^[）)]?[ 。!！]*(?:[（(](?:家属|" + _KIN_RE + r")[）)]|爸爸|妈妈|家长)?[ 。!！]*$")   # ——钟文斌（家属）, （尚晨星）, 苗壮爸爸
 _NAME_TAGS = ("nr", "nrfg", "nrt")
 _VERBAL = ("v", "a", "d", "p", "c", "u", "m", "f", "q", "r", "t")     # jieba tags of verbs, adjectives, adverbs …
 
@@ -211,11 +211,12 @@ def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
         return False                           # it would split a word: 健|康聪明, 于子|女 (a cue ends a word: 本人|马建军)
     if cue == "strong" or _STRONG_AFTER.match(after) or _SIGN_OFF.match(after) or (not begin and _GREETED.match(after)):
         return True
-    if _DASH_SIGNATURE.search(before) and _SIGNATURE_AFTER.match(after):
+    signed = bool(_SIGNATURE_AFTER.match(after))          # nothing but a sign-off follows: the end of the message
+    if signed and _DASH_SIGNATURE.search(before):
         return True
     if _THEIR_AT.match(after) and cue is None and not _CLAUSE_START.search(before):
         return False                           # "X的报告" alone: "一个账号管全家的预约" is no name
-    signature = bool(_SIGNATURE_BEFORE.search(before) and _SIGNATURE_AFTER.match(after))
+    signature = signed and bool(_SIGNATURE_BEFORE.search(before))
     weak = (cue == "weak") + bool(_WEAK_AFTER.match(after)) + signature
     name = text[begin:end]
     if not weak or not all(c in GIVEN_CHARS for c in name[len(_surname(name)):]):
