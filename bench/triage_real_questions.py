@@ -1,7 +1,9 @@
 """How often the served triage answers REAL patient questions with a fixed emergency / self-harm reply instead
 of the model: every question of ../shared/data/cmd_internal_medicine.gb18030.csv (title + ask) and of
 medicalgpt_sft_1k.sharegpt.jsonl (first human turn), read in place, never copied. The questions are unlabelled
-and mostly not emergencies, so the flag rate is an upper bound on the false-alarm rate there.
+and mostly not emergencies, so the flag rate is an upper bound on the false-alarm rate there. The same questions
+through the injection pre-check (none is an attack): rules, classifier, hidden-state probe (batched; ~9 min on 2
+cores for the 8,644 questions) and what is served (any of them) — refusals a real patient would get.
 
     python bench/triage_real_questions.py [models/triage ...]
 
@@ -40,7 +42,26 @@ def main() -> None:
             self_harm = sum(r.label == "self_harm" for r in res)
             parts.append(f"{name} flagged {flagged}/{len(questions)} ({flagged / len(questions):.2%}; "
                          f"self-harm reply {self_harm})")
+            parts.append(f"{name} injection refusals {injection_flags(triager, questions)}")
         print(f"{model_dir}: " + "; ".join(parts))
+
+
+def injection_flags(triager, questions: list[str]) -> str:
+    """Counts of real questions the injection pre-check would refuse, by part and served (rules ∪ classifier ∪ probe),
+    on the normalised text the gateway checks."""
+    import numpy as np
+
+    from stages.safety.injection import detect_injection
+    from stages.data.text import normalize
+
+    texts = [normalize(q) for q in questions]
+    flags = {"rules": np.array([detect_injection(t) for t in texts], dtype=bool)}
+    if triager.injection_model is not None:
+        flags["classifier"] = triager.injection_model.proba(texts) >= triager.injection_model.threshold
+    if triager.injection_probe is not None:
+        flags["probe"] = triager.injection_probe.proba(texts) >= triager.injection_probe.threshold
+    served = np.logical_or.reduce(list(flags.values()))
+    return " ".join(f"{k} {int(v.sum())}" for k, v in flags.items()) + f" served {int(served.sum())}/{len(texts)}"
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ API-server process (registered through ``LitServer(middlewares=...)``):
 2. question understanding — read the body within the limits (serve/limits.py: 408/413/400),
    validate it (4xx with a clear message, never a 500), normalise + mask the question
    (serve/questions.py, serve/privacy.py);
-3. safety pre-check (stages/safety/precheck.py: triage = rules ∪ classifier, then injection and
-   out-of-scope) — emergencies and self-harm get their fixed reply here, without the model, so they
+3. safety pre-check (stages/safety/precheck.py: triage = rules ∪ classifier, then injection = rules ∪
+   classifier ∪ hidden-state probe, and out-of-scope; in a worker thread) — emergencies and self-harm get their fixed reply here, without the model, so they
    work even when it is down;
 4. cache — LRU + TTL keyed on the cleaned question and generation params; hits skip the queue;
 5. model — prompt-token cap (422), in-flight bound (429 + Retry-After), deadline (503), then the
@@ -23,6 +23,7 @@ API-server process (registered through ``LitServer(middlewares=...)``):
 A new route is one branch in ``Gateway.__call__`` calling a handler that lives in its own module."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from stages.safety.pii_names import warm as warm_masker
@@ -119,10 +120,12 @@ class Gateway:
         ctx.question, ctx.pii, ctx.stream = q.text, q.pii, q.stream
         return q
 
-    def _without_model(self, ctx: RequestContext, q: Question):
+    async def _without_model(self, ctx: RequestContext, q: Question):
         """Pre-check and cache, shared by /predict and chat: returns (cache key, ready reply or None).
-        A ready reply is ``{"answer", "truncated"}``; None means the model must answer (503 if disabled)."""
-        pre = precheck(q.text, self.triager)
+        A ready reply is ``{"answer", "truncated"}``; None means the model must answer (503 if disabled).
+        The pre-check runs in a worker thread: its injection probe runs a language model's first layers (~70 ms
+        on 2 cores), which must not hold up the event loop (other requests, /health, streaming)."""
+        pre = await asyncio.to_thread(precheck, q.text, self.triager)
         ctx.action, ctx.rules, ctx.pointer, ctx.gray = pre.action, list(pre.rules), pre.pointer, pre.gray
         ctx.cached = False
         if pre.action != "pass":
@@ -168,7 +171,7 @@ class Gateway:
     # ---------------------------------------------------------------- /predict
     async def _predict(self, scope, receive, send, ctx: RequestContext) -> None:
         q = await self._question(receive, ctx, predict_question)
-        key, ready = self._without_model(ctx, q)
+        key, ready = await self._without_model(ctx, q)
         if ready is not None:
             return await self._predict_reply(send, ctx, ready["answer"], truncated=ready["truncated"])
         gen = await self._generate(scope, receive, ctx, q)
@@ -196,7 +199,7 @@ class Gateway:
 
     async def _chat(self, scope, receive, send, ctx: RequestContext) -> None:
         q = await self._question(receive, ctx, chat_question)
-        key, ready = self._without_model(ctx, q)
+        key, ready = await self._without_model(ctx, q)
         if ready is not None:
             return await self._chat_ready(send, ctx, q, ready["answer"])
         if q.stream:

@@ -208,7 +208,9 @@ def _report(m: dict) -> None:
             print(f"{part:<12}{system:<16} recall {s['recall']}  emergency {pc['emergency']['recall']}  "
                   f"self_harm {pc['self_harm']['recall']}  false alarms {s['false_alarm_rate']}")
     inj = m.get("injection", {})
-    parts = [(k, v) for k, v in inj.items() if isinstance(v, dict) and k not in ("held_out", "held_out_by_file")]
+    parts = [(k, v) for k, v in inj.items() if isinstance(v, dict) and k not in ("held_out", "held_out_by_file", "probe")]
+    if "probe" in inj:
+        print(f"injection probe: {inj['probe']}")
     for part, systems in parts + list(inj.get("held_out_by_file", {}).items()):
         print(f"injection {part:<12}" + "  ".join(f"{name} recall {s['recall']} false alarms {s['false_alarms']}"
                                                    for name, s in systems.items()))

@@ -120,6 +120,14 @@ def build_triage_model(root: Path, data_dir: Path = REPO / "data" / "triage", **
 
     root.mkdir(parents=True, exist_ok=True)
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    # the injection probe's encoder: a tiny random model (plumbing; the real base's probe is measured in
+    # tests/test_injection.py), unless the caller passes its own ``injection``
+    from stages.model.bundled import cached_tokenizer_dir
+
+    encoder = root.parent / "encoder"                     # shared by sibling runs: the same path in their outputs
+    if not (encoder / "config.json").is_file():
+        make_tiny_model(encoder, cached_tokenizer_dir())
+    raw["triage"]["injection"]["probe"].update(encoder=str(encoder), layer=2)
     raw["triage"].update({"data_dir": str(data_dir), "independent": "", "held_back": [], "train_only": [],
                           "corpus_extra": False,
                           "candidates": ["char_lr"], **triage_overrides})

@@ -35,6 +35,7 @@ def tiny_overrides(raw: dict, model_dir: Path) -> dict:
     raw["lora"]["layers"] = "all"
     raw["eval"].update(max_examples=5, batch_size=5, bertscore_layers=1)
     raw["triage"].update(candidates=["char_lr"])      # one candidate: the real data, half the fitting
+    raw["triage"]["injection"]["probe"]["layer"] = 2  # the probe's encoder is models/base: the tiny model has 2 layers
     return raw
 
 

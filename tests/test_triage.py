@@ -44,14 +44,19 @@ def test_stage_writes_model_split_metrics_and_plot(small_run):
     root, _ = small_run
     out = root / "a"
     assert {p.name for p in (out / "model").iterdir()} == {"classifier.joblib", "meta.json", "replies.joblib",
-                                                            "injection.joblib", "injection.json"}
+                                                            "injection.joblib", "injection.json",
+                                                            "injection_probe.joblib", "injection_probe.json"}
     m = json.loads((out / "triage.json").read_text(encoding="utf-8"))
     inj = m["injection"]                                                # the learned injection pre-check, same folder
     assert 0 < inj["threshold"] <= 1 and inj["attacks_fitted"] > 100
     assert json.loads((out / "model" / "injection.json").read_text())["threshold"] == inj["threshold"]
     assert inj["cv"]["classifier_only"]["false_alarms"] <= inj["max_false_alarms"]
     for part in ("cv", "held_out"):
-        assert inj[part]["served"]["recall"] >= inj[part]["rules_only"]["recall"]
+        assert inj[part]["served"]["recall"] >= inj[part]["rules_and_classifier"]["recall"] >= inj[part]["rules_only"]["recall"]
+    # the probe (a tiny random encoder here): its own threshold by the same out-of-fold rule, recorded with it
+    probe = json.loads((out / "model" / "injection_probe.json").read_text())
+    assert probe["threshold"] == inj["probe"]["threshold"] and probe["layer"] == inj["probe"]["layer"] == 2
+    assert inj["cv"]["probe_only"]["false_alarms"] <= inj["max_false_alarms"]
     assert m["model"] == "char_lr" and 0 < m["threshold"] < 1 and 0 < m["self_harm_threshold"] <= 1.01
     meta = json.loads((out / "model" / "meta.json").read_text(encoding="utf-8"))
     assert meta["self_harm_threshold"] == m["self_harm_threshold"]      # serve loads what was measured
@@ -144,7 +149,8 @@ def test_folds_are_seeded_stratified_and_cover_every_row():
 def test_stage_outputs_are_byte_identical_on_rerun(small_run):
     root, data = small_run
     build_triage_model(root / "b", data, ngram_max=3, min_recall=0.5)
-    for rel in ("model/classifier.joblib", "model/replies.joblib", "model/meta.json", "triage.json",
+    for rel in ("model/classifier.joblib", "model/replies.joblib", "model/meta.json", "model/injection.joblib",
+                "model/injection_probe.joblib", "model/injection_probe.json", "triage.json",
                 "triage_pr.json", "split/train.jsonl", "split/test.jsonl"):
         assert (root / "a" / rel).read_bytes() == (root / "b" / rel).read_bytes(), rel
 

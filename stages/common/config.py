@@ -192,6 +192,15 @@ class EvalParams(_Section):
     mcq_file: str = ""
 
 
+class ProbeParams(_Section):
+    """The hidden-state probe of the injection pre-check (stages/safety/injection_probe.py)."""
+    encoder: str = "models/base"        # an HF causal-LM dir (the triage stage depends on it in dvc.yaml)
+    layer: int = Field(12, ge=0)        # run this many layers, pool their output; 0 = no probe
+    max_tokens: int = Field(128, ge=8)  # longer messages: their first max_tokens tokens
+    batch_size: int = Field(16, ge=1)
+    c: float = Field(1.0, gt=0)         # logistic regression's inverse regularisation (standardised features)
+
+
 class InjectionParams(_Section):
     """The learned injection pre-check (stages/safety/injection_model.py), fitted by the triage stage."""
     train: list[str] = Field(default_factory=lambda: ["data/injection/writer_p_dev.jsonl"])
@@ -211,6 +220,7 @@ class InjectionParams(_Section):
     min_df: int = Field(2, ge=1)
     c: float = Field(4.0, gt=0)
     seed: int = 42
+    probe: ProbeParams = Field(default_factory=ProbeParams)
 
 
 class TriageParams(_Section):

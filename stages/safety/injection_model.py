@@ -1,6 +1,7 @@
 """The learned half of the injection pre-check: a character n-gram TF-IDF logistic regression (injection vs
 not), fitted by the triage stage next to the triage model (``models/triage/injection.joblib``) and used by
-``Triager.is_injection`` together with the rules of stages/safety/injection.py (either one flags).
+``Triager.is_injection`` together with the rules of stages/safety/injection.py and the hidden-state probe of
+stages/safety/injection_probe.py (any one flags).
 
 Training rows (``triage.injection`` in params.yaml): the team's labelled injection sets (``train``: attacks and
 look-alike benign questions), and the triage stage's own training rows — writer K's prompt-injection rows as
@@ -78,12 +79,18 @@ def training_rows(files: list[str], triage_rows: list[dict]) -> list[dict]:
     return rows
 
 
-def oof_proba(rows: list[dict], folds: int, **fit_kw) -> np.ndarray:
+def folds_of(rows: list[dict], folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified (train, test) index pairs shared by the classifier and the probe."""
     from sklearn.model_selection import StratifiedKFold
 
     y = np.array([r["label"] == "injection" for r in rows], dtype=int)
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+
+def oof_proba(rows: list[dict], folds: list, **fit_kw) -> np.ndarray:
+    y = np.array([r["label"] == "injection" for r in rows], dtype=int)
     out = np.zeros(len(rows))
-    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=fit_kw["seed"]).split(np.zeros(len(y)), y):
+    for tr, te in folds:
         m = InjectionModel.fit([rows[i]["text"] for i in tr], y[tr].tolist(), **fit_kw)
         out[te] = m.proba([rows[i]["text"] for i in te])
     return out
@@ -108,32 +115,52 @@ def measure(flags: np.ndarray, rows: list[dict]) -> dict:
 
 
 def fit_injection(p, triage_fit_rows: list[dict], triage_test_rows: list[dict], out_dir: Path) -> dict:
-    """Fit, choose the threshold out-of-fold, save into ``out_dir`` and return the metrics
-    (``p``: ``TriageParams.injection``). Figures: out-of-fold on the fitted rows, the triage test split (never
-    fitted here either) and the held-out writer — each for rules only, classifier only and rules ∪ classifier."""
+    """Fit, choose the thresholds out-of-fold, save into ``out_dir`` and return the metrics
+    (``p``: ``TriageParams.injection``): the character classifier and, unless ``probe.layer`` is 0, the
+    hidden-state probe (stages/safety/injection_probe.py) on the same rows and folds. Figures: out-of-fold on the
+    fitted rows, the triage test split (never fitted here either) and the held-out writers — for the rules, each
+    learned half alone and what is served (rules ∪ classifier ∪ probe)."""
     from stages.safety.injection import detect_injection
 
     fit_kw = {"ngram_max": p.ngram_max, "min_df": p.min_df, "c": p.c, "seed": p.seed}
     rows = training_rows(p.train, triage_fit_rows)
     is_attack = np.array([r["label"] == "injection" for r in rows])
-    oof = oof_proba(rows, p.folds, **fit_kw)
+    folds = folds_of(rows, p.folds, p.seed)
+    oof = oof_proba(rows, folds, **fit_kw)
     model = InjectionModel.fit([r["text"] for r in rows], is_attack.astype(int).tolist(), **fit_kw)
     model.threshold = choose_threshold(oof, is_attack, p.max_false_alarms)
     model.save(out_dir, {"max_false_alarms": p.max_false_alarms, "fitted_on": len(rows)})
+    probe, probe_oof = None, None
+    if p.probe.layer:
+        from stages.safety.injection_probe import fit_probe
 
-    def systems(rs: list[dict], proba: np.ndarray) -> dict:
+        probe, probe_oof = fit_probe(p, [r["text"] for r in rows], is_attack, folds)
+        probe.save(out_dir)
+
+    def systems(rs: list[dict], proba: np.ndarray, probe_proba: np.ndarray | None) -> dict:
         rules = np.array([detect_injection(r["text"]) for r in rs], dtype=bool)
         clf = proba >= model.threshold
-        return {"rules_only": measure(rules, rs), "classifier_only": measure(clf, rs), "served": measure(rules | clf, rs)}
+        out = {"rules_only": measure(rules, rs), "classifier_only": measure(clf, rs)}
+        served = rules | clf
+        if probe_proba is not None:
+            pr = probe_proba >= probe.threshold
+            out["probe_only"] = measure(pr, rs)
+            out["rules_and_classifier"] = measure(served, rs)
+            served = served | pr
+        return {**out, "served": measure(served, rs)}
+
+    def score(rs: list[dict]) -> dict:
+        texts = [r["text"] for r in rs]
+        return systems(rs, model.proba(texts), probe.proba(texts) if probe else None)
 
     out = {"threshold": model.threshold, "max_false_alarms": p.max_false_alarms, "fitted_on": len(rows),
-           "attacks_fitted": int(is_attack.sum()), "cv": systems(rows, oof)}
+           "attacks_fitted": int(is_attack.sum()), "cv": systems(rows, oof, probe_oof)}
+    if probe:
+        out["probe"] = {k: probe.meta[k] for k in ("encoder", "layer", "max_tokens", "c")} | {"threshold": probe.threshold}
     if triage_test_rows:
-        test = training_rows([], triage_test_rows)
-        out["triage_test"] = systems(test, model.proba([r["text"] for r in test]))
+        out["triage_test"] = score(training_rows([], triage_test_rows))
     for i, path in enumerate(p.held_out):            # "held_out": the first writer's set (Q); every set by file
-        held = read_labelled(path)
-        res = systems(held, model.proba([r["text"] for r in held]))
+        res = score(read_labelled(path))
         out.setdefault("held_out_by_file", {})[Path(path).name] = res
         if i == 0:
             out["held_out"] = res

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from stages.safety.injection import detect_injection
 from stages.safety.injection_model import InjectionModel
+from stages.safety.injection_probe import InjectionProbe
 from stages.safety.normalize import match_text
 from stages.safety.replies import SELF_HARM_REPLY, ReplyIndex, emergency_reply
 from stages.safety.rules import SELF_HARM_RULES, emergency_hits, happening_now, rule_label
@@ -86,18 +87,23 @@ class Triager:
     injection_model: InjectionModel | None = None   # None = injection rules only
     pointer_floor: float = 1.0                  # unflagged questions at least this urgent get the 120 pointer (post-check)
     injection_gray_floor: float = 1.0           # P(injection) in [this, threshold): an agreeing answer is refused (post-check)
+    injection_probe: "InjectionProbe | None" = None  # hidden-state probe (stages/safety/injection_probe.py); None = none
 
     def injection_proba(self, text: str) -> float | None:
         """The injection classifier's P(injection) for ``text`` (None without one)."""
         return None if self.injection_model is None else float(self.injection_model.proba([text])[0])
 
     def is_injection(self, text: str, proba: float | None = None) -> bool:
-        """Prompt injection: the rules (stages/safety/injection.py) or the classifier fitted next to this model
-        (``proba``: its ``injection_proba`` when already computed)."""
+        """Prompt injection: the rules (stages/safety/injection.py), the classifier fitted next to this model
+        (``proba``: its ``injection_proba`` when already computed) or the hidden-state probe — the probe last,
+        since it runs a language model's first layers."""
         if detect_injection(text):
             return True
         p = self.injection_proba(text) if proba is None else proba
-        return p is not None and p >= self.injection_model.threshold
+        if p is not None and p >= self.injection_model.threshold:
+            return True
+        probe = self.injection_probe
+        return probe is not None and float(probe.proba([text])[0]) >= probe.threshold
 
     def injection_gray(self, text: str, proba: float | None = None) -> bool:
         """Not refused by the injection pre-check, but its classifier's P(injection) is at least
@@ -169,10 +175,13 @@ def load_triager(model_dir: str | Path | None) -> Triager:
     model = TriageModel.load(model_dir)
     meta = json.loads((Path(model_dir) / META_FILE).read_text(encoding="utf-8"))
     injection = InjectionModel.load(model_dir)
+    probe = InjectionProbe.load(model_dir)
     return Triager(model, ReplyIndex.load(model_dir), float(meta["rule_floor"]),
                    float(meta["reply_min_similarity"]), int(meta["min_chars"]),
                    info={"mode": "rules+classifier", "kind": model.kind, "threshold": model.threshold,
-                         "injection_threshold": injection.threshold}, injection_model=injection,
+                         "injection_threshold": injection.threshold,
+                         "injection_probe": None if probe is None else {k: probe.meta[k] for k in ("encoder", "layer")}},
+                   injection_model=injection, injection_probe=probe,
                    pointer_floor=float(meta.get("pointer_floor", 1.0)),
                    injection_gray_floor=float(meta.get("injection_gray_floor", 1.0)))
 
