@@ -101,3 +101,17 @@ def test_a_missing_encoder_names_the_param_and_the_command(tmp_path):
 
     with pytest.raises(FileNotFoundError, match=r"triage\.injection\.probe\.encoder.*dvc repro base"):
         Encoder(tmp_path / "nowhere", layer=2, max_tokens=64)
+
+
+def test_the_encoder_answers_threads_one_at_a_time(deep_tiny):
+    """serve's gateway runs the pre-check in worker threads: concurrent calls give the features a lone call gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stages.safety.injection_probe import Encoder
+
+    enc = Encoder(deep_tiny, layer=2, max_tokens=32)
+    texts = [f"第{i}个问题：胃疼{'很久' * (i % 5)}了怎么办" for i in range(24)]
+    alone = [enc.embed([t]) for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda t: enc.embed([t]), texts))
+    assert all(np.allclose(a, b) for a, b in zip(alone, together))

@@ -15,6 +15,7 @@ root) and the features of a few fixed canary texts; loading recomputes them and 
 different features (another base model under the same path) instead of scoring with the wrong one."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +63,13 @@ class Encoder:
         self.tokenizer = load_tokenizer(path)
         self.tokenizer.padding_side = "right"
         self.max_tokens, self.batch_size, self._torch = max_tokens, batch_size, torch
+        self._lock = threading.Lock()   # serve's gateway calls from worker threads; a fast tokenizer is not re-entrant
 
     def embed(self, texts: list[str], progress: str | None = None) -> np.ndarray:
+        with self._lock:
+            return self._embed(texts, progress)
+
+    def _embed(self, texts: list[str], progress: str | None) -> np.ndarray:
         torch = self._torch
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")        # similar lengths share a batch
