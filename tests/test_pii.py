@@ -417,3 +417,69 @@ def test_session_25_look_alikes(text):
 def test_a_name_listed_before_a_masked_one_is_masked_too():
     out = mask_pii("余建伟和[姓名]都发烧了")
     assert "余建伟" not in out
+
+
+# --- session 27: Hong Kong, Macau and Taiwan forms (stages/PRIVACY.md, *Session 27*) -----------------
+@pytest.mark.parametrize("text, gone", [
+    ("我個身份證係 A123456(3)，要唔要帶埋正本", "123456"),         # HKID, check digit valid, in brackets
+    ("HKID：Y6543210，覆診用", "654321"),                          # after a cue: the check digit is not checked
+    ("佢張身份證 AB987654 (3) 唔見咗點補", "987654"),                # two letters, a space before the bracket
+    ("阿嫲身份證號碼 c668668(9)", "668668"),                        # lower case after a cue (check digit mistyped)
+    ("台灣身分證字號 A123456789 健保卡也要帶嗎", "123456789"),     # Taiwan, checksum valid
+    ("我的身分證是 B212345678", "212345678"),                       # after a cue
+    ("澳門身份證 5215299(8) 可以用嚟登記嗎", "5215299"),             # Macau, bracketed check digit
+    ("澳門居民身份證 75123456", "75123456"),                        # eight digits after a cue
+    ("回鄉證 H60281937 過關用，覆診要帶嗎", "60281937"),
+    ("回乡证号码M1234567801", "1234567801"),
+    ("852-6123-4567 係我手機，有事打俾我", "61234567"),
+    ("(852) 98765432 搵我就得", "98765432"),
+    ("853 6612 3456 澳門號碼", "66123456"),
+    ("886-912-345-678 是我台灣的手機", "912345678"),
+    ("WhatsApp 6234 8890 傳個報告俾我", "62348890"),
+    ("聯絡我 9387 2210 啦", "93872210"),
+    ("屋企喺沙田瀝源邨福海樓803室，可唔可以寄藥", "福海樓803室"),
+    ("地址係彩虹邨金碧樓1203室", "金碧樓1203室"),
+    ("住太古城耀星閣20樓D室，老人家跌親", "耀星閣20樓D室"),
+    ("氹仔海洋花園第3座12樓A，請問可以上門打針嗎", "12樓A"),
+    ("Flat B, 12/F, Block 3, Kornhill, 2 Hong On Street", "Kornhill"),
+    ("My name is Chan Tai Man, 想約覆診", "Chan Tai Man"),
+    ("Patient: Wong Ka-yan, 8 years old", "Wong Ka-yan"),
+    ("my son Lee Siu-ming has a fever of 39", "Lee Siu-ming"),
+    ("病人：Lin Yi-chun，想改期", "Lin Yi-chun"),
+])
+def test_session_27_forms(text, gone):
+    assert gone not in mask_pii(text)
+
+
+@pytest.mark.parametrize("text", [
+    "我住喺瑪麗醫院K10病房12號床隔籬，探病幾點",         # the hospital's ward and bed
+    "伊利沙伯醫院B座5樓抽血係咪要空肚",
+    "九巴1A 喺A2出口等，去急症室點行",                   # bus route, MTR exit
+    "8號風球醫院門診開唔開",
+    "衛署藥製字第012345號這個藥可以給小孩吃嗎",           # a Taiwan drug licence number
+    "血糖 7.8，HbA1c 6.5%，膽固醇 5.2",
+    "型号A1234567的血压计准不准",                         # a product model
+    "我屋企喺觀塘，附近有冇夜診",                         # a district alone
+    "我住黃大仙 Wong Tai Sin 附近",                       # a place spelled like a name: no cue
+    "Dr Chan said I should rest",
+])
+def test_session_27_look_alikes(text):
+    assert mask_pii(text) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from("ABCDEGHKMPRVYZ"), st.integers(0, 999999))
+def test_every_valid_hkid_is_masked_without_a_label(letter, n):
+    from stages.safety.pii_numbers import valid_hkid
+
+    digits = f"{n:06d}"
+    check = next(c for c in "0123456789A" if valid_hkid(letter, digits, c))
+    out = mask_pii(f"幫我查下{letter}{digits}({check})個報告")
+    assert digits not in out and "[身份证号]" in out
+
+
+def test_regional_check_digits_follow_the_published_examples():
+    from stages.safety.pii_numbers import valid_hkid, valid_twid
+
+    assert valid_hkid("A", "123456", "3") and not valid_hkid("A", "123456", "7")
+    assert valid_twid("A", "123456789") and not valid_twid("A", "123456788")

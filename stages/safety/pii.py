@@ -13,18 +13,19 @@ independently written messages and real patient text: stages/PRIVACY.md.
 | QQ number | QQ号：123456789, 扣扣 88886666, q号29655007, 扣扣吧一六四四九三九一七; up to 8 characters after the word with no other contact, card or record word and no 群 between (微信号跟QQ号一样，76139851, 请Q我 30918254, qq 363-078-205); 球球, QQ number:, 係 | [QQ号] |
 | record number | 病历号/病案号/住院号/门诊号/医保卡号/就诊卡(号)/社保卡号/病理号/影像号/体检号/建档号/放疗号/化疗号/手册编号/条码上的号：ZY20230001, 1234 5678 9012, T J 0 3 2 0, 八八零二三… | [编号] |
 | long number | a lone run of 15+ digits no other form takes (医保个人编号330183556620024603, an ID mistyped beyond recognition); 10–14 digits with a record word up to 24 characters before it or right after it (用9151009110这个门诊号); not a product's number (国械注准…, 条形码…) | [编号] |
-| passport / travel permit | 护照号 E12345678, EA1234567, G12345678, passport AB985567, 台胞证 | [护照号] |
+| passport / travel permit | 护照号 E12345678, EA1234567, G12345678, passport AB985567, 台胞证, 回乡证 H60281937 / M1234567801 | [护照号] |
 | resident ID, 18 digits | 11010519491231002X, 110105 19491231 002X (checksum + birth date; a mistyped check digit too) | [身份证号] |
 | resident ID, 15 digits | 110105491231002 (region + birth date) | [身份证号] |
-| ID after 身份证 | any 14–19 digits/X after 身份证(号) / 证件号 / 身份号 (a digit too many or too few is still the ID) | [身份证号] |
+| ID after 身份证 | any 14–19 digits/X after 身份证(号) / 身分证 / 证件号 / 身份号 / HKID (a digit too many or too few is still the ID) | [身份证号] |
+| Hong Kong / Taiwan / Macau ID | A123456(3), AB987654 (3), Y6543210 (HKID check digit, or after an ID word); A123456789 (Taiwan checksum, or after one); 5215299(8) (Macau, bracketed; eight digits after an ID word) | [身份证号] |
 | bank card | 16–19 digits passing Luhn, any grouping; 12–19 digits after 银行卡/卡号 | [银行卡号] |
 | mobile | 13812345678, 138 1234 5678, 1381-234-5678, 138.1234.5678, 157477 92466, +86 138…, 0086-138…; a run that is exactly a mobile in any grouping (1 3 8 1 2 …, 13 81 23 45 678); in Chinese numerals 一三八零零…, 幺三九…, 拐 = 7, 叉 = X (also IDs, landlines) | [手机号] |
-| international | +852 9123 4567, +886 912 345 678, 00853 6612 3456 (a "+" or "00", 8–15 digits) | [电话] |
+| international | +852 9123 4567, +886 912 345 678, 00853 6612 3456 (a "+" or "00", 8–15 digits); 852-6123-4567, (852) 98765432, 886-912-345-678 (the code apart, without "+") | [电话] |
 | landline with area code | 010-62345678, (0755) 8888 6666, （010）62345678; an extension (转123, -123, 分机 12) goes with it | [电话] |
-| landline without area code | 电话/座机/固话/联系/拨打/热线… then 6234 5678 or 62345678; right after 打 / 拨 (白天打7658296找我) | [电话] |
+| landline without area code | 电话/座机/固话/联系/联络/拨打/热线/WhatsApp/打俾… then 6234 5678 or 62345678 (a Hong Kong or Macau number); right after 打 / 拨 (白天打7658296找我) | [电话] |
 | service numbers | 400-123-4567, 800 810 8888 | [电话] |
-| name | labelled (我叫/我是/姓名：/联系人/户名/收件人…), after a relative or role (我老公吴德福, 帮我爷爷…, 32床孔繁星), before 的家属/，男/a contact/收, as a signature (——龙雪梅, 柯雨欣 敬上, （尚晨星）), greeted first (杨帆你好), in a list (张三、李四), transliterated (阿依古丽·买买提), pinyin (my name is Chen Yiming); see pii_names.py | [姓名] |
-| address | labelled (住在/住/家在/地址/寄到…) with a street, estate, building or village unit and a number; bare road + number + building + room (建国路88号恒信大厦4208室), estate + building (幸福小区5号楼1单元602), village + group (李楼村三组), Taiwan / Hong Kong (信义路三段134巷5弄7号, 21座15楼G室), English (Room 1203, 88 Jianguo Road); not a city or floor alone (住在28楼), not the hospital's own building; see pii_address.py | [地址] |
+| name | labelled (我叫/我是/姓名：/联系人/户名/收件人…), after a relative or role (我老公吴德福, 帮我爷爷…, 32床孔繁星), before 的家属/，男/a contact/收, as a signature (——龙雪梅, 柯雨欣 敬上, （尚晨星）), greeted first (杨帆你好), in a list (张三、李四), transliterated (阿依古丽·买买提), pinyin (my name is Chen Yiming), Hong Kong / Taiwan romanised after a cue (Patient: Wong Ka-yan, my son Lee Siu-ming); see pii_names.py | [姓名] |
+| address | labelled (住在/住/家在/地址/寄到…) with a street, estate, building or village unit and a number; bare road + number + building + room (建国路88号恒信大厦4208室), estate + building (幸福小区5号楼1单元602), village + group (李楼村三组), Taiwan / Hong Kong (信义路三段134巷5弄7号, 21座15楼G室, 沥源邨福海楼803室, 屋企喺…), English (Room 1203, 88 Jianguo Road; Flat B, 12/F, Block 3, Kornhill, 2 Hong On Street); not a city or floor alone (住在28楼), not the hospital's own building; see pii_address.py | [地址] |
 
 Numbers may be grouped by spaces, ``-``, ``.``, en/em dashes (each group but the last at least 3
 digits, so lab series like "13.5 12.3 14.1" never combine into a phone number). Not masked: blood
@@ -38,8 +39,8 @@ from collections import Counter
 from stages.safety.pii_address import mask_addresses
 from stages.safety.pii_names import mask_names
 from stages.safety.pii_numbers import (_ID_CHECK, _ID_WEIGHTS, _SPOKEN_DIGIT, PII_TAGS, _mask_numbers,  # noqa: F401
-                                       _PRODUCT_BEFORE, _mask_spoken_numbers, luhn_ok, mask_codes, valid_id15,
-                                       valid_id_number)
+                                       _PRODUCT_BEFORE, _mask_spoken_numbers, luhn_ok, mask_codes, mask_regional_ids,
+                                       valid_id15, valid_id_number)
 
 
 # --- labelled forms (the label is kept, the value masked) ----------------------------------------
@@ -91,7 +92,7 @@ _RECORD = re.compile(r"((?:(?:病历|病案|住院|门诊|就诊|医保|社保|�
                      + r")([A-Za-z0-9][-A-Za-z0-9]{3,24}(?:[ ]\d{2,8})*|[A-Za-z0-9](?: [A-Za-z0-9]){5,24}"
                      r"|[零〇一二三四五六七八九幺两洞拐]{6,20})"
                      r"(?![-A-Za-z0-9])")
-_PASSPORT_LABEL = re.compile(r"((?:护照|通行证|台胞证|(?i:passport)(?: (?i:no\.?|number))?)(?:号码|号)?" + _LABEL_SEP + r")([A-Za-z0-9]{6,12})(?![A-Za-z0-9])")
+_PASSPORT_LABEL = re.compile(r"((?:护照|通行证|台胞证|回乡证|回乡卡|居留证|(?i:passport)(?: (?i:no\.?|number))?)(?:号码|号)?" + _LABEL_SEP + r")([A-Za-z0-9]{6,12})(?![A-Za-z0-9])")
 # mainland passports: E/G + 8 digits, E + letter + 7 digits, diplomatic/service/public D/S/P(E) + 7
 _PASSPORT = re.compile(r"(?<![A-Za-z0-9])(?:[EG]\d{8}|E[A-Z]\d{7}|[DSP]E?\d{7})(?![A-Za-z0-9])")
 
@@ -143,6 +144,7 @@ def _mask(text: str, counts: Counter, names: bool = True, scored_names: bool = T
     text = mask_codes(text, counts)
     text = _mask_spoken_numbers(text, counts)
     text = _mask_numbers(text, counts)
+    text = mask_regional_ids(text, counts)       # after the mainland forms: "110105 19491231 002X" is one ID
     if names:
         text = mask_names(text, counts, scored=scored_names)
     masked = mask_addresses(text, counts)

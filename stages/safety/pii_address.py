@@ -29,20 +29,20 @@ _NUM = r"[\d一二三四五六七八九十百零〇两]"
 _NOT_PLACE = "在住是我你他她的了到去从和与及或离附近旁边对面"          # words that end a place name
 _VILLAGE_CHAR = "(?:(?![" + _NOT_PLACE + r"])[\u4e00-\u9fa5])"      # 家 may be in a village name: 张家村
 _PLACE_CHAR = "(?:(?![" + _NOT_PLACE[:7] + "家" + _NOT_PLACE[7:] + r"])[\u4e00-\u9fa5])"
-_UNIT = (r"(?:宿舍楼|宿舍|省|自治区|市|区|县|镇|乡|街道|村|组|路|街|大道|巷|弄|胡同|小区|花园|社区|公寓|家园|新村|大厦|广场|号楼|号院|"
+_UNIT = (r"(?:宿舍楼|宿舍|省|自治区|市|区|县|镇|乡|街道|村|邨|阁|组|路|街|大道|巷|弄|胡同|小区|花园|社区|公寓|家园|新村|大厦|广场|号楼|号院|"
          r"号|栋|幢|座|单元|楼|层|室|户)")
 _UNIT_RE = re.compile(_UNIT)
 _COARSE = {"省", "自治区", "市", "区", "县", "镇", "乡", "街道", "楼", "层", "室", "户"}   # a city, or a floor alone
 _ROOM = r"(?:[A-Za-z]?\d{2,5}(?!\d)|[零〇一二三四五六七八九]{3,4})?"       # "…2单元401", "…二单元一零一"
 _ADDR_LABEL = re.compile(r"((?:家庭住址|家庭地址|收货地址|联系地址|住址|地址|家住|住在|居住在|居住地|户籍地|户籍所在地|"
-                         r"我家就在|家就在|家在|寄到|寄至|邮寄到|送到|送至|发到|住(?!院|宿|址))[:：]? ?)"
+                         r"我家就在|家就在|家在|屋企喺|屋企住喺|屋企系|屋企在|寄到|寄至|寄去|邮寄到|送到|送至|发到|住(?!院|宿|址))[:：]? ?)"
                          r"((?:[\u4e00-\u9fa5A-Za-z0-9#\-]{0,12}?" + _UNIT + r")+(?:之\d{1,2})?" + _ROOM + ")")
 _ROAD = r"(?:路|街|大道|道|巷|弄|胡同)"
 # a road and its house number; Taiwan / Hong Kong style adds a section and lanes (信义路三段134巷5弄7号, session 25)
 _ROAD_NO = _ROAD + r"(?:[一二三四五六七八九十]{1,3}段)?(?:\d+巷)?(?:\d+弄)?[甲乙丙丁]?\d+(?:弄\d+)?号"
 _ADDR_HINT = re.compile(_ROAD_NO + r"|(?:小区|花园|社区|公寓|家园|新村|苑)[A-Za-z]?" + _NUM
                         + r"|[村屯]" + _NUM + r"{1,3}[组社队]|大队" + _NUM + r"|\d[-/]\d{1,3}[-/]\d|(?:号楼|栋|幢|座)" + _NUM
-                        + r"|分场|团" + _NUM + r"{1,3}连|\d排\d")
+                        + r"|分场|团" + _NUM + r"{1,3}连|\d排\d|邨|[楼阁]\d{1,4}[A-Za-z]?室|座\d{1,3}楼")
 _BUILDING_NAME = r"(?:[\u4e00-\u9fa5A-Za-z]{1,10}(?:大厦|大楼|商务楼|写字楼|公寓|花园|小区|社区|家园|新村|苑|园|城|广场|中心))"
 _PARTS = (r"(?:[东西南北]区|" + _NUM + r"{1,3}期)?"
           r"(?:[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*(?:之\d{1,2})?" + _ROOM)
@@ -72,7 +72,10 @@ _NAME_OF_ESTATE = "(?:(?![区县市镇省乡])" + _PLACE_CHAR + ")"     # the es
 _BUILDING_ROOM = re.compile(_NAME_OF_ESTATE + r"{0,8}?(?:" + _NUM + r"{1,2}期)?[A-Za-z]?(?<![院部楼科])" + _NUM
                             + r"{1,3}(?:号楼|栋|幢)\d{3,4}(?:室|号|户)?(?![\d床病诊])"
                             # Hong Kong: a block, its floor and the flat (第一城21座15楼G室; session 25)
-                            + "|" + _NAME_OF_ESTATE + r"{0,8}?\d{1,3}座\d{1,3}楼(?:[A-Za-z]|\d{1,4})室")
+                            + "|" + _NAME_OF_ESTATE + r"{0,8}?第?\d{1,3}座\d{1,3}楼(?:[A-Za-z](?![A-Za-z])室?|\d{1,4}室)"
+                            # a Hong Kong estate, its block and the flat (沥源邨福海楼803室, 太古城耀星阁20楼D室; session 27)
+                            + "|" + _NAME_OF_ESTATE + r"{1,6}(?:邨|新邨|城|花园|苑)(?:\d{1,2}期)?" + _NAME_OF_ESTATE
+                            + r"{1,4}(?:楼|阁|轩|居|大厦)(?:\d{1,2}楼)?(?:\d{2,4}|[A-Ha-h])室")
 # the hospital's own buildings after 住 / 在 (我爸住你们住院部5号楼12床): not a home (session 25)
 _HOSPITAL_PART = re.compile(r"住院部|住院楼|门诊楼|医技楼|病房楼|急诊楼|医院|病区|你们")
 # a public place (the hospital, a clinic, a community centre) before a bare road + number: its address is not personal
@@ -84,8 +87,9 @@ _ADDR_SPACE = re.compile(r"(?<=[号栋幢座元室楼层户路街道弄巷区园
 # English street addresses (Room 1203, Block B, 88 Jianguo Road; No. 15, Lane 300, Xiangyang Road; session 25)
 _EN_ROAD = r"(?:Road|Rd|Street|St|Avenue|Ave|Lane|Boulevard|Blvd|Highway|Hwy)(?![A-Za-z])"
 _EN_ROAD_WORD = re.compile(r"(?<![A-Za-z])" + _EN_ROAD)          # the English patterns are tried only where one stands
-_EN_ADDR = re.compile(r"(?<![A-Za-z])(?:(?:Room|Rm\.?|Flat|Apt\.?|Apartment|Unit|Suite) ?[A-Z]?\d+[A-Z]?,? )?"
+_EN_ADDR = re.compile(r"(?<![A-Za-z])(?:(?:Room|Rm\.?|Flat|Apt\.?|Apartment|Unit|Suite) ?(?:[A-Z]?\d+[A-Z]?|[A-Z](?![a-z])),? )?"
                       r"(?:\d{1,3}/F,? )?(?:(?:Block|Blk\.?|Building|Bldg\.?|Tower) ?[A-Z0-9]{1,4},? )?"
+                      r"(?:(?:[A-Z][a-z]+ ){0,2}[A-Z][a-z]+, )?"          # the estate (Flat B, 12/F, Block 3, Kornhill, 2 …)
                       r"(?:No\. ?)?\d{1,5}[A-Z]?,? (?:(?:Lane|Alley) \d{1,4},? )?(?:[A-Z][a-z]+ ){1,3}" + _EN_ROAD)
 
 

@@ -86,3 +86,10 @@ PINYIN_SURNAMES = ("Wang Li Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Ma Zhu
                    "Lu Ding Ren Shen Yao Cui Zhong Tan Fan Jin Shi Liao Jia Xia Fu Fang Bai Zou Meng Xiong Qin Qiu Yin "
                    "Xue Yan Duan Lei Hou Long Tao Gu Mao Hao Gong Shao Wan Qian Dai Mo Kong Xiang Chang Kang Qi Qiao "
                    "Ouyang Sima Zhuge Situ Shangguan")
+# Cantonese (Hong Kong, Macau) and Wade-Giles (Taiwan) romanised surnames: "my name is Chan Tai Man", "病人：Lin Yi-chun"
+# (session 27; masked after a cue only — "Wong Tai Sin" and "Ho Man Tin" are also places)
+ROMANISED_SURNAMES = ("Chan Wong Lee Cheung Lau Ho Leung Ng Tsang Yeung Kwok Tam Lam Chow Fung Yip Lo Tse Hui Siu Mak "
+                      "Kwan Cheng Choi Sze Law Poon Chu Tang Tong Mok Au Yau Yu Chiu Tsui Chung Fong Hung Kong Kwong Lai "
+                      "Lui Pang Shum Sin So Tsoi Wai Wan Yuen Ko Koo Kan Chong Chin Cheuk Ching Chau Chui Hon Lok Ngai "
+                      "Ngan Pun Sit Suen To Tsai Tso Tung Yim Yiu Yung Ip Kam Lim Ong Tan Chang Hsu Hsieh Kuo Tseng Liao "
+                      "Chou Yeh Chuang Chiang Kao Hsiao Chien Shih Sung Wu Lin Huang Liu Yang Chen Li Ma Tai")

@@ -47,12 +47,71 @@ def luhn_ok(s: str) -> bool:
     return total % 10 == 0
 
 
+# --- Hong Kong, Macau and Taiwan identity cards (session 27), from their published formats -------------
+# HKID: one or two letters, six digits, a check digit (0-9 or A), often in brackets: A123456(3), AB987654(9)
+_HKID = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2})(\d{6}) ?[(（]?([0-9Aa])[)）]?(?![A-Za-z0-9])")
+# Taiwan 身分證統一編號: a letter, 1 / 2 (8 / 9 on residence permits), eight digits with the check digit last
+_TWID = re.compile(r"(?<![A-Za-z0-9])([A-Za-z])([1289]\d{8})(?![A-Za-z0-9])")
+# Macau BIR: 1 / 5 / 7, six digits and the check digit in brackets: 1234567(8); eight digits after an ID word
+_MOID = re.compile(r"(?<![\dA-Za-z])[157]\d{6} ?[(（]\d[)）]|(?<![\dA-Za-z])[157]\d{7}(?![\dA-Za-z])")
+_TW_LETTERS = dict(zip("ABCDEFGHJKLMNPQRSTUVXYWZIO", range(10, 36)))
+_ID_CUE = re.compile(r"身份证|身分证|证件|(?<![A-Za-z])(?:HKID|ID|identity)(?![A-Za-z])", re.I)
+
+
+def valid_hkid(letters: str, digits: str, check: str) -> bool:
+    """HKID check digit: weights 9..2 over the two letter places (a single letter counts the first as 36; A = 10 …
+    Z = 35) and the six digits; check = (11 − sum mod 11) mod 11, 10 written A."""
+    letters = letters.upper()
+    values = ([36] if len(letters) == 1 else []) + [ord(c) - 55 for c in letters] + [int(d) for d in digits]
+    c = (11 - sum(v * w for v, w in zip(values, range(9, 1, -1))) % 11) % 11
+    return ("A" if c == 10 else str(c)) == check.upper()
+
+
+def valid_twid(letter: str, digits: str) -> bool:
+    """Taiwan ID checksum: the letter's code (A = 10 … as issued) as two digits, then the nine digits, weighted
+    1 9 8 7 6 5 4 3 2 1 1: the sum is divisible by 10."""
+    code = _TW_LETTERS[letter.upper()]
+    values = [code // 10, code % 10] + [int(d) for d in digits]
+    return sum(v * w for v, w in zip(values, (1, 9, 8, 7, 6, 5, 4, 3, 2, 1, 1))) % 10 == 0
+
+
+def mask_regional_ids(text: str, counts: Counter) -> str:
+    """Hong Kong, Taiwan and Macau identity card numbers as [身份证号]: with a valid check digit anywhere, or after
+    an ID word (身份證 / 身分證 / 證件 / HKID / ID) up to 12 characters before (a mistyped check digit is still the
+    ID); Macau's in its bracketed form anywhere. Not a product's number (型号…, 批号…)."""
+    def cued(m) -> bool:
+        return bool(_ID_CUE.search(text[max(0, m.start() - 12):m.start()]))
+
+    def product(m) -> bool:
+        return bool(_PRODUCT_BEFORE.search(text[max(0, m.start() - 8):m.start()]))
+
+    def hk(m):
+        if product(m) or not (valid_hkid(m.group(1), m.group(2), m.group(3)) or cued(m)):
+            return m.group(0)
+        counts["id"] += 1
+        return PII_TAGS["id"]
+
+    def tw(m):
+        if product(m) or not (valid_twid(m.group(1), m.group(2)) or cued(m)):
+            return m.group(0)
+        counts["id"] += 1
+        return PII_TAGS["id"]
+
+    def mo(m):
+        if product(m) or not ("(" in m.group(0) or "（" in m.group(0) or cued(m)):
+            return m.group(0)
+        counts["id"] += 1
+        return PII_TAGS["id"]
+
+    return _MOID.sub(mo, _HKID.sub(hk, _TWID.sub(tw, text)))
+
+
 # --- numbers: runs of digit groups, classified window by window ----------------------------------
 _RUN = re.compile(r"(?<![\d])\d+(?:[ \-.–—()（）]{1,3}\d+)*(?:[Xx](?![A-Za-z]))?")
 _GROUP = re.compile(r"\d+[Xx]?")
-_PHONE_CONTEXT = re.compile(r"(?:电话|座机|固话|手机|联系|拨打|致电|号码|热线|总机|分机|打给|回电|传真|"
-                            r"(?<![A-Za-z])(?:tel|phone|call|fax)(?![A-Za-z]))", re.I)
-_ID_CONTEXT = re.compile(r"身份证|证件号|身份号|证号")
+_PHONE_CONTEXT = re.compile(r"(?:电话|座机|固话|手机|联系|联络|手提|拨打|致电|号码|热线|总机|分机|打给|打俾|打畀|搵我|回电|传真|"
+                            r"短信|短讯|(?<![A-Za-z])(?:tel|phone|call|fax|whatsapp|signal|telegram|sms)(?![A-Za-z]))", re.I)
+_ID_CONTEXT = re.compile(r"身份证|身分证|证件号|身份号|证号|(?<![A-Za-z])(?:HKID|ID card|ID No)", re.I)
 # a long number of a product, not a person: 国药准字H20050123, 国械注准20193070123, 条形码6901234567892
 _PRODUCT = (r"(?:准字|健字|注准|注进|注许|械备|备字|批准文号|批号|货号|型号|条形码|商品码|追溯码|监管码|药监码|"
             r"(?<![A-Za-z])(?:EAN|UPC|SN|Model)[:：]?)")
@@ -120,6 +179,10 @@ def _classify(digits: str, sizes: list[int], before: str, dotted: bool, spaced: 
     # an international number: "+" or "00", a country code, 8-15 digits in all (E.164): +852 9123 4567,
     # +886 912 345 678, 00853 6612 3456
     if (intl and 8 <= n <= 15) or (re.match(r"00[1-9]", digits) and 10 <= n <= 17 and len(sizes) > 1):
+        return "landline"
+    # a country code written without "+" or "00" but apart (852-9123-4567, (852) 91234567, 853 6612 3456,
+    # 886-912-345-678): Hong Kong and Macau numbers have 8 digits, Taiwan's 8-9 after the code (session 27)
+    if len(sizes) > 1 and sizes[0] == 3 and re.fullmatch(r"85[23][2-9]\d{7}|886[2-9]\d{7,8}", digits):
         return "landline"
     if re.fullmatch(r"[48]00\d{7}", digits) and len(sizes) <= 3:
         return "landline"
