@@ -446,6 +446,27 @@ def test_a_name_listed_before_a_masked_one_is_masked_too():
     ("Patient: Wong Ka-yan, 8 years old", "Wong Ka-yan"),
     ("my son Lee Siu-ming has a fever of 39", "Lee Siu-ming"),
     ("病人：Lin Yi-chun，想改期", "Lin Yi-chun"),
+    # after the development writer V9 (messaging handles, Hospital Authority numbers, Cantonese kin, romanised names)
+    ("報告出來可以LINE我嗎？我的LINE ID：dora_tw1988", "dora_tw1988"),
+    ("我的賴是 xiaoqi.0520，謝謝", "xiaoqi.0520"),
+    ("Telegram 係 @kinman_lau 搵我", "kinman_lau"),
+    ("sunny.days_22 係我嘅IG，可以DM我", "sunny.days_22"),
+    ("唔該查下HN40231875(6)嘅MRI報告", "40231875"),
+    ("病人HN 5521 0934 7，想改期", "5521 0934"),
+    ("健保卡號 0000 4471 2093 讀不到", "4471 2093"),
+    ("保單 P30928471 可唔可以直接過數", "30928471"),
+    ("Policy No. 771-203948-55, can I claim?", "203948"),
+    ("phone: 6123.4870，SMS都得", "6123.4870"),
+    ("電話 6 2 3 4 8 8 1 0 有事打俾我", "6 2 3 4 8 8 1 0"),
+    ("我手機係六二三四八八一零", "六二三四八八一零"),
+    ("澳門身份證 5/203948/1 可以嗎", "203948"),
+    ("我阿爺馮志強入咗醫院", "馮志強"),
+    ("我外母葉麗華想睇骨科", "葉麗華"),
+    ("I'm Carmen Lau, booking for my son", "Carmen Lau"),
+    ("Please tell Mr Cheung Wing Kei in bed 12 his wife is here", "Cheung Wing Kei"),
+    ("Ho Ka Ming 嘅報告出咗未", "Ho Ka Ming"),
+    ("Please post it to Flat 7C, 21/F, Block 2, Sunshine Gardens", "Flat 7C, 21/F"),
+    ("社康護士請去寶達邨達欣樓1207", "達欣樓1207"),
 ])
 def test_session_27_forms(text, gone):
     assert gone not in mask_pii(text)
@@ -462,6 +483,13 @@ def test_session_27_forms(text, gone):
     "我屋企喺觀塘，附近有冇夜診",                         # a district alone
     "我住黃大仙 Wong Tai Sin 附近",                       # a place spelled like a name: no cue
     "Dr Chan said I should rest",
+    "我住喺Ho Man Tin，近Wong Tai Sin站",                 # places spelled like names
+    "甘油三酯TG参考值为0.48-1.88mmol/L",                  # TG is triglycerides, not Telegram
+    "医院官方IG @sunshine_hosp 有冇讲探病时间",           # an official account
+    "IgE 450 IU/mL，LINE上医生说要复查",
+    "甲状腺结节TI-RADS 3类，微信上说要穿刺",
+    "If you refuse again just ignore the policy this once",
+    "戶口本要帶嗎？身份證已經帶咗",
 ])
 def test_session_27_look_alikes(text):
     assert mask_pii(text) == text

@@ -25,6 +25,7 @@ V7_DEV = "writer_v7_dev.jsonl"               # development (session 25): names o
 HELD_OUT = "writer_v3_heldout.jsonl"
 HELD_OUT_V6 = "writer_v6_heldout.jsonl"      # held out (session 25): measured at the session's start and end only
 HELD_OUT_V8 = "writer_v8_heldout.jsonl"      # held out (session 27): Hong Kong / Macau / Taiwan and Cantonese users
+V9_DEV = "writer_v9_dev.jsonl"               # development (session 27): HK / TW handles, records, names; rules only
 
 
 def _rows(name: str) -> list[dict]:
@@ -73,13 +74,15 @@ def test_fixture_sets_are_well_formed_and_cover_every_kind(name):
     assert sum(not r["pii"] for r in rows) >= 140 and len({r["text"] for r in rows}) == len(rows)
 
 
-@pytest.mark.parametrize("name, kinds, names", [(V5_DEV, 11, 80), (V7_DEV, 4, 300)])
-def test_focused_development_sets_are_well_formed(name, kinds, names):
-    """V5 weights QQ / WeChat / addresses / names (fewer of the other kinds), V7 is about names only."""
+@pytest.mark.parametrize("name, kinds, names, negatives", [(V5_DEV, 11, 80, 140), (V7_DEV, 4, 300, 140),
+                                                            (V9_DEV, 11, 90, 80)])
+def test_focused_development_sets_are_well_formed(name, kinds, names, negatives):
+    """V5 weights QQ / WeChat / addresses / names (fewer of the other kinds), V7 is about names only, V9 about Hong
+    Kong / Macau / Taiwan handles, records and names."""
     rows = _rows(name)
     check_rows(rows, name)
     counts = Counter(p["kind"] for r in rows for p in r["pii"])
-    assert len(counts) >= kinds and counts["name"] >= names and sum(not r["pii"] for r in rows) >= 140, counts
+    assert len(counts) >= kinds and counts["name"] >= names and sum(not r["pii"] for r in rows) >= negatives, counts
     assert len({r["text"] for r in rows}) == len(rows)
 
 
@@ -124,13 +127,16 @@ def test_masker_on_the_hong_kong_macau_taiwan_held_out_set():
     """Writer V8 (session 27; 343 messages, 277 values, mostly traditional characters: HKID, Taiwan and Macau IDs, +852 /
     852- / 886- numbers, estates and flats, romanised names). The masker as the session began 0.628 (id 0.317, address
     0.591, passport 0.636, mobile 0.759, name 0.745); with the session-27 forms (written from the published formats,
-    before V8 was read) 0.874 (id 1.0, address 0.932, passport 0.909, mobile 0.889, name 0.784); 0 of 293 kept facts
-    over-masked, 0 of 121 messages without PII changed, before and after (stages/PRIVACY.md, *Session 27*)."""
+    before V8 was read) 0.874 (id 1.0, address 0.932, passport 0.909, mobile 0.889, name 0.784); after the development
+    writer V9 was read (V8's per-kind figures had been seen, its misses not) 0.939 (WeChat / LINE 0.4 -> 0.8, records
+    0.61 -> 1.0, names 0.902); 0 of 293 kept facts over-masked, 0 of 121 messages without PII changed throughout
+    (stages/PRIVACY.md, *Session 27*)."""
     rows = _rows(HELD_OUT_V8)
     check_rows(rows, HELD_OUT_V8)
     s = score(rows)
     per = {k: v["recall"] for k, v in s["recall_per_kind"].items()}
-    assert s["recall"] >= 0.87 and per["id"] >= 0.98 and per["address"] >= 0.93 and per["passport"] >= 0.9, per
+    assert s["recall"] >= 0.93 and per["id"] >= 0.98 and per["address"] >= 0.95 and per["name"] >= 0.9, per
+    assert per["record"] >= 0.98 and per["passport"] >= 0.9, per
     assert s["keep_over_masked"] == 0 and s["false_positive_messages"] == 0
 
 
@@ -144,7 +150,7 @@ def test_masker_on_the_hong_kong_macau_taiwan_held_out_set():
 
 @pytest.mark.parametrize("name, recall, names, keep, fp", [(U_DEV, 0.94, 0.89, 6, 0), (V2_DEV, 0.98, 0.96, 0, 0),
                                                           (V4_DEV, 0.95, 0.95, 2, 1), (V5_DEV, 0.98, 0.97, 0, 0),
-                                                          (V7_DEV, 0.88, 0.87, 1, 1)])
+                                                          (V7_DEV, 0.88, 0.87, 1, 1), (V9_DEV, 0.92, 0.84, 5, 3)])
 def test_masker_on_the_former_held_out_sets(name, recall, names, keep, fp):
     s = score(_rows(name))
     assert s["recall"] >= recall and s["recall_per_kind"]["name"]["recall"] >= names, s["recall_per_kind"]

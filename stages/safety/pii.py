@@ -65,8 +65,18 @@ _WECHAT_NEAR = re.compile(r"((?:微信|威信|(?<![A-Za-z])(?:vx|wechat|weixin)|
                           r"((?=[-_A-Za-z]*[\d_-])[A-Za-z][-_A-Za-z0-9]{5,19})(?![-_A-Za-z0-9@.])", re.I)
 # a handle right before the word: 加dabaoma_xx2021这个微信, 加 Tony_Lam88 的 vx (session 24)
 _WECHAT_BEFORE = re.compile(r"((?:加|添加|搜|^|[，,。 ])[ ]?)((?=[-_.A-Za-z]*[\d_.-])[A-Za-z][-_.A-Za-z0-9]{4,19}[-_A-Za-z0-9])"
-                            r"(?=[ ]?(?:这个|这|的)?(?:是|就是)?(?:我的?)?[ ]?"
-                            r"(?:微信|威信|(?<![A-Za-z])(?:vx|wx|wechat|weixin)(?![A-Za-z])))", re.I)
+                            r"(?=[ ]?(?:←|<-)?[ ]?(?:这个|这|的)?(?:是|就是|系)?(?:我[的嘅]?)?(?:个人)?[ ]?"
+                            r"(?:微信|威信|赖|(?<![A-Za-z])(?:vx|wx|wechat|weixin|line|telegram|tg|signal|ig|instagram)(?![A-Za-z])))",
+                            re.I)
+# LINE (赖 in Taiwan), Telegram, Signal, Instagram handles (not "TG": triglycerides) and usernames (session 27): the app's name, up to 8 characters
+# (an ID word among them), then a handle; kept only with a digit, "_", "." or "-" in it, an "@" before it or an ID word
+# before it, not all digits (a phone number: the number forms decide), not an official account (官方)
+_APP = (r"(?:(?<![A-Za-z])(?:line|telegram|signal|ig|instagram|wechat|username|user name|handle)(?![A-Za-z])"
+        r"|(?<=加)赖|赖(?= ?(?:ID|id|[:：]|是|系))|用户名|(?<!\[)微信(?=[^A-Za-z0-9\n。！？]{0,4}(?:ID|id)))")
+_HANDLE_NEAR = re.compile(r"(" + _APP + r"(?: is| ?[:：])?[^A-Za-z0-9@\n。！？!?\[\]]{0,8}?(?:(?<![A-Za-z])(?:ID|id)(?![A-Za-z])"
+                          r"[^A-Za-z0-9@\n。！？!?\[\]]{0,4})?)(@?[A-Za-z0-9](?:[-_.]?[A-Za-z0-9]){2,29}_?)"
+                          r"(?![-_A-Za-z0-9@]|\.[A-Za-z0-9])", re.I)
+_HANDLE_ID_WORD = re.compile(r"(?<![A-Za-z])(?:ID|username|user name|handle)(?![A-Za-z])|用户名", re.I)
 # WeChat's own id form is one anywhere: wxid_k8f3m2p9x1 (session 25)
 _WXID = re.compile(r"()((?<![A-Za-z0-9_])wxid_[A-Za-z0-9_]{4,30})(?![A-Za-z0-9_])", re.I)
 _QQ_DIGIT = "[0-9零〇洞一幺二两三四五六七八九拐]"
@@ -86,12 +96,18 @@ _QQ_NEAR_NOT = re.compile(r"群|手机|电话|座机|身份证|卡|病历|住院
 # record numbers: a card / case / sample label (病历号, 住院号, 病理号, 影像号, 条码上的号, 手册编号 …); the value in
 # digits and letters ("ZY20230001", "1234 5678 9012", "B2024-96431") or dictated in Chinese numerals
 _RECORD = re.compile(r"((?:(?:病历|病案|住院|门诊|就诊|医保|社保|体检|挂号|病理|影像|检验|化验|标本|报告单?|预约|登记|参保|"
-                     r"建档|放疗|化疗|透析|产检|急诊|留观|保单|理赔|"
-                     r"健康卡|医疗卡|手册|档案)(?:卡号码|卡号|号码|号|ID|编号)|(?:就诊|医保|社保|健康|医疗|诊疗)卡"
-                     r"|(?:条码|条形码)[^，。,\d]{0,4}?号)" + _LABEL_SEP
-                     + r")([A-Za-z0-9][-A-Za-z0-9]{3,24}(?:[ ]\d{2,8})*|[A-Za-z0-9](?: [A-Za-z0-9]){5,24}"
+                     r"建档|放疗|化疗|透析|产检|急诊|留观|保单|理赔|健保|"
+                     r"健康卡|医疗卡|手册|档案)(?:卡号码|卡号|号码|号|ID|编号)|(?:就诊|医保|社保|健康|医疗|诊疗|健保)卡"
+                     r"|(?:条码|条形码)[^，。,\d]{0,4}?号|保单)"
+                     + _LABEL_SEP
+                     + r")([A-Za-z0-9][-/A-Za-z0-9]{3,24}(?:[ ]\d{2,8})*|[A-Za-z0-9](?: [A-Za-z0-9]){5,24}"
                      r"|[零〇一二三四五六七八九幺两洞拐]{6,20})"
                      r"(?![-A-Za-z0-9])")
+# an insurance policy or a lab accession number in English, with a digit in it (Policy No. 652-617498-93; session 27)
+_POLICY = re.compile(r"((?<![A-Za-z])(?i:policy|accession)(?: (?i:no\.?|number))?[ ]?[:：#]?[ ]?)"
+                     r"((?=[-/A-Za-z0-9]*\d)[A-Za-z0-9][-/A-Za-z0-9]{3,24})(?![-/A-Za-z0-9])")
+# Hong Kong Hospital Authority numbers: HN, eight digits and a check character (HN12345678(9), HN 1234 5678 9; session 27)
+_HN = re.compile(r"((?<![A-Za-z])HN[ :：]*(?:(?:是|系)[ ]?)?(?:HN ?)?)(\d{4} ?\d{4} ?[(（]?[0-9A-Za-z][)）]?)(?![0-9A-Za-z])")
 _PASSPORT_LABEL = re.compile(r"((?:护照|通行证|台胞证|回乡证|回乡卡|居留证|(?i:passport)(?: (?i:no\.?|number))?)(?:号码|号)?" + _LABEL_SEP + r")([A-Za-z0-9]{6,12})(?![A-Za-z0-9])")
 # mainland passports: E/G + 8 digits, E + letter + 7 digits, diplomatic/service/public D/S/P(E) + 7
 _PASSPORT = re.compile(r"(?<![A-Za-z0-9])(?:[EG]\d{8}|E[A-Z]\d{7}|[DSP]E?\d{7})(?![A-Za-z0-9])")
@@ -120,6 +136,17 @@ def _mask(text: str, counts: Counter, names: bool = True, scored_names: bool = T
     text = _labelled("wechat", _WECHAT_NEAR, text, counts)
     text = _labelled("wechat", _WECHAT_BEFORE, text, counts)
     text = _labelled("wechat", _WXID, text, counts)
+
+    def handle(m):
+        value, label = m.group(2), m.group(1)
+        if not re.search(r"[a-z]", value, re.I) or value.isupper() or "官方" in m.string[max(0, m.start() - 6):m.start()] \
+                or (value[0].isdigit() and not re.fullmatch(r"\d+[A-Za-z_]\w*", value)) or not (
+                value[0] == "@" or re.search(r"[\d_.-]", value) or _HANDLE_ID_WORD.search(label)):
+            return m.group(0)
+        counts["wechat"] += 1
+        return label + PII_TAGS["wechat"]
+
+    text = _HANDLE_NEAR.sub(handle, text)
     text = _labelled("qq", _QQ, text, counts)
     text = _labelled("qq", _QQ_BEFORE, text, counts)
 
@@ -132,6 +159,8 @@ def _mask(text: str, counts: Counter, names: bool = True, scored_names: bool = T
 
     text = _QQ_NEAR.sub(qq_near, text)
     text = _labelled("record", _RECORD, text, counts)
+    text = _labelled("record", _HN, text, counts)
+    text = _labelled("record", _POLICY, text, counts)
     text = _labelled("passport", _PASSPORT_LABEL, text, counts)
 
     def passport(m):

@@ -72,10 +72,11 @@ _NAME_OF_ESTATE = "(?:(?![区县市镇省乡])" + _PLACE_CHAR + ")"     # the es
 _BUILDING_ROOM = re.compile(_NAME_OF_ESTATE + r"{0,8}?(?:" + _NUM + r"{1,2}期)?[A-Za-z]?(?<![院部楼科])" + _NUM
                             + r"{1,3}(?:号楼|栋|幢)\d{3,4}(?:室|号|户)?(?![\d床病诊])"
                             # Hong Kong: a block, its floor and the flat (第一城21座15楼G室; session 25)
-                            + "|" + _NAME_OF_ESTATE + r"{0,8}?第?\d{1,3}座\d{1,3}楼(?:[A-Za-z](?![A-Za-z])室?|\d{1,4}室)"
+                            + "|" + _NAME_OF_ESTATE + r"{0,8}?第?\d{1,3}座(?:\d{1,3}楼(?:[A-Za-z](?![A-Za-z])室?|\d{1,4}室)"
+                            + r"|\d{1,2}[A-Ha-h](?![A-Za-z]))"                       # 第一城26座18G: floor and flat
                             # a Hong Kong estate, its block and the flat (沥源邨福海楼803室, 太古城耀星阁20楼D室; session 27)
                             + "|" + _NAME_OF_ESTATE + r"{1,6}(?:邨|新邨|城|花园|苑)(?:\d{1,2}期)?" + _NAME_OF_ESTATE
-                            + r"{1,4}(?:楼|阁|轩|居|大厦)(?:\d{1,2}楼)?(?:\d{2,4}|[A-Ha-h])室")
+                            + r"{1,4}(?:楼|阁|轩|居|大厦)(?:\d{1,2}楼)?(?:\d{2,4}室|\d{3,4}(?![\d床])|[A-Ha-h]室)")
 # the hospital's own buildings after 住 / 在 (我爸住你们住院部5号楼12床): not a home (session 25)
 _HOSPITAL_PART = re.compile(r"住院部|住院楼|门诊楼|医技楼|病房楼|急诊楼|医院|病区|你们")
 # a public place (the hospital, a clinic, a community centre) before a bare road + number: its address is not personal
@@ -86,7 +87,11 @@ _INSTITUTION = re.compile(r"(?:医院|院区|分院|门诊|诊所|卫生院|卫�
 _ADDR_SPACE = re.compile(r"(?<=[号栋幢座元室楼层户路街道弄巷区园苑村组队]) (?=\d)|(?<=\d) (?=[号栋幢座单室楼层户弄巷组队])")
 # English street addresses (Room 1203, Block B, 88 Jianguo Road; No. 15, Lane 300, Xiangyang Road; session 25)
 _EN_ROAD = r"(?:Road|Rd|Street|St|Avenue|Ave|Lane|Boulevard|Blvd|Highway|Hwy)(?![A-Za-z])"
-_EN_ROAD_WORD = re.compile(r"(?<![A-Za-z])" + _EN_ROAD)          # the English patterns are tried only where one stands
+_EN_ROAD_WORD = re.compile(r"(?<![A-Za-z])" + _EN_ROAD + r"|\d/F")   # the English patterns are tried only where one stands
+# a flat and its floor written the Hong Kong way (Flat 12B, 8/F, Block 3, Kingswood Villas; Rm 1603, 16/F; session 27)
+_EN_FLAT = re.compile(r"(?<![A-Za-z])(?:Flat|Room|Rm\.?|Unit|Apt\.?) ?[A-Z]?\d{0,4}[A-Z]?,? \d{1,3}/F"
+                      r"(?:,? (?:Block|Blk\.?|Tower) ?[A-Z0-9]{1,3})?(?:,? (?:[A-Z][a-z]+ ){0,3}(?:Villas?|Gardens?|Court|Estate|"
+                      r"Centre|Center|Mansion|Building|House|Tower|Plaza|Terrace|Heights|City|Garden|Park)(?![A-Za-z]))?")
 _EN_ADDR = re.compile(r"(?<![A-Za-z])(?:(?:Room|Rm\.?|Flat|Apt\.?|Apartment|Unit|Suite) ?(?:[A-Z]?\d+[A-Z]?|[A-Z](?![a-z])),? )?"
                       r"(?:\d{1,3}/F,? )?(?:(?:Block|Blk\.?|Building|Bldg\.?|Tower) ?[A-Z0-9]{1,4},? )?"
                       r"(?:(?:[A-Z][a-z]+ ){0,2}[A-Z][a-z]+, )?"          # the estate (Flat B, 12/F, Block 3, Kornhill, 2 …)
@@ -144,7 +149,7 @@ def _mask_addresses(text: str, counts: Counter) -> str:
 
     text = _ADDR_LABEL.sub(labelled, text)
     if _EN_ROAD_WORD.search(text):
-        text = _EN_ADDR.sub(bare, text)
+        text = _EN_FLAT.sub(bare, _EN_ADDR.sub(bare, text))
     text = _LABEL_DASHED.sub(labelled_flat, text)
     if _ADDR_HINT.search(text):                          # the bare patterns are slow to scan
         for pattern in (_ADDR, _ESTATE, _VILLAGE, _BUILDING_UNIT, _BUILDING_ROOM):

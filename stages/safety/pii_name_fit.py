@@ -77,6 +77,11 @@ def real_questions(shared: Path = SHARED) -> list[str]:
                for line in sharegpt.read_text(encoding="utf-8").splitlines() if line.strip()])
 
 
+# development sets for the RULES only: writer V9 (session 27, Hong Kong / Macau / Taiwan users) — fitting the scorer on it
+# lowered the held-out V6 (0.942 -> 0.940) and V3 (0.894 -> 0.890) at the same threshold (stages/PRIVACY.md, *Session 27*)
+NOT_FITTED = ("writer_v9_dev.jsonl",)
+
+
 def fit(repo: Path = REPO, shared: Path = SHARED) -> dict:
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -84,6 +89,8 @@ def fit(repo: Path = REPO, shared: Path = SHARED) -> dict:
 
     X, y, sources = [], [], {}
     for f in sorted((repo / "tests/fixtures/pii").glob("*_dev.jsonl")):
+        if f.name in NOT_FITTED:
+            continue
         fx, fy = labelled_spans(f)
         X += fx
         y += fy

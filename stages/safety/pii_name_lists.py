@@ -79,7 +79,9 @@ KIN = ("妈妈 母亲 老妈 爸爸 父亲 老爸 老公 老婆 丈夫 妻子 �
        "姥姥 姥爷 哥哥 姐姐 弟弟 妹妹 婆婆 公公 岳母 岳父 丈母娘 老人 家人 朋友 同事 邻居 室友 同学 妈 爸 他 她 "
        "老伴 俺娘 俺爹 娘 爹 大哥 二哥 大姐 二姐 哥 姐 弟 妹 叔叔 阿姨 舅舅 舅妈 姑姑 姨妈 伯伯 大伯 侄子 侄女 外甥 外甥女 "
        "孙子 孙女 外孙 外孙女 女婿 儿媳 嫂子 小姑子 表哥 表姐 堂哥 堂姐 亲戚 病友 员工 领导 老板 群主 房东 "
-       "舅 阿爸 阿妈 老汉 幺爸 幺叔 姑父 姨父 婶婶 叔 姑 姨 伯")
+       "舅 阿爸 阿妈 老汉 幺爸 幺叔 姑父 姨父 婶婶 叔 姑 姨 伯 "
+       # Cantonese and Taiwanese kin (session 27: 我阿爷何志明, 我细佬黄俊杰, 我外母李玉莲, 我阿嬷…)
+       "阿爷 阿嫲 阿公 阿婆 阿嬷 细佬 家姐 外母 外父 舅父 妈咪 爹哋 老豆 老窦 女友 男友 女朋友 男朋友 老细 阿嫂 新抱")
 # pinyin surnames: "my name is Chen Yiming", "华人Li Wenjun"
 PINYIN_SURNAMES = ("Wang Li Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Ma Zhu Hu Guo He Gao Lin Luo Zheng Liang Xie "
                    "Song Tang Han Feng Deng Cao Peng Zeng Xiao Tian Dong Yuan Pan Yu Jiang Cai Du Ye Cheng Su Wei Lv "
@@ -92,4 +94,5 @@ ROMANISED_SURNAMES = ("Chan Wong Lee Cheung Lau Ho Leung Ng Tsang Yeung Kwok Tam
                       "Kwan Cheng Choi Sze Law Poon Chu Tang Tong Mok Au Yau Yu Chiu Tsui Chung Fong Hung Kong Kwong Lai "
                       "Lui Pang Shum Sin So Tsoi Wai Wan Yuen Ko Koo Kan Chong Chin Cheuk Ching Chau Chui Hon Lok Ngai "
                       "Ngan Pun Sit Suen To Tsai Tso Tung Yim Yiu Yung Ip Kam Lim Ong Tan Chang Hsu Hsieh Kuo Tseng Liao "
-                      "Chou Yeh Chuang Chiang Kao Hsiao Chien Shih Sung Wu Lin Huang Liu Yang Chen Li Ma Tai")
+                      "Chou Yeh Chuang Chiang Kao Hsiao Chien Shih Sung Wu Lin Huang Liu Yang Chen Li Ma Tai "
+                      "Leong Cheong Vong Ieong Kuok Sou Lou Chao Iao")          # Macau spellings

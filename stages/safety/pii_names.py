@@ -6,8 +6,8 @@ scored by their surroundings; not for answers, ``mask_pii(answer=True)``):
 1. **Labelled patterns** (regular expressions): 我叫 / 我的名字是 / 姓名： / 患者姓名： / 联系人 + a 2–4-character
    name; 我是 / 患者 / 病人 + surname + 1–2 characters where a sex, an age or punctuation follows; 我妈叫 / 孩子名叫
    / 他叫 + a name; 我姓 / 本人姓 + a surname; transliterated names with a middle dot (阿依古丽·买买提); pinyin
-   names after "my name is" or with a pinyin surname (Chen Yiming); Hong Kong / Taiwan romanised names after a cue
-   (Patient: Wong Ka-yan, my son Lee Siu-ming, 病人：Lin Yi-chun; session 27).
+   names after "my name is" or with a pinyin surname (Chen Yiming); Hong Kong / Macau / Taiwan romanised names
+   (Chan Tai Man, Peter Chan, Lin Yi-chun; stages/safety/pii_names_roman.py, session 27).
 2. **Names in context** (``_find``): a candidate has a name's shape — a surname from ``SURNAMES`` (or a compound
    one) + 1–2 characters, none in ``NOT_NAME`` (的, 病, 痛, 吃 …; keeps "我爸高血压" whole) and not a title (王主任)
    or a relative (和宝宝) — and is looked for in three places: right after a cue (the next few characters cut by
@@ -36,7 +36,8 @@ from collections import Counter
 from functools import lru_cache
 
 from stages.safety.pii_name_lists import (COMPOUND_SURNAMES, GIVEN_CHARS, KIN, MEDICINES, MONGOLIAN, PINYIN_SURNAMES,
-                                          PUBLIC_FIGURES, ROLES, ROMANISED_SURNAMES, SURNAMES, TIBETAN)
+                                          PUBLIC_FIGURES, ROLES, SURNAMES, TIBETAN)
+from stages.safety.pii_names_roman import mask_romanised
 
 # characters that do not occur in a given name but do in phrases after 我是/患者 ("我是高血压患者")
 NOT_NAME = set("的了是在有不没很也都就要会能还被吗呢吧啊呀么什怎多个岁年日周病症炎痛疼癌瘤药科医院患者护"
@@ -77,12 +78,6 @@ _PINYIN_GIVEN = (r"(?=[A-Z])(?i:" + _SYLLABLE + "(?:" + _SYLLABLE + r")?)(?:[ -]
                  + "(?:" + _SYLLABLE + r")?))?")
 _PINYIN = re.compile(r"((?:(?i:my name is|name is|name[:：]|我叫|姓名[:：]?) ?)|(?<=[\u4e00-\u9fa5]))"
                      r"((?:" + "|".join(PINYIN_SURNAMES.split()) + r") " + _PINYIN_GIVEN + r")(?![A-Za-z])")
-# Hong Kong / Taiwan romanised names after a cue (my name is / patient: / my son … / 我叫 / 病人：): Chan Tai Man, Lee
-# Siu-ming, Lin Yi-chun — a surname of the list, then one or two capitalised syllables (session 27)
-_ROMANISED = re.compile(r"((?:(?i:my name is|name is|name[:：]|patient[:：]?|my (?:son|daughter|wife|husband|mother|father|"
-                        r"mum|mom|dad|grandma|grandpa|grandmother|grandfather|baby)(?: is)?)|我叫|我系|我是|姓名[:：]?|病人[:：]?|"
-                        r"患者[:：]?|联络人[:：]?|联系人[:：]?|——|—) ?)((?:" + "|".join(ROMANISED_SURNAMES.split())
-                        + r") [A-Z][a-z]{1,5}(?:[ -][A-Za-z][a-z]{1,5})?)(?![A-Za-z])")
 _PINYIN_NAMED = re.compile(r"((?i:my name is|name is|name[:：]) ?)([A-Z][a-z]+ [A-Z][a-z]+)(?![A-Za-z])")
 
 # --- names in context ----------------------------------------------------------------------------
@@ -303,7 +298,8 @@ def mask_names(text: str, counts: Counter, scored: bool = True) -> str:
     counts them)."""
     patterns = [_ELEMENTS, _ELEMENT_CUED, _LABELLED, _SELF, _OTHER, _WEAK, _PATIENT, _PATIENT_COLON, _SURNAME_ONLY]
     if _ASCII_LETTER.search(text):
-        patterns[:0] = [_ROMANISED, _PINYIN_NAMED, _PINYIN]
+        text = mask_romanised(text, counts)         # Hong Kong / Macau / Taiwan (stages/safety/pii_names_roman.py)
+        patterns[:0] = [_PINYIN_NAMED, _PINYIN]
     if _DOT.search(text):
         patterns[:0] = [_DOTTED]
     for pattern in patterns:

@@ -49,11 +49,11 @@ def luhn_ok(s: str) -> bool:
 
 # --- Hong Kong, Macau and Taiwan identity cards (session 27), from their published formats -------------
 # HKID: one or two letters, six digits, a check digit (0-9 or A), often in brackets: A123456(3), AB987654(9)
-_HKID = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2})(\d{6}) ?[(（]?([0-9Aa])[)）]?(?![A-Za-z0-9])")
+_HKID = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2}) ?(\d{6}) ?[(（]?([0-9Aa])[)）]?(?![A-Za-z0-9])")
 # Taiwan 身分證統一編號: a letter, 1 / 2 (8 / 9 on residence permits), eight digits with the check digit last
 _TWID = re.compile(r"(?<![A-Za-z0-9])([A-Za-z])([1289]\d{8})(?![A-Za-z0-9])")
 # Macau BIR: 1 / 5 / 7, six digits and the check digit in brackets: 1234567(8); eight digits after an ID word
-_MOID = re.compile(r"(?<![\dA-Za-z])[157]\d{6} ?[(（]\d[)）]|(?<![\dA-Za-z])[157]\d{7}(?![\dA-Za-z])")
+_MOID = re.compile(r"(?<![\dA-Za-z])(?:[157]\d{6} ?[(（]\d[)）]|[157]/\d{6}/\d(?!\d))|(?<![\dA-Za-z])[157]\d{7}(?![\dA-Za-z])")
 _TW_LETTERS = dict(zip("ABCDEFGHJKLMNPQRSTUVXYWZIO", range(10, 36)))
 _ID_CUE = re.compile(r"身份证|身分证|证件|(?<![A-Za-z])(?:HKID|ID|identity)(?![A-Za-z])", re.I)
 
@@ -98,7 +98,7 @@ def mask_regional_ids(text: str, counts: Counter) -> str:
         return PII_TAGS["id"]
 
     def mo(m):
-        if product(m) or not ("(" in m.group(0) or "（" in m.group(0) or cued(m)):
+        if product(m) or not (re.search(r"[(（/]", m.group(0)) or cued(m)):
             return m.group(0)
         counts["id"] += 1
         return PII_TAGS["id"]
@@ -125,13 +125,13 @@ _DATE8 = re.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
 # a case, order or image number of capital letters and digits: ZY00458213, MZ2405170088, CT240312-0458, Z-0395821,
 # RIS20240315088 — six digits or more; not a product's (国药准字H20050123, 型号…) (session 24)
 _CODE = re.compile(r"(?<![A-Za-z0-9.\-_@])[A-Z]{1,4}-?\d[\d-]*\d(?![A-Za-z0-9_@]|\.\d)")
-_BANK_CONTEXT = re.compile(r"银行卡|信用卡|储蓄卡|借记卡|(?<![医保诊社])卡号|账号|帐号")
+_BANK_CONTEXT = re.compile(r"银行卡|信用卡|储蓄卡|借记卡|(?<![医保诊社])卡号|账号|帐号|户口(?![本簿所迁登在])")   # 户口: HK account
 _ID_SHAPE = re.compile(r"[1-8]\d{5}(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dX]")
 _YEAR_RANGE = re.compile(r"(?:19|20)\d\d")
 _EXTENSION = re.compile(r" ?(?:转|分机|-|(?<![A-Za-z])ext\.?) ?\d{1,6}(?!\d)", re.I)   # 010-62345678转123
 # phone and ID numbers dictated in Chinese numerals (一三八零零一三八零零零, 幺三九…), or half digits
 _SPOKEN_DIGIT = dict(zip("零〇洞一幺二两三四五六七拐八九叉", "000112234567789X"))   # 拐 = 7, 叉 = an ID's final X
-_SPOKEN = re.compile(r"[0-9零〇洞一幺二两三四五六七拐八九Xx](?:[ \-，,、]?[0-9零〇洞一幺二两三四五六七拐八九Xx叉]){10,18}")
+_SPOKEN = re.compile(r"[0-9零〇洞一幺二两三四五六七拐八九Xx](?:[ \-，,、]?[0-9零〇洞一幺二两三四五六七拐八九Xx叉]){7,18}")   # 8+: HK
 
 
 _ANY_GROUPING = re.compile(r"(?:0086|86)?1[3-9]\d{9}")
@@ -159,8 +159,10 @@ def _classify(digits: str, sizes: list[int], before: str, dotted: bool, spaced: 
     lengths), or None. Dotted groups ("10.052196.5830…" lab values) can only be a mobile (138.1234.5678).
     ``intl``: the window follows a "+"."""
     n = len(digits)
-    if dotted:
-        return "mobile" if _mobile(digits, sizes) else None
+    if dotted:       # a Hong Kong number after a phone word may be dotted too (phone: 5431.5762; session 27)
+        if _mobile(digits, sizes):
+            return "mobile"
+        return "landline" if sizes == [4, 4] and _PHONE_CONTEXT.search(before) else None
     if n == 18 and (valid_id_number(digits) or _ID_SHAPE.fullmatch(digits)):     # a mistyped check digit too
         return "id"
     if 14 <= n <= 19 and _ID_CONTEXT.search(before):       # 15 or 18, or an ID mistyped by a digit (session 24)
@@ -258,8 +260,11 @@ def _mask_numbers(text: str, counts: Counter) -> str:
                 # "13 81 23 45 678"): a run that is nothing else but the 11 digits is dictated, not a lab series
                 intl = text[groups[i][0] - 1:groups[i][0]] == "+"
                 short = not intl and any(len(g) < 3 and not (k == 0 and g == "86") for k, g in enumerate(window[:-1]))
-                if short and not (i == 0 and j == len(groups) and _ANY_GROUPING.fullmatch("".join(window))
-                                  and "." not in run.group(0)):
+                whole = i == 0 and j == len(groups) and "." not in run.group(0)
+                # dictated digit by digit after a phone word: 电话 9 7 5 2 8 8 9 2 (an 8-digit Hong Kong number; session 27)
+                dictated = short and whole and len("".join(window)) == 8 and _PHONE_CONTEXT.search(
+                    text[max(0, groups[0][0] - 12):groups[0][0]])
+                if short and not (whole and _ANY_GROUPING.fullmatch("".join(window))) and not dictated:
                     continue
                 if any(g[-1] in "Xx" for g in window[:-1]):
                     continue
@@ -267,7 +272,8 @@ def _mask_numbers(text: str, counts: Counter) -> str:
                 before = text[max(0, start - 12):start].rsplit("\n", 1)[-1]
                 dotted = "." in text[groups[i][0]:groups[j - 1][1]]
                 spaced = not re.search(r"[^\d ]", text[groups[i][0]:groups[j - 1][1]])
-                kind = _classify("".join(window), [len(g) for g in window], before, dotted, spaced, intl)
+                sizes = [len("".join(window))] if dictated else [len(g) for g in window]
+                kind = _classify("".join(window), sizes, before, dotted, spaced, intl)
                 if kind:
                     found = (j, kind)
                     break
