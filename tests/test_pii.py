@@ -498,7 +498,7 @@ def test_session_27_look_alikes(text):
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from("ABCDEGHKMPRVYZ"), st.integers(0, 999999))
 def test_every_valid_hkid_is_masked_without_a_label(letter, n):
-    from stages.safety.pii_numbers import valid_hkid
+    from stages.safety.pii_regional_ids import valid_hkid
 
     digits = f"{n:06d}"
     check = next(c for c in "0123456789A" if valid_hkid(letter, digits, c))
@@ -507,7 +507,7 @@ def test_every_valid_hkid_is_masked_without_a_label(letter, n):
 
 
 def test_regional_check_digits_follow_the_published_examples():
-    from stages.safety.pii_numbers import valid_hkid, valid_twid
+    from stages.safety.pii_regional_ids import valid_hkid, valid_twid
 
     assert valid_hkid("A", "123456", "3") and not valid_hkid("A", "123456", "7")
     assert valid_twid("A", "123456789") and not valid_twid("A", "123456788")

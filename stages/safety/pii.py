@@ -39,8 +39,9 @@ from collections import Counter
 from stages.safety.pii_address import mask_addresses
 from stages.safety.pii_names import mask_names
 from stages.safety.pii_numbers import (_ID_CHECK, _ID_WEIGHTS, _SPOKEN_DIGIT, PII_TAGS, _mask_numbers,  # noqa: F401
-                                       _PRODUCT_BEFORE, _mask_spoken_numbers, luhn_ok, mask_codes, mask_regional_ids,
-                                       valid_id15, valid_id_number)
+                                       _PRODUCT_BEFORE, _mask_spoken_numbers, luhn_ok, mask_codes, valid_id15,
+                                       valid_id_number)
+from stages.safety.pii_regional_ids import mask_regional_ids
 
 
 # --- labelled forms (the label is kept, the value masked) ----------------------------------------
