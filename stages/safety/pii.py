@@ -24,7 +24,7 @@ independently written messages and real patient text: stages/PRIVACY.md.
 | landline with area code | 010-62345678, (0755) 8888 6666, （010）62345678; an extension (转123, -123, 分机 12) goes with it | [电话] |
 | landline without area code | 电话/座机/固话/联系/联络/拨打/热线/WhatsApp/打俾… then 6234 5678 or 62345678 (a Hong Kong or Macau number); right after 打 / 拨 (白天打7658296找我) | [电话] |
 | service numbers | 400-123-4567, 800 810 8888 | [电话] |
-| name | labelled (我叫/我是/姓名：/联系人/户名/收件人…), after a relative or role (我老公吴德福, 帮我爷爷…, 32床孔繁星), before 的家属/，男/a contact/收, as a signature (——龙雪梅, 柯雨欣 敬上, （尚晨星）), greeted first (杨帆你好), in a list (张三、李四), transliterated (阿依古丽·买买提), pinyin (my name is Chen Yiming), Hong Kong / Taiwan romanised after a cue (Patient: Wong Ka-yan, my son Lee Siu-ming); see pii_names.py | [姓名] |
+| name | labelled (我叫/我是/姓名：/联系人/户名/收件人…), after a relative or role (我老公吴德福, 帮我爷爷…, 32床孔繁星), before 的家属/，男/a contact/收, as a signature (——龙雪梅, 柯雨欣 敬上, （尚晨星）), greeted first (杨帆你好), in a list (张三、李四), transliterated (阿依古丽·买买提), pinyin (my name is Chen Yiming), Hong Kong / Macau / Taiwan romanised (Patient: Wong Ka-yan, my son Lee Siu-ming, Peter Chan; Chan Tai Man anywhere but a place of the same spelling: pii_names_roman.py); see pii_names.py | [姓名] |
 | address | labelled (住在/住/家在/地址/寄到…) with a street, estate, building or village unit and a number; bare road + number + building + room (建国路88号恒信大厦4208室), estate + building (幸福小区5号楼1单元602), village + group (李楼村三组), Taiwan / Hong Kong (信义路三段134巷5弄7号, 21座15楼G室, 沥源邨福海楼803室, 屋企喺…), English (Room 1203, 88 Jianguo Road; Flat B, 12/F, Block 3, Kornhill, 2 Hong On Street); not a city or floor alone (住在28楼), not the hospital's own building; see pii_address.py | [地址] |
 
 Numbers may be grouped by spaces, ``-``, ``.``, en/em dashes (each group but the last at least 3
@@ -69,9 +69,10 @@ _WECHAT_BEFORE = re.compile(r"((?:加|添加|搜|^|[，,。 ])[ ]?)((?=[-_.A-Za-
                             r"(?=[ ]?(?:←|<-)?[ ]?(?:这个|这|的)?(?:是|就是|系)?(?:我[的嘅]?)?(?:个人)?[ ]?"
                             r"(?:微信|威信|赖|(?<![A-Za-z])(?:vx|wx|wechat|weixin|line|telegram|tg|signal|ig|instagram)(?![A-Za-z])))",
                             re.I)
-# LINE (赖 in Taiwan), Telegram, Signal, Instagram handles (not "TG": triglycerides) and usernames (session 27): the app's name, up to 8 characters
-# (an ID word among them), then a handle; kept only with a digit, "_", "." or "-" in it, an "@" before it or an ID word
-# before it, not all digits (a phone number: the number forms decide), not an official account (官方)
+# LINE (赖 in Taiwan), Telegram, Signal, Instagram handles and usernames (session 27; not "TG" after it: triglycerides):
+# the app's name, up to 8 characters (an ID word among them), then a handle; kept only with a digit, "_", "." or "-" in
+# it, an "@" before it or an ID word before it; not without letters (a phone number: the number forms decide), not all
+# capitals (TI-RADS), not a number with a unit (0.48-1.88mmol), not an official account (官方)
 _APP = (r"(?:(?<![A-Za-z])(?:line|telegram|signal|ig|instagram|wechat|username|user name|handle)(?![A-Za-z])"
         r"|(?<=加)赖|赖(?= ?(?:ID|id|[:：]|是|系))|用户名|(?<!\[)微信(?=[^A-Za-z0-9\n。！？]{0,4}(?:ID|id)))")
 _HANDLE_NEAR = re.compile(r"(" + _APP + r"(?: is| ?[:：])?[^A-Za-z0-9@\n。！？!?\[\]]{0,8}?(?:(?<![A-Za-z])(?:ID|id)(?![A-Za-z])"
