@@ -46,9 +46,7 @@ def mask_romanised(text: str, counts: Counter) -> str:
     """Every romanised Hong Kong / Macau / Taiwan name of the forms above as [姓名]."""
     def repl(m):
         name = m.group(2)
-        if m.re is _THREE and (name.lower() in PLACES or _PLACE_AFTER.match(m.string[m.end():])):
-            return m.group(0)
-        if any(name.lower().startswith(p) for p in PLACES) and not m.group(1):
+        if m.re is _THREE and (any(name.lower().startswith(p) for p in PLACES) or _PLACE_AFTER.match(m.string[m.end():])):
             return m.group(0)
         counts["name"] += 1
         return m.group(1) + "[姓名]"

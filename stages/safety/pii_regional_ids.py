@@ -45,22 +45,14 @@ def mask_regional_ids(text: str, counts: Counter) -> str:
     def product(m) -> bool:
         return bool(_PRODUCT_BEFORE.search(text[max(0, m.start() - 8):m.start()]))
 
-    def hk(m):
-        if product(m) or not (valid_hkid(m.group(1), m.group(2), m.group(3)) or cued(m)):
-            return m.group(0)
-        counts["id"] += 1
-        return PII_TAGS["id"]
+    def masker(valid):          # replace a match that is no product's number and is valid or after an ID word
+        def repl(m):
+            if product(m) or not (valid(m) or cued(m)):
+                return m.group(0)
+            counts["id"] += 1
+            return PII_TAGS["id"]
+        return repl
 
-    def tw(m):
-        if product(m) or not (valid_twid(m.group(1), m.group(2)) or cued(m)):
-            return m.group(0)
-        counts["id"] += 1
-        return PII_TAGS["id"]
-
-    def mo(m):
-        if product(m) or not (re.search(r"[(（/]", m.group(0)) or cued(m)):
-            return m.group(0)
-        counts["id"] += 1
-        return PII_TAGS["id"]
-
-    return _MOID.sub(mo, _HKID.sub(hk, _TWID.sub(tw, text)))
+    text = _TWID.sub(masker(lambda m: valid_twid(m.group(1), m.group(2))), text)
+    text = _HKID.sub(masker(lambda m: valid_hkid(m.group(1), m.group(2), m.group(3))), text)
+    return _MOID.sub(masker(lambda m: bool(re.search(r"[(（/]", m.group(0)))), text)
