@@ -26,6 +26,7 @@ HELD_OUT = "writer_v3_heldout.jsonl"
 HELD_OUT_V6 = "writer_v6_heldout.jsonl"      # held out (session 25): measured at the session's start and end only
 HELD_OUT_V8 = "writer_v8_heldout.jsonl"      # held out (session 27): Hong Kong / Macau / Taiwan and Cantonese users
 V9_DEV = "writer_v9_dev.jsonl"               # development (session 27): HK / TW handles, records, names; rules only
+V10_DEV = "writer_v10_dev.jsonl"             # held out in session 28 (measured twice), then development; rules only
 
 
 def _rows(name: str) -> list[dict]:
@@ -145,12 +146,14 @@ def test_masker_on_the_hong_kong_macau_taiwan_held_out_set():
 # positives; the first session-24 name scorer, fitted on S, T, U only: 0.919 (name 0.873), 3 + 3. Since then S, T, U and
 # V2 are the name scorer's training data and V2's misses were read, so these floors are in-sample; so are V4's, V5's
 # (session 25: 0.798 before its misses were read, names 0.590) and V7's (0.660 after the V5 round, before its own, names
-# 0.652).
+# 0.652). V10 (session 28; mainland, 209 names, 120 without a cue): 0.835 (names 0.756) held out, as committed; its floors
+# record that figure (no masker change was adopted in session 28, stages/PRIVACY.md *Session 28*).
 
 
 @pytest.mark.parametrize("name, recall, names, keep, fp", [(U_DEV, 0.94, 0.89, 6, 0), (V2_DEV, 0.98, 0.96, 0, 0),
                                                           (V4_DEV, 0.95, 0.95, 2, 1), (V5_DEV, 0.98, 0.97, 0, 0),
-                                                          (V7_DEV, 0.88, 0.87, 1, 1), (V9_DEV, 0.92, 0.84, 5, 3)])
+                                                          (V7_DEV, 0.88, 0.87, 1, 1), (V9_DEV, 0.92, 0.84, 5, 3),
+                                                          (V10_DEV, 0.83, 0.75, 3, 0)])
 def test_masker_on_the_former_held_out_sets(name, recall, names, keep, fp):
     s = score(_rows(name))
     assert s["recall"] >= recall and s["recall_per_kind"]["name"]["recall"] >= names, s["recall_per_kind"]
