@@ -511,3 +511,68 @@ def test_regional_check_digits_follow_the_published_examples():
 
     assert valid_hkid("A", "123456", "3") and not valid_hkid("A", "123456", "7")
     assert valid_twid("A", "123456789") and not valid_twid("A", "123456788")
+
+
+# session 28: given-name characters from jieba's dictionary after a person cue; a name whose last character and the
+# next word's first are a dictionary bigram (车建华|明天: 华明) when jieba itself ends a word there
+@pytest.mark.parametrize("text, gone", [
+    ("我朋友張家瑋騎車摔倒，現在在急診", "家瑋"),
+    ("我老公车建华明天手术，阿司匹林停几天", "车建华"),
+    ("我儿子刘子廷发烧39度", "子廷"),
+    ("我爷爷陈金水今年82了，血压高", "金水"),
+    ("我同事赵志玮想挂号", "志玮"),
+    ("手机[手机号]，孙丽", "孙丽"),                                  # a signature after a masked contact
+    ("我阿爸乌力吉头疼呕吐，能远程会诊吗", "乌力吉"),                # an element after a cue, before a verb
+    ("我是卓玛措的女儿", "卓玛措"),                                  # an element and one more character
+    ("其其格、乌日娜这两个都要做筛查", "其其格"),                    # a list of elements
+    ("巴特尔，[身份证号]，去年做过阑尾切除", "巴特尔"),              # an element before what follows a name
+    ("我表哥沙马拉布从凉山过来", "沙马拉布"),                        # a Yi clan name + a given name
+    ("热依拉·阿不都热合曼，我女儿，两岁", "阿不都热合曼"),          # 不 / 都 in a transliteration
+    ("阿依古丽·哈力木，哈萨克族，孕期贫血", "哈力木"),
+    ("病人是我公公孙有财，在肝胆外科12床", "孙有财"),                # 有 / 来 in older names, after a person cue
+    ("他叫陈来福，骨科二病区", "陈来福"),
+    ("俺爹王福来胃癌术后，化疗要几次", "王福来"),
+    ("于桂芝，七十岁，脑出血刚出院", "于桂芝"),                      # an age in numerals
+    ("转发：“邹凯，你妈的手术时间定了”", "邹凯"),                    # the person addressed
+    ("@蒋欣怡 你妈的CT约好没", "蒋欣怡"),
+    ("我娃安子豪要住院做手术", "安子豪"),
+    ("老伴儿于桂芝脑出血刚出院", "于桂芝"),
+])
+def test_session_28_names(text, gone):
+    assert gone not in mask_pii(text)
+
+
+@pytest.mark.parametrize("text", [
+    "原发性的也叫艾迪生病，要查皮质醇",       # a verb cue (叫) before a disease: only the curated characters
+    "小三阳患者谷丙转氨酶75要吃药吗",         # 丙: in 8 dictionary names, below the count
+    "我婆婆查身体时转氨酶60",                 # 身, 体: mostly in words
+    "我老公车祸后头疼",
+    "我妈水肿得厉害",
+    "我爸冷汗直冒",
+    "我女儿庭院里摔倒了",
+    "我是江西来的，金银花泡水喝能降火吗",     # 来 after a place: a phrase
+    "我爸王有点咳嗽",
+    "好长时间·胃吃了东西总不消化",           # a middle dot between ordinary words
+    "我们去乌兰察布看病方便吗",               # an element that starts a place name
+    "呼和浩特的医院哪家好",
+    "我妈转给我的养生文章，你看看靠不靠谱",
+    "我爸冷汗直冒",
+    "[地址]附近有药店吗",
+])
+def test_session_28_look_alikes(text):
+    assert mask_pii(text) == text
+
+
+def test_dictionary_given_chars_are_read_from_jieba_not_listed():
+    from stages.safety.pii_name_dictionary import dictionary_given_chars
+    from stages.safety.pii_name_lists import GIVEN_CHARS
+
+    chars = dictionary_given_chars()
+    assert {"廷", "玮", "水"} <= chars and not {"有", "身", "体", "丙", "爷", "姨"} & chars
+    assert len(chars - GIVEN_CHARS) > 300       # far beyond the curated list, from the dictionary's name entries
+
+
+def test_a_range_shaped_like_a_service_number_is_kept():
+    """Found by test_medical_numbers_never_masked (session 28): 40000-10000 read as 400-001-0000."""
+    assert mask_pii("每天40000-10000ml") == "每天40000-10000ml"
+    assert mask_pii("客服400-123-4567") == "客服[电话]"

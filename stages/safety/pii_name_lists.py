@@ -49,6 +49,12 @@ TIBETAN = ("扎西 次仁 达瓦 卓玛 顿珠 央金 格桑 平措 多吉 旺�
 MONGOLIAN = ("巴特尔 其其格 乌兰 苏和 斯琴 宝音 朝鲁 那仁 额尔敦 毕力格 图雅 娜仁 萨仁 乌云 阿拉坦 巴雅尔 满都拉 孟和 "
              "特木尔 哈斯 敖其尔 吉日嘎拉 格日勒 格日乐 阿古拉 其木格 乌日娜 托娅 塔娜 高娃 苏日娜 图门 达来 额尔德尼 "
              "巴图 呼和 宝力道 那顺 乌力吉 吉雅 琪琪格 阿如娜")
+# China's 56 ethnic groups (without 族): "蓝春妹畲族六十三岁", "那桂琴，满族" — a name often comes before it (session 28)
+ETHNIC_GROUPS = ("汉 蒙古 回 藏 维吾尔 苗 彝 壮 布依 朝鲜 满 侗 瑶 白 土家 哈尼 哈萨克 傣 黎 傈僳 佤 畲 高山 拉祜 水 东乡 纳西 "
+                 "景颇 柯尔克孜 土 达斡尔 仫佬 羌 布朗 撒拉 毛南 仡佬 锡伯 阿昌 普米 塔吉克 怒 乌孜别克 俄罗斯 鄂温克 德昂 "
+                 "保安 裕固 京 塔塔尔 独龙 鄂伦春 赫哲 门巴 珞巴 基诺")
+# Yi clan names (家支) that open a Yi name, + a two-character given name: 吉克阿依, 沙马拉布, 曲比阿乌 (session 28)
+YI_CLANS = "吉克 沙马 曲比 阿苏 海来 吉伍 马海 勒格 吉木 瓦扎 阿约 倮伍 罗洪 曲木 阿侯 莫色 俄底 日火"
 # medicines whose first character is a surname and whose rest reads like a given name (徐长卿, 连翘, 金银花, 华法林):
 # never a name, whatever stands around them (jieba's dictionary tags many of them nr). General knowledge of Chinese
 # herbal and Western medicines; session 24.
@@ -81,7 +87,8 @@ KIN = ("妈妈 母亲 老妈 爸爸 父亲 老爸 老公 老婆 丈夫 妻子 �
        "孙子 孙女 外孙 外孙女 女婿 儿媳 嫂子 小姑子 表哥 表姐 堂哥 堂姐 亲戚 病友 员工 领导 老板 群主 房东 "
        "舅 阿爸 阿妈 老汉 幺爸 幺叔 姑父 姨父 婶婶 叔 姑 姨 伯 "
        # Cantonese and Taiwanese kin (session 27: 我阿爷何志明, 我细佬黄俊杰, 我外母李玉莲, 我阿嬷…)
-       "阿爷 阿嫲 阿公 阿婆 阿嬷 细佬 家姐 外母 外父 舅父 妈咪 爹哋 老豆 老窦 女友 男友 女朋友 男朋友 老细 阿嫂 新抱")
+       "阿爷 阿嫲 阿公 阿婆 阿嬷 细佬 家姐 外母 外父 舅父 妈咪 爹哋 老豆 老窦 女友 男友 女朋友 男朋友 老细 阿嫂 新抱 "
+       "娃")                                                # session 28: 我娃安子豪 (northern usage)
 # pinyin surnames: "my name is Chen Yiming", "华人Li Wenjun"
 PINYIN_SURNAMES = ("Wang Li Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Ma Zhu Hu Guo He Gao Lin Luo Zheng Liang Xie "
                    "Song Tang Han Feng Deng Cao Peng Zeng Xiao Tian Dong Yuan Pan Yu Jiang Cai Du Ye Cheng Su Wei Lv "
@@ -96,3 +103,12 @@ ROMANISED_SURNAMES = ("Chan Wong Lee Cheung Lau Ho Leung Ng Tsang Yeung Kwok Tam
                       "Ngan Pun Sit Suen To Tsai Tso Tung Yim Yiu Yung Ip Kam Lim Ong Tan Chang Hsu Hsieh Kuo Tseng Liao "
                       "Chou Yeh Chuang Chiang Kao Hsiao Chien Shih Sung Wu Lin Huang Liu Yang Chen Li Ma Tai "
                       "Leong Cheong Vong Ieong Kuok Sou Lou Chao Iao")          # Macau spellings
+
+
+
+def surname(name: str) -> str:
+    """The surname ``name`` starts with (compound first), or ""."""
+    return name[:2] if name[:2] in _COMPOUND else (name[:1] if name[:1] in _SINGLE else "")
+
+
+_COMPOUND, _SINGLE = frozenset(COMPOUND_SURNAMES), frozenset(SURNAMES)

@@ -21,6 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from stages.safety import pii_names as pn
+from stages.safety.pii_name_dictionary import adverb_phrase, common_word, jieba_tables, tag
+from stages.safety.pii_name_lists import COMPOUND_SURNAMES, GIVEN_CHARS, SURNAMES, surname
 
 WEIGHTS = Path(__file__).with_name("pii_name_weights.json")
 
@@ -39,12 +41,15 @@ def candidates(text: str) -> list[tuple[int, int]]:
             continue
         for sl in (2, 1):
             sur = text[i:i + sl]
-            if (sl == 2 and sur in pn._COMPOUND) or (sl == 1 and sur in pn._SINGLE):
+            if (sl == 2 and sur in _COMPOUND) or (sl == 1 and sur in _SINGLE):
                 for g in (1, 2):
                     e = i + sl + g
                     if e <= len(text) and not any(depth[i:e]) and pn._shape(text[i:e]):
                         out.append((i, e))
     return out
+
+
+_COMPOUND, _SINGLE = frozenset(COMPOUND_SURNAMES), frozenset(SURNAMES)
 
 
 def _cls(c: str) -> str:
@@ -56,7 +61,7 @@ def _cls(c: str) -> str:
 def features(text: str, begin: int, end: int) -> dict[str, float]:
     """The scorer's features of ``text[begin:end]`` (the fit and inference share this function)."""
     name = text[begin:end]
-    sur = pn._surname(name)
+    sur = surname(name)
     given = name[len(sur):]
     left = "".join(_cls(c) for c in text[max(0, begin - 4):begin]).rjust(4, "^")
     right = "".join(_cls(c) for c in text[end:end + 3]).ljust(3, "$")
@@ -65,19 +70,19 @@ def features(text: str, begin: int, end: int) -> dict[str, float]:
                            "S=" + sur: 1, f"len={len(given)}": 1, f"comp={int(len(sur) == 2)}": 1}
     for c in given:
         f["G=" + c] = 1
-        key = f"Gin={int(c in pn.GIVEN_CHARS)}"
+        key = f"Gin={int(c in GIVEN_CHARS)}"
         f[key] = f.get(key, 0) + 1
-    f["tag=" + (pn._tag(name) or "none")] = 1
-    freq = pn._jieba()[0].dt.FREQ.get(name) or 0
+    f["tag=" + (tag(name) or "none")] = 1
+    freq = jieba_tables()[0].dt.FREQ.get(name) or 0
     f[f"freq={min(3, len(str(freq))) if freq else 0}"] = 1
-    f["Gtag=" + (pn._tag(given) or "none")] = 1
-    f["Stag=" + (pn._tag(sur) or "none")] = 1
-    f[f"splitL={int(bool(begin and pn._tag(text[begin - 1:begin + 1])))}"] = 1
-    f[f"splitR={int(bool(end < len(text) and pn._tag(text[end - 1:end + 1])))}"] = 1
+    f["Gtag=" + (tag(given) or "none")] = 1
+    f["Stag=" + (tag(sur) or "none")] = 1
+    f[f"splitL={int(bool(begin and tag(text[begin - 1:begin + 1])))}"] = 1
+    f[f"splitR={int(bool(end < len(text) and tag(text[end - 1:end + 1])))}"] = 1
     f[f"clause={int(bool(pn._CLAUSE_START.search(text[:begin])))}"] = 1
     f["cue=" + (pn.cue_before(text, begin) or "none")] = 1
     f[f"after={int(bool(pn._WEAK_AFTER.match(text[end:end + 12])))}"] = 1
-    f[f"common={int(pn._common_word(name))}"] = 1
+    f[f"common={int(common_word(name))}"] = 1
     return f
 
 
@@ -97,7 +102,7 @@ def probability(text: str, begin: int, end: int) -> float:
 def mask_scored(text: str, counts) -> str:
     """``text`` with every span the scorer calls a name replaced by [姓名] (``counts["name"]`` counts them)."""
     not_names = pn.not_a_name_spans(text)
-    spans = [(b, e) for b, e in candidates(text) if not pn.overlaps(b, e, not_names) and not pn.adverb_phrase(text[b:e])]
+    spans = [(b, e) for b, e in candidates(text) if not pn.overlaps(b, e, not_names) and not adverb_phrase(text[b:e])]
     if not spans:
         return text
     threshold = load()["threshold"]

@@ -5,24 +5,29 @@ scored by their surroundings; not for answers, ``mask_pii(answer=True)``):
 
 1. **Labelled patterns** (regular expressions): 我叫 / 我的名字是 / 姓名： / 患者姓名： / 联系人 + a 2–4-character
    name; 我是 / 患者 / 病人 + surname + 1–2 characters where a sex, an age or punctuation follows; 我妈叫 / 孩子名叫
-   / 他叫 + a name; 我姓 / 本人姓 + a surname; transliterated names with a middle dot (阿依古丽·买买提); pinyin
-   names after "my name is" or with a pinyin surname (Chen Yiming); Hong Kong / Macau / Taiwan romanised names
-   (Chan Tai Man, Peter Chan, Lin Yi-chun; stages/safety/pii_names_roman.py, session 27).
+   / 他叫 + a name; 我姓 / 本人姓 + a surname; pinyin names after "my name is" or with a pinyin surname (Chen Yiming);
+   Hong Kong / Macau / Taiwan romanised names (Chan Tai Man, Peter Chan, Lin Yi-chun; stages/safety/pii_names_roman.py,
+   session 27); names without a Han surname — transliterated with a middle dot (阿依古丽·买买提), Tibetan, Mongolian and
+   Yi names (stages/safety/pii_names_minority.py, session 28).
 2. **Names in context** (``_find``): a candidate has a name's shape — a surname from ``SURNAMES`` (or a compound
    one) + 1–2 characters, none in ``NOT_NAME`` (的, 病, 痛, 吃 …; keeps "我爸高血压" whole) and not a title (王主任)
    or a relative (和宝宝) — and is looked for in three places: right after a cue (the next few characters cut by
    jieba on their own, since "找罗晓燕" is one jieba word in the whole text), right before an after-cue, and at the
    start of a clause. It is a name when
    * a **strong cue** precedes it (我叫, 名叫, 名字是, 全名, 户名, 收件人, 联系人, 姓名, 监护人 …) or ", 男/女" follows;
-   * or **one weak cue** — a relative or role before it (我爸, 我老公, 女儿, 朋友, 员工, 群主 …), 我是, 本人, 患者,
+   * or **one weak cue** — a relative or role before it (我爸, 我老公, 老伴儿, 女儿, 朋友, 员工, 群主 …), 我是, 本人, 患者,
      帮 / 给 / 找 / 请问 / 让 / 替 / 跟 / 叫 / 陪 / 送 / 通知 / 联系 / 告诉 / 提醒 (session 25), a bed (32床), a masked phone and a bracket ("[手机号]（万春梅"), or after it 的家属 / 的 + a
-     relative / 是我 + a relative / ", 45岁" / a contact ("，QQ：", "[手机号]") / 收, or a signature at the end
-     (——龙雪梅) — and every given-name character is in ``GIVEN_CHARS`` and it is not a common word
+     relative / 是我 + a relative / ", 45岁" / ", 五十六岁" / a contact ("，QQ：", "[手机号]") / 收 / an ethnic group
+     (蓝春妹畲族) / ", 你…" (the person addressed), or a signature at the end (——龙雪梅, …[手机号]，孙丽) — and every
+     given-name character is in ``GIVEN_CHARS`` (after a person cue — a relative, a role, 我是, 患者, not a verb such as
+     帮 or 叫 — also one of jieba's person-name characters, ``dictionary_given_chars``: 张家玮, 刘子廷; or 有 / 来 of
+     older names next to a listed one: 孙有财, 王福来) and it is not a common word
      (``_common_word``: jieba's dictionary holds it with a non-name tag or counts it ≥ 10 times, or its surname
      character is mostly an adverb / preposition such as 常, 于, 应);
    * or **two weak cues** (the start of a clause counts as one only next to another), given-name characters in
      ``GIVEN_CHARS`` and not an ordinary dictionary word (安卓).
-   It must not split a word at its edges ("健|康聪明的宝宝", "于子|女"). Session 25: signed after a dash (——常乐) or before
+   It must not split a word at its edges ("健|康聪明的宝宝", "于子|女"; but 车建华|明天, where jieba ends a word, although
+   华明 is one). Session 28 also cues @ (@蒋欣怡), [地址] and 娃. Session 25: signed after a dash (——常乐) or before
    敬上, or greeted at the start of the message (杨帆你好), it is a name even when it is also a word; 嘅 reads as 的; no
    name overlaps a medicine (``MEDICINES``) or a public figure (``PUBLIC_FIGURES``: 李时珍, 钟南山).
 
@@ -33,10 +38,13 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from functools import lru_cache
 
-from stages.safety.pii_name_lists import (COMPOUND_SURNAMES, GIVEN_CHARS, KIN, MEDICINES, MONGOLIAN, PINYIN_SURNAMES,
-                                          PUBLIC_FIGURES, ROLES, SURNAMES, TIBETAN)
+from stages.safety.pii_name_dictionary import (NAME_TAGS as _NAME_TAGS, common_word as _common_word,
+                                               dictionary_given_chars, ends_word, jieba_tables as _jieba, tag as _tag)
+from stages.safety.pii_name_lists import (COMPOUND_SURNAMES, ETHNIC_GROUPS, GIVEN_CHARS, KIN, MEDICINES,
+                                          PINYIN_SURNAMES, PUBLIC_FIGURES, ROLES, SURNAMES)
+from stages.safety.pii_name_lists import surname as _surname
+from stages.safety.pii_names_minority import mask_minority
 from stages.safety.pii_names_roman import mask_romanised
 
 # characters that do not occur in a given name but do in phrases after 我是/患者 ("我是高血压患者")
@@ -44,11 +52,15 @@ NOT_NAME = set("的了是在有不没很也都就要会能还被吗呢吧啊呀�
                "胃肝肾肺脑腿胸腹背腰咳嗽冒烧血压糖尿检查治疗术吃喝睡说去来看到给让把对从这那他她它们你我每次孩"
                "儿妈爸爷奶姐哥弟妹婆人友事省市县区镇乡村路街号已经最近因所但候里外过得着想觉坏太需用做名叫姓"
                "和与及跟同才又再向为问找帮替请约挂办查开拿等您咱俺哦嗯哈呵啦嘛呐哇咯无后性类族")
+# given-name characters of the older generation that are also function words (孙有财, 陈来福, 王福来): accepted after a
+# person cue in a two-character given name next to a character of GIVEN_CHARS (session 28)
+OLD_GIVEN = frozenset("有来")
 # a surname + one of these is a form of address, not a name (王主任, 陈女士, 李医生, 张老师)
 TITLES = set("主任 医生 大夫 护士 老师 先生 女士 小姐 师傅 院长 教授 经理 总 工 姐 哥 叔 姨 阿姨 叔叔 老板 同学 同志 书记 科长 "
              "处长 局长 部长 队长 班长 厂长 校长 律师 博士 老 家 氏 某 某某".split())
 _SURNAME = "(?:" + "|".join(COMPOUND_SURNAMES) + f"|[{SURNAMES}])"
 _NAME_CHAR = "[^" + "".join(sorted(NOT_NAME)) + r"\W\da-zA-Z_]"
+_AGE = r"(?:\d+|[一二三四五六七八九十两]{1,3})岁"       # 44岁, 五十六岁 (session 28: numerals)
 _BOUNDARY = r"[^\u4e00-\u9fa5]|男|女|今年|岁|$"      # a name ends at a non-Chinese character or these
 _AFTER = r"(?=" + _BOUNDARY + r"|的|在|来自|住|电话|手机|身份证|患有|得了|有|因)"
 # labelled: any 2-4-character name; 我叫/我的名字 also need a surname (or 小/阿) so "我叫救护车" is not one
@@ -58,19 +70,13 @@ _SELF = re.compile(r"((?:我叫|俺叫|咱叫|我的名字(?:是|叫))[:：]? ?)
 _NOT_ROLE = "(?!(?:" + "|".join(sorted(ROLES.split(), key=len, reverse=True)) + ")(?:" + _BOUNDARY + "))"
 _WEAK = re.compile(r"((?:我是)[:：]? ?)" + _NOT_ROLE + "(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
 _PATIENT = re.compile(r"((?:患者|病人|患儿)(?:[:：] ?)?)(" + _SURNAME + _NAME_CHAR + "{1,2})"
-                      r"(?=[,，、 ]?(?:男|女|\d+岁|今年|\d+个?月))")
+                      r"(?=[,，、 ]?(?:男|女|" + _AGE + r"|今年|\d+个?月))")
 _PATIENT_COLON = re.compile(r"((?:患者|病人|患儿)[:：] ?)(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
 _KIN_WORDS = set(KIN.split())
 _KIN_RE = "|".join(sorted(KIN.split(), key=len, reverse=True))
 _OTHER = re.compile(r"((?:" + _KIN_RE + r")(?:的名字(?:是|叫)|名叫|叫做|叫)[:：]? ?)(" + _SURNAME + _NAME_CHAR + "{1,2})" + _AFTER)
 _SURNAME_ONLY = re.compile(r"((?:我姓|本人姓|患者姓|病人姓)[:：]? ?)(" + _SURNAME + r")(?![\u4e00-\u9fa5])")
-# transliterated names (Uyghur, Kazakh, foreign) joined by a middle dot: 阿依古丽·买买提, 努尔艾力·吐尔逊
-_ASCII_LETTER, _DOT = re.compile(r"[A-Za-z]"), re.compile(r"[·•・‧]")
-_TRANSLIT = r"(?:(?![一二三四五六七八九十第])" + _NAME_CHAR + ")"
-_DOTTED = re.compile(r"()(" + _TRANSLIT + "{2,6}[·•・‧]" + _TRANSLIT + "{2,8})")
-# Tibetan and Mongolian names: two elements or more are a name anywhere, one after a cue (患者巴特尔, 我叫央金)
-_ELEMENT = "(?:" + "|".join(sorted((TIBETAN + " " + MONGOLIAN).split(), key=len, reverse=True)) + ")"
-_ELEMENTS = re.compile(r"()(" + _ELEMENT + "{2,4})")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
 # pinyin names: "my name is Chen Yiming", "华人Li Wenjun" (a pinyin surname + 1-2 syllables, capitalised)
 _SYLLABLE = (r"(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ueng|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|ao|ou|"
              r"an|en|in|un|ia|ie|iu|ua|uo|ui|ue|er|a|o|e|i|u|v)")
@@ -83,53 +89,39 @@ _PINYIN_NAMED = re.compile(r"((?i:my name is|name is|name[:：]) ?)([A-Z][a-z]+ 
 # --- names in context ----------------------------------------------------------------------------
 _STRONG_BEFORE = ("我叫 俺叫 咱叫 他叫 她叫 名单： 名单: 挂号人 当事人 受益人 投保人 被保险人 收件 名叫 叫做 改名叫 名字是 名字叫 名字 病人叫 患者叫 孩子叫 全名 大名 户名 开户名 开户人 收款人 收件人 "
                   "收货人 寄件人 联系人 姓名 "
-                  "署名 签名 经办人 持卡人 就诊人 申请人 委托人 监护人 代理人 入住人 陪护人")
+                  "署名 签名 经办人 持卡人 就诊人 申请人 委托人 监护人 代理人 入住人 陪护人 @")
 _WEAK_BEFORE = " ".join(k for k in KIN.split() if k not in ("他", "她")) + " 我是 俺是 本人 家属 患者 病人 患儿 帮 给 找 " \
     "请问 问一下 问下 查一下 床 [手机号]（ [手机号]( [电话]（ [电话]( 让 替 跟 叫 陪 送 通知 联系 告诉 提醒 催一下 叫上 俾 " \
-    "市民 学生 家长 护工 护理员 保姆 雇主 客户 业主 住户 村民 居民 职工 工友 战友 学员 会员 老爷子 老太太"
+    "市民 学生 家长 护工 护理员 保姆 雇主 客户 业主 住户 村民 居民 职工 工友 战友 学员 会员 老爷子 老太太 [地址]"
+_VERB_CUES = frozenset("帮 给 找 请问 问一下 问下 查一下 让 替 跟 叫 陪 送 通知 联系 告诉 提醒 催一下 叫上 俾 [地址]".split())
 _CUE = re.compile(r"(?:(" + "|".join(sorted(_STRONG_BEFORE.split(), key=len, reverse=True)) + r")|("
-                  + "|".join(map(re.escape, sorted(_WEAK_BEFORE.split(), key=len, reverse=True))) + r")|(\[姓名\](?:[、，,和与及]| ?[（(])))[:：]? ?")     # 张三、李四; Chen Yiming (陈一鸣)
-# one Tibetan / Mongolian name element right after any name cue (患者巴特尔, 我叫央金, 外公桑吉)
-_ELEMENT_CUED = re.compile(r"((?:" + "|".join(map(re.escape, sorted(_STRONG_BEFORE.split() + _WEAK_BEFORE.split(), key=len,
-                                                                     reverse=True))) + r")[:：]? ?)(" + _ELEMENT
-                           + r")(?![^的是在从来说,，、 ])")
+                  + "|".join(map(re.escape, sorted(_WEAK_BEFORE.split(), key=len, reverse=True))) + r")|(\[姓名\](?:[、，,和与及]| ?[（(])))儿?[:：]? ?")     # 张三、李四; Chen Yiming (陈一鸣); 老伴儿 (s28)
 _STRONG_AFTER = re.compile(r"^[,，、 ]?(?:男|女)(?![\u4e00-\u9fa5])")                  # 陈祖金，男，44岁
 # a contact right after a name: a masked one ([手机号]) or, after a separator, a contact word ("，QQ：", not 安卓手机)
 _CONTACT = r"\[(?:手机号|电话|邮箱|微信号|QQ号|身份证号)\]|(?<=[,，:： （(/|])(?:电话|手机|QQ|微信|邮箱|身份证)"
+_CUE_AT_END = re.compile(_CUE.pattern + "$")
 # a hospital thing that belongs to someone: 邝景行的过敏原检测, 阮明辉的检查结果, 郎平安的号 (session 23)
 _THEIR = (r"[的嘅](?:号|报告|检查|化验|检验|病历|预约|挂号|住院|体检|结果|医保|就诊卡|床位|费用|手术|过敏原|出院|"
           r"门诊|病理|片子|切片|疫苗|记录|医嘱)")     # 嘅: Cantonese 的 (session 25)
 _THEIR_AT = re.compile("^" + _THEIR)
-_WEAK_AFTER = re.compile(r"^(?:" + _THEIR + r"|的?家属|[的嘅](?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]\d+岁|收(?![\u4e00-\u9fa5])|"
-                         r"[,，:： （(/|]*(?:" + _CONTACT + r")|[、和与及跟]\[姓名\])")   # 温晓彤，QQ邮箱…, 鲍春燕（138…）, 林婉清收, 张伟和[姓名]
-_SIGNATURE_BEFORE = re.compile(r"(?:^|——|—|--|-|~|～|[。！？!?\n（(]|(?<![A-Za-z])[Bb]y|谢谢[您你]?[!！,，]?)[ ]?$")
+# what follows a name: 温晓彤，QQ邮箱…, 鲍春燕（138…）, 林婉清收, 张伟和[姓名]; session 28: an ethnic group (蓝春妹畲族), the
+# person addressed (邹凯，你妈的手术…)
+_AFTER_CUES = (_THEIR + r"|的?家属|[的嘅](?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]" + _AGE
+               + r"|收(?![\u4e00-\u9fa5])|[,，:： （(/|]*(?:" + _CONTACT + r")|[、和与及跟]\[姓名\]"
+               + r"|[,，、 ]?(?:" + "|".join(sorted(ETHNIC_GROUPS.split(), key=len, reverse=True)) + r")族"
+               + r"|[,，](?=[你您](?!们))")
+_WEAK_AFTER = re.compile(r"^(?:" + _AFTER_CUES + ")")
+_SIGNATURE_BEFORE = re.compile(r"(?:^|——|—|--|-|~|～|[。！？!?\n（(]|(?<![A-Za-z])[Bb]y|谢谢[您你]?[!！,，]?"
+                               r"|\[(?:手机号|电话|邮箱|微信号|QQ号)\][,，;； ])[ ]?$")   # s28: …手机[手机号]，孙丽
 _CLAUSE_START = re.compile(r"(?:^|[，,。！？!?；;：:\n\]）)】 /|—~～-])$")      # a clause starts here: 曾雨桐 [手机号]
 _CLAUSE_START_AT = re.compile(r"(?:^|[，,。！？!?；;：:\n\]）)】 /|—~～-])")
-_AFTER_AT = re.compile(_THEIR + r"|的?家属|[的嘅](?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]?[男女](?![\u4e00-\u9fa5])"
-                       r"|[,，、 ]\d+岁|收(?![\u4e00-\u9fa5])|[,，:： （(/|]*(?:" + _CONTACT + r")|[、和与及跟]\[姓名\]")
+_AFTER_AT = re.compile(_AFTER_CUES + r"|[,，、 ]?[男女](?![\u4e00-\u9fa5])")
 # session 25: a name signed after a dash at the end (——常乐), or before a formal sign-off (郑淑芬 敬上), or greeted at the
 # start of the message (杨帆你好) is a name even when it is also a word
 _DASH_SIGNATURE = re.compile(r"(?:——|—|--)[ ]?$")
 _SIGN_OFF = re.compile(r"^[ ]?(?:敬上|敬启|谨上|拜上|顿首)[ 。!！]*$")
 _GREETED = re.compile(r"^[,， ]?(?:你好|您好)")
 _SIGNATURE_AFTER = re.compile(r"^[）)]?[ 。!！]*(?:[（(](?:家属|" + _KIN_RE + r")[）)]|爸爸|妈妈|家长)?[ 。!！]*$")   # ——钟文斌（家属）, （尚晨星）, 苗壮爸爸
-_NAME_TAGS = ("nr", "nrfg", "nrt")
-_VERBAL = ("v", "a", "d", "p", "c", "u", "m", "f", "q", "r", "t")     # jieba tags of verbs, adjectives, adverbs …
-
-
-@lru_cache(maxsize=1)
-def _jieba():
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    import jieba.posseg
-
-    return jieba, jieba.posseg.dt.word_tag_tab
-
-
-_COMPOUND = frozenset(COMPOUND_SURNAMES)
-_SINGLE = frozenset(SURNAMES)
 
 
 def warm() -> None:
@@ -139,57 +131,32 @@ def warm() -> None:
 
     _jieba()
     _tag("王")
+    dictionary_given_chars()
     load()
 
 
-def _surname(name: str) -> str:
-    return name[:2] if name[:2] in _COMPOUND else (name[:1] if name[:1] in _SINGLE else "")
-
-
-def _shape(name: str) -> bool:
-    """Surname + 1-2 given-name characters (compound surname + 1-2), no character of ``NOT_NAME``."""
+def _shape(name: str, old: bool = False) -> bool:
+    """Surname + 1-2 given-name characters (compound surname + 1-2), no character of ``NOT_NAME`` — with ``old``, but
+    one of ``OLD_GIVEN`` next to a character of ``GIVEN_CHARS`` (孙有财, 陈来福)."""
     sur = _surname(name)
     given = name[len(sur):]
+    old = old and len(given) == 2 and any(c in GIVEN_CHARS for c in given)
     return (bool(sur) and 1 <= len(given) <= 2 and given not in TITLES and given not in _KIN_WORDS
-            and all("\u4e00" <= c <= "\u9fa5" and c not in NOT_NAME for c in given))
+            and all("\u4e00" <= c <= "\u9fa5" and (c not in NOT_NAME or (old and c in OLD_GIVEN)) for c in given))
 
 
-def _tag(word: str) -> str:
-    return _jieba()[1].get(word) or ""
-
-
-def _common_word(word: str) -> bool:
-    """A word rather than a name: jieba's dictionary holds it with a tag other than a person's name (黄疸 n, 方便 a,
-    江西 ns) or counts it 10 times or more (谢谢 1089, 高三 497, 艾灸 18: tagged as names there, but words; 刘建国
-    3), or a surname character that is mostly a word (常 d, 易 a, 应 v) starts a verb / adjective phrase: 常 +
-    发生, 明 + 确 (given names that are such words after such a surname, 向 + 光明, are lost here)."""
-    tag = _tag(word)
-    if (tag and not tag.startswith(_NAME_TAGS)) or (_jieba()[0].dt.FREQ.get(word) or 0) >= 10:
-        return True
-    sur = _surname(word) or word[:1]
-    sur_tag = _tag(sur)
-    return sur_tag in ("d", "p", "c", "u") or sur == "应" \
-        or (_tag(word[len(sur):]).startswith(_VERBAL) and bool(sur_tag) and not sur_tag.startswith(_NAME_TAGS))
-
-
-def adverb_phrase(span: str) -> bool:
-    """常发生, 向前走, 于是: a surname character that is mostly an adverb, preposition or conjunction (常 d, 于 p, 和 c)
-    before a verb or adjective reads as a phrase, not a name; the scorer skips such spans (session 25: fitted on seven
-    writers it scored 常发生 0.59)."""
-    sur = _surname(span) or span[:1]
-    return _tag(sur) in ("d", "p", "c", "u") and _tag(span[len(sur):]).startswith(_VERBAL)
-
-
-def _candidates(words: list[str]) -> list[str]:
-    """Name-shaped strings made of the first jieba words of ``words``, longest first."""
+def _candidates(words: list[str], old: bool = False) -> list[str]:
+    """Name-shaped strings made of the first jieba words of ``words``, longest first (``old``: see ``_shape``)."""
     w, nxt = (words + ["", ""])[:2]
     out = []
     if (w in COMPOUND_SURNAMES or (len(w) == 1 and w in SURNAMES)) and 1 <= len(nxt) <= 2:
         out.append(w + nxt)                                    # 曹 + 桂芝, 裴 + 立新, 欧阳 + 娜娜
     if len(w) in (2, 3) and len(nxt) == 1:
         out.append(w + nxt)                                    # 王梓 + 涵, 高志 + 明, 欧阳明 + 轩
+    if len(w) == 2 and len(nxt) == 2 and not _common_word(w):
+        out.append(w + nxt[0])                                 # 安子 + 豪|要 (session 28), not 冷汗 + 直|冒
     out.append(w)
-    return [c for c in out if _shape(c)]
+    return [c for c in out if _shape(c, old)]
 
 
 def cue_before(text: str, begin: int) -> str | None:
@@ -197,6 +164,18 @@ def cue_before(text: str, begin: int) -> str | None:
     before = text[max(0, begin - 8):begin]
     m = _CUE.search(before)
     return None if not m or m.end() != len(before) else ("weak" if m.group(2) else "strong")
+
+
+def _person_cue(before: str, cue: str | None) -> bool:
+    """A strong cue, or a weak one that names a person (a relative, a role, 我是, 患者 …) rather than a verb (帮, 叫 …:
+    "也叫艾迪生病" names a disease)."""
+    m = _CUE_AT_END.search(before) if cue == "weak" else None
+    return cue == "strong" or bool(m and m.group(2) and m.group(2) not in _VERB_CUES)
+
+
+def cue_words() -> list[str]:
+    """Every cue word before a name (strong and weak), for stages/safety/pii_names_minority.py."""
+    return _STRONG_BEFORE.split() + _WEAK_BEFORE.split()
 
 
 def overlaps(begin: int, end: int, spans: list[tuple[int, int]]) -> bool:
@@ -209,7 +188,8 @@ def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
     before, after = text[max(0, begin - 8):begin], text[end:end + 12]
     if cue is None:
         cue = cue_before(text, begin)
-    if (cue is None and begin and _tag(text[begin - 1:begin + 1])) or (after and _tag(text[end - 1] + after[0])):
+    if (cue is None and begin and _tag(text[begin - 1:begin + 1])) or (after and _tag(text[end - 1] + after[0])
+                                                                         and not ends_word(text, begin, end)):
         return False                           # it would split a word: 健|康聪明, 于子|女 (a cue ends a word: 本人|马建军)
     if cue == "strong" or _STRONG_AFTER.match(after) or _SIGN_OFF.match(after) or (not begin and _GREETED.match(after)):
         return True
@@ -221,7 +201,8 @@ def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
     signature = signed and bool(_SIGNATURE_BEFORE.search(before))
     weak = (cue == "weak") + bool(_WEAK_AFTER.match(after)) + signature
     name = text[begin:end]
-    if not weak or not all(c in GIVEN_CHARS for c in name[len(_surname(name)):]):
+    if not weak or not all(c in GIVEN_CHARS or (_person_cue(before, cue) and (c in dictionary_given_chars() or c in OLD_GIVEN))
+                           for c in name[len(_surname(name)):]):
         return False
     weak += not signature and bool(_CLAUSE_START.search(before))     # counts only next to another weak cue
     if weak >= 2:                                  # two cues: only an ordinary word is not a name (安卓 + 手机)
@@ -236,7 +217,10 @@ def _find(text: str) -> list[tuple[int, int]]:
         if not _surname(text[m.end():m.end() + 2]):    # one jieba word in the whole text)
             continue
         words = jieba.lcut(text[m.end():m.end() + 6])
-        for cand in _candidates(words):
+        person = bool(m.group(1)) or bool(m.group(2) and m.group(2).rstrip(":： ") not in _VERB_CUES)
+        for cand in _candidates(words, old=person):
+            if OLD_GIVEN & set(cand[len(_surname(cand)):]) and text[m.end() + len(cand):][:1] in ("的", "了", "过", "着"):
+                continue                               # 我是江西来的: a phrase, not 江西来
             if _verdict(text, m.end(), m.end() + len(cand), "weak" if m.group(2) else "strong"):
                 spans.append((m.end(), m.end() + len(cand)))
                 break
@@ -296,12 +280,11 @@ def mask_names(text: str, counts: Counter, scored: bool = True) -> str:
     """Every name the two layers find, then every name-shaped span the learned scorer calls a name
     (stages/safety/pii_name_scorer.py; ``scored=False``: the rules only), replaced by [姓名] (``counts["name"]``
     counts them)."""
-    patterns = [_ELEMENTS, _ELEMENT_CUED, _LABELLED, _SELF, _OTHER, _WEAK, _PATIENT, _PATIENT_COLON, _SURNAME_ONLY]
+    patterns = [_LABELLED, _SELF, _OTHER, _WEAK, _PATIENT, _PATIENT_COLON, _SURNAME_ONLY]
     if _ASCII_LETTER.search(text):
         text = mask_romanised(text, counts)         # Hong Kong / Macau / Taiwan (stages/safety/pii_names_roman.py)
         patterns[:0] = [_PINYIN_NAMED, _PINYIN]
-    if _DOT.search(text):
-        patterns[:0] = [_DOTTED]
+    text = mask_minority(text, counts)              # dotted, Tibetan, Mongolian, Yi (stages/safety/pii_names_minority.py)
     for pattern in patterns:
         text = _sub(pattern, text, counts)
     from stages.safety.pii_name_scorer import mask_scored   # deferred: the scorer imports this module

@@ -127,8 +127,8 @@ def _classify(digits: str, sizes: list[int], before: str, dotted: bool, spaced: 
     # 886-912-345-678): Hong Kong and Macau numbers have 8 digits, Taiwan's 8-9 after the code (session 27)
     if len(sizes) > 1 and sizes[0] == 3 and re.fullmatch(r"85[23][2-9]\d{7}|886[2-9]\d{7,8}", digits):
         return "landline"
-    if re.fullmatch(r"[48]00\d{7}", digits) and len(sizes) <= 3:
-        return "landline"
+    if re.fullmatch(r"[48]00\d{7}", digits) and len(sizes) <= 3 and sizes[0] in (3, 4, n):
+        return "landline"           # 400-123-4567, 4001234567; not a range "每天40000-10000ml" (session 28)
     # area code 0xx(x) then a 7-8 digit local number, whole or in two groups
     if re.fullmatch(r"0[1-9]\d{1,2}[2-9]\d{6,7}", digits) and sizes[0] in (3, 4, n) and len(sizes) <= 3:
         return "landline"

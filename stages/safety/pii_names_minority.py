@@ -1,0 +1,85 @@
+"""Names without a Han surname for ``stages.safety.pii_names.mask_names`` (moved here and extended in session 28;
+stages/PRIVACY.md):
+
+* transliterated names joined by a middle dot (Uyghur, Kazakh, foreign): 阿依古丽·买买提, 阿依古丽·哈力木 — any
+  Han characters but numerals and a few function words on both sides of the dot;
+* Tibetan and Mongolian names (elements of ``TIBETAN`` / ``MONGOLIAN``) and Yi names (a clan name of ``YI_CLANS`` and a
+  two-character given name: 吉克阿依, 沙马拉布): two elements or more anywhere (扎西顿珠); one element (or a clan
+  name) after a person cue (患者巴特尔, 我阿爸乌力吉头疼, 我是卓玛措的女儿) or before what follows a name (巴特尔，
+  [身份证号] / ，男 / ，五十六岁 / 、[姓名]).
+An element after a cue may carry one more character (卓玛措) and must end a word: 乌兰察布 is a city, 呼和浩特 too."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from functools import lru_cache
+
+from stages.safety.pii_name_dictionary import ends_word
+from stages.safety.pii_name_lists import MONGOLIAN, TIBETAN, YI_CLANS
+
+_DOT = re.compile(r"[·•・‧]")
+# transliteration characters that pii_names.NOT_NAME holds as function words: 阿不都热合曼, 哈力木 (session 28)
+_TRANSLIT_TOO = "不都哈"
+_ELEMENT = "(?:" + "|".join(sorted((TIBETAN + " " + MONGOLIAN).split(), key=len, reverse=True)) + ")"
+_ELEMENTS = re.compile(r"(" + _ELEMENT + "{2,4})")
+_YI = "(?:" + "|".join(YI_CLANS.split()) + r")[\u4e00-\u9fa5]{2}"
+_ONE = "(?:" + _ELEMENT + "|" + _YI + ")"
+# what may follow a name (pii_names: a sex, an age in digits or numerals, a masked contact, another masked name)
+_AFTER = (r"(?=[,，、 ]?(?:[男女](?![\u4e00-\u9fa5])|(?:\d+|[一二三四五六七八九十两]{1,3})岁)|[,，:： ]*\[(?:手机号|电话|邮箱|"
+          r"微信号|QQ号|身份证号)\]|[、和](?:\[姓名\]|" + _ONE + ")|的?家属)")
+_BEFORE_AFTER_CUE = re.compile(r"(?:^|(?<=[，,。！？!?；;：:\n\]）)】 、]))(" + _ONE + ")" + _AFTER)
+
+
+@lru_cache(maxsize=1)
+def _dotted():
+    from stages.safety.pii_names import NOT_NAME
+
+    char = "[^" + "".join(sorted(NOT_NAME - set(_TRANSLIT_TOO))) + r"一二三四五六七八九十第\W\da-zA-Z_]"
+    return re.compile("(" + char + "{2,6}[·•・‧]" + char + "{2,8})")
+
+
+@lru_cache(maxsize=1)
+def _cued():
+    from stages.safety.pii_names import cue_words
+
+    return re.compile(r"(?:" + "|".join(map(re.escape, sorted(cue_words(), key=len, reverse=True)))
+                      + r")[:：]? ?(" + _ONE + r"[\u4e00-\u9fa5]?)")
+
+
+def _ends_word(text: str, begin: int, end: int) -> bool:
+    return end == len(text) or not "\u4e00" <= text[end] <= "\u9fa5" or text[end] in "的是在从来说" \
+        or ends_word(text, begin, end)
+
+
+def mask_minority(text: str, counts: Counter) -> str:
+    """Every name of the module docstring's forms replaced by [姓名] (``counts["name"]`` counts them)."""
+    spans = []
+    if _DOT.search(text):
+        spans += [m.span(1) for m in _dotted().finditer(text)]
+    spans += [m.span(1) for m in _ELEMENTS.finditer(text)]
+    spans += [m.span(1) for m in _BEFORE_AFTER_CUE.finditer(text)]
+    for m in _cued().finditer(text):
+        b, e = m.span(1)
+        for end in (e, e - 1):             # an element with one more character (卓玛措) or without it (乌力吉|头疼)
+            if _is_one(text[b:end]) and _ends_word(text, b, end):
+                spans.append((b, end))
+                break
+    out, last = [], 0
+    for b, e in sorted(spans):
+        if b >= last:
+            out.append(text[last:b] + "[姓名]")
+            counts["name"] += 1
+            last = e
+    out.append(text[last:])
+    return "".join(out)
+
+
+_ELEMENT_AT, _YI_AT = re.compile(_ELEMENT), re.compile(_YI)
+
+
+def _is_one(span: str) -> bool:
+    """A Yi name, an element, or an element and one character that is not a function word (卓玛措, not 巴特尔从)."""
+    from stages.safety.pii_names import NOT_NAME
+
+    return bool(_YI_AT.fullmatch(span) or _ELEMENT_AT.fullmatch(span)
+                or (_ELEMENT_AT.fullmatch(span[:-1]) and span[-1] not in NOT_NAME))
