@@ -250,20 +250,23 @@ def not_a_name_spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _NOT_A_NAME.finditer(text)]
 
 
-def _context_names(text: str, counts: Counter) -> str:
-    if not any(c in SURNAMES for c in text):
-        return text
+def replace_spans(text: str, spans, counts: Counter, skip: list[tuple[int, int]] = ()) -> str:
+    """``text`` with every span replaced by [姓名], left to right; a span overlapping an earlier one or one of ``skip``
+    is left out (``counts["name"]`` counts the replacements)."""
     out, last = [], 0
-    not_names = not_a_name_spans(text)
-    for begin, end in sorted(set(_find(text))):
-        if overlaps(begin, end, not_names):
-            continue
-        if begin >= last:
+    for begin, end in sorted(set(spans)):
+        if begin >= last and not overlaps(begin, end, skip):
             out.append(text[last:begin] + "[姓名]")
             counts["name"] += 1
             last = end
     out.append(text[last:])
     return "".join(out)
+
+
+def _context_names(text: str, counts: Counter) -> str:
+    if not any(c in SURNAMES for c in text):
+        return text
+    return replace_spans(text, _find(text), counts, skip=not_a_name_spans(text))
 
 
 def _sub(pattern: re.Pattern, text: str, counts: Counter) -> str:

@@ -64,14 +64,9 @@ def mask_minority(text: str, counts: Counter) -> str:
             if _is_one(text[b:end]) and _ends_word(text, b, end):
                 spans.append((b, end))
                 break
-    out, last = [], 0
-    for b, e in sorted(spans):
-        if b >= last:
-            out.append(text[last:b] + "[姓名]")
-            counts["name"] += 1
-            last = e
-    out.append(text[last:])
-    return "".join(out)
+    from stages.safety.pii_names import replace_spans
+
+    return replace_spans(text, spans, counts)
 
 
 _ELEMENT_AT, _YI_AT = re.compile(_ELEMENT), re.compile(_YI)
