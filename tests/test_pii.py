@@ -537,8 +537,14 @@ def test_regional_check_digits_follow_the_published_examples():
     ("@蒋欣怡 你妈的CT约好没", "蒋欣怡"),
     ("我娃安子豪要住院做手术", "安子豪"),
     ("老伴儿于桂芝脑出血刚出院", "于桂芝"),
+    ("我们是张家沟三组的，能挂专家号吗", "张家沟三组"),                # rural addresses (session 28)
+    ("我们在阿巴嘎旗巴彦图嘎嘎查二组放牧", "嘎查二组"),
+    ("勐海县勐遮镇曼弄村民小组18号，我妈妈被蛇咬了", "曼弄村民小组"),
+    ("俺家在曹县庄寨镇吕庄村东头第三户", "第三户"),
+    ("住红星乡前进屯，大老远过来看病", "前进屯"),
+    ("福建仙游榜头镇坝下村后厝56号，胆结石能住院吗", "后厝56号"),
 ])
-def test_session_28_names(text, gone):
+def test_session_28_forms(text, gone):
     assert gone not in mask_pii(text)
 
 
@@ -558,6 +564,9 @@ def test_session_28_names(text, gone):
     "我妈转给我的养生文章，你看看靠不靠谱",
     "我爸冷汗直冒",
     "[地址]附近有药店吗",
+    "我们村第一家诊所关门了",                 # 第一家 without a place in the village
+    "去镇上的屯子里买药",
+    "村卫生室在村口",
 ])
 def test_session_28_look_alikes(text):
     assert mask_pii(text) == text
