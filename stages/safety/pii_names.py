@@ -35,7 +35,6 @@ Measured on independently written messages (tests/fixtures/pii, bench/pii_maskin
 patient questions (placeholders inserted there are nearly all false positives); figures in stages/PRIVACY.md."""
 from __future__ import annotations
 
-import logging
 import re
 from collections import Counter
 
@@ -93,6 +92,8 @@ _STRONG_BEFORE = ("我叫 俺叫 咱叫 他叫 她叫 名单： 名单: 挂号�
 _WEAK_BEFORE = " ".join(k for k in KIN.split() if k not in ("他", "她")) + " 我是 俺是 本人 家属 患者 病人 患儿 帮 给 找 " \
     "请问 问一下 问下 查一下 床 [手机号]（ [手机号]( [电话]（ [电话]( 让 替 跟 叫 陪 送 通知 联系 告诉 提醒 催一下 叫上 俾 " \
     "市民 学生 家长 护工 护理员 保姆 雇主 客户 业主 住户 村民 居民 职工 工友 战友 学员 会员 老爷子 老太太 [地址]"
+# weak cues that are verbs or places, not a person (帮, 叫: "也叫艾迪生病"; [地址]): jieba's person-name characters and
+# 有 / 来 are not accepted after them (session 28)
 _VERB_CUES = frozenset("帮 给 找 请问 问一下 问下 查一下 让 替 跟 叫 陪 送 通知 联系 告诉 提醒 催一下 叫上 俾 [地址]".split())
 _CUE = re.compile(r"(?:(" + "|".join(sorted(_STRONG_BEFORE.split(), key=len, reverse=True)) + r")|("
                   + "|".join(map(re.escape, sorted(_WEAK_BEFORE.split(), key=len, reverse=True))) + r")|(\[姓名\](?:[、，,和与及]| ?[（(])))儿?[:：]? ?")     # 张三、李四; Chen Yiming (陈一鸣); 老伴儿 (s28)
