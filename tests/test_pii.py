@@ -543,6 +543,15 @@ def test_regional_check_digits_follow_the_published_examples():
     ("俺家在曹县庄寨镇吕庄村东头第三户", "第三户"),
     ("住红星乡前进屯，大老远过来看病", "前进屯"),
     ("福建仙游榜头镇坝下村后厝56号，胆结石能住院吗", "后厝56号"),
+    ("杭州滨江东信和苑东区7幢1102，产检建档要带啥", "东信和苑"),        # 和 in an estate's name, a zone
+    ("苏州园区湖东凤凰城C区28幢1402，宝宝42天体检", "凤凰城C区"),      # …城 with a lettered zone
+    ("深圳龙岗万科城四期17栋B座2304，胎动少了", "万科城四期"),
+    ("[地址]兰大家属院8号楼，吃华法林要多久查INR", "兰大家属院"),       # a staff compound
+    ("厦门湖里金山西二里45号1202，发烧38.8", "西二里45号"),             # a 里 lane
+    ("住凉山昭觉县解放乡火普村，娃娃发烧", "火普村"),                   # a village of a township
+    ("我阿爸在阿巴嘎旗巴彦图嘎查放牧", "巴彦图嘎查"),
+    ("我屋里在于都禾丰镇大桥村下坝组，细伢子咳嗽", "下坝组"),
+    ("我们在疏附县站敏乡3村5组，孩子肚子疼", "3村5组"),
 ])
 def test_session_28_forms(text, gone):
     assert gone not in mask_pii(text)
@@ -567,6 +576,11 @@ def test_session_28_forms(text, gone):
     "我们村第一家诊所关门了",                 # 第一家 without a place in the village
     "去镇上的屯子里买药",
     "村卫生室在村口",
+    "我们乡有几个村都没有卫生室",
+    "镇里的村民都来体检",
+    "去乡里村卫生室打针",
+    "住院部3号楼12床",
+    "医院东院区2号楼在哪",
 ])
 def test_session_28_look_alikes(text):
     assert mask_pii(text) == text

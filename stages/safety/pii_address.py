@@ -20,7 +20,9 @@
 
 * Session 28: rural addresses — a village group after 沟 / 庄 / 寨 / 湾 / 坪 / 岗 / 嘎查 … (张家沟三组), a named 村民小组, a
   house by its place in the village (吕庄村东头第三户), a hamlet of a township (红星乡前进屯), a house number in a village
-  (坝下村后厝56号) — and buildings of an industrial park (葵涌工业园C3栋).
+  (坝下村后厝56号) — and buildings of an industrial park (葵涌工业园C3栋); then estates named …城 / …府 / …公馆, staff
+  compounds and campuses (兰大家属院8号楼, 一拖生活区), 和 in an estate's name, lettered zones (凤凰城C区28幢), 里 lanes
+  (福安里7号), a village of a township or banner (解放乡火普村, 巴彦图嘎查) and a village's named group (大桥村下坝组).
 
 A city or district alone is not masked (it does not find a person); a hospital's own departments and floors
 (住院部3楼12床, 门诊楼2楼, 住你们住院部5号楼12床) are not addresses."""
@@ -41,21 +43,27 @@ _ROOM = r"(?:[A-Za-z]?\d{2,5}(?!\d)|[零〇一二三四五六七八九]{3,4})?" 
 _ADDR_LABEL = re.compile(r"((?:家庭住址|家庭地址|收货地址|联系地址|住址|地址|家住|住在|居住在|居住地|户籍地|户籍所在地|"
                          r"我家就在|家就在|家在|屋企喺|屋企住喺|屋企系|屋企在|寄到|寄至|寄去|邮寄到|送到|送至|发到|住(?!院|宿|址))[:：]? ?)"
                          r"((?:[\u4e00-\u9fa5A-Za-z0-9#\-]{0,12}?" + _UNIT + r")+(?:之\d{1,2})?" + _ROOM + ")")
-_ROAD = r"(?:路|街|大道|道|巷|弄|胡同)"
+_ROAD = r"(?:路|街|大道|道|巷|弄|胡同|里)"          # 里: a lane quarter (福安里7号, 金山西二里45号; session 28)
 # a road and its house number; Taiwan / Hong Kong style adds a section and lanes (信义路三段134巷5弄7号, session 25)
 _ROAD_NO = _ROAD + r"(?:[一二三四五六七八九十]{1,3}段)?(?:\d+巷)?(?:\d+弄)?[甲乙丙丁]?\d+(?:弄\d+)?号"
-_ADDR_HINT = re.compile(_ROAD_NO + r"|(?:小区|花园|社区|公寓|家园|新村|苑|园)[A-Za-z]?" + _NUM
+_ADDR_HINT = re.compile(_ROAD_NO + r"|(?:小区|花园|社区|公寓|家园|新村|苑|园|城|府|馆|院|区|坊|舍)[A-Za-z]?" + _NUM
                         + r"|[村屯]" + _NUM + r"{1,3}[组社队]|大队" + _NUM + r"|\d[-/]\d{1,3}[-/]\d|(?:号楼|栋|幢|座)" + _NUM
                         + r"|分场|团" + _NUM + r"{1,3}连|\d排\d|邨|[楼阁]\d{1,4}[A-Za-z]?室|座\d{1,3}楼"
                         + r"|(?:沟|庄|寨|湾|坪|岗|洼|营|堡|铺|嘎查)" + _NUM + r"{1,3}[组社队]|村民小组|第" + _NUM + r"{1,3}[户家]"
-                        + r"|[乡镇][\u4e00-\u9fa5]{1,4}屯|村[\u4e00-\u9fa5]{0,4}\d{1,4}号")
+                        + r"|(?:[乡镇旗]|苏木)[\u4e00-\u9fa5]{1,4}(?:屯|村|嘎查)|村[\u4e00-\u9fa5]{0,4}(?:\d{1,4}号|组|屯|寨)"
+                        + r"|\d村\d")
 _BUILDING_NAME = r"(?:[\u4e00-\u9fa5A-Za-z]{1,10}(?:大厦|大楼|商务楼|写字楼|公寓|花园|小区|社区|家园|新村|苑|园|城|广场|中心))"
 _PARTS = (r"(?:[东西南北]区|" + _NUM + r"{1,3}期)?"
           r"(?:[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*(?:之\d{1,2})?" + _ROOM)
 _ADDR = re.compile("(?:" + _PLACE_CHAR + r"{2,6}(?:省|自治区|市))?(?:" + _PLACE_CHAR + r"{1,6}(?:区|县))?"
                    + _PLACE_CHAR + r"{2,8}" + _ROAD_NO + r"(?:院|楼)?" + _BUILDING_NAME + "?" + _PARTS)
-_ESTATE = re.compile(_PLACE_CHAR + r"{2,8}(?:小区|花园|社区|公寓|家园|新村|苑|工业园|产业园|科技园)" + r"(?:[东西南北]区|" + _NUM + r"{1,3}期|"
-                     + _NUM + r"{1,2}区)?"
+# session 28: estates named …城 / …府 / …公馆, staff compounds (家属院, 生活区, 街坊, 宿舍), campuses; 和 inside the name
+# (东信和苑); a lettered or numbered zone and a phase before the building (湖东凤凰城C区28幢, 万科城四期17栋B座2304)
+_ESTATE_CHAR = "(?:(?![" + _NOT_PLACE.replace("和", "") + r"])[\u4e00-\u9fa5])"
+_ESTATE_WORD = (r"(?:小区|花园|社区|公寓|家园|新村|苑|工业园|产业园|科技园|城|府|公馆|家属院|家属区|生活区|街坊|宿舍区|宿舍|"
+                r"校区)")
+_ESTATE = re.compile(_ESTATE_CHAR + r"{2,8}" + _ESTATE_WORD + r"(?:(?:[东西南北]|[A-Za-z]|" + _NUM + r"{1,2})区|"
+                     + _NUM + r"{1,3}期){0,2}"
                      r"[A-Za-z\d一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座)" + _PARTS)
 # session 24: an estate and building-unit-room written with dashes (碧桂园凤凰城15-3-602, [地址]3-2-1101), and a numbered
 # building + unit or entrance + room anywhere (和平里七区12号楼3门201): precise enough to find a flat
@@ -69,6 +77,7 @@ _BUILDING_UNIT = re.compile(_PLACE_CHAR + r"{0,8}?" + _NUM + r"{1,3}(?:号楼|�
 # a village and the places a village group follows in the countryside (张家沟三组, 巴彦图嘎嘎查二组 — 嘎查: a Mongolian
 # village; session 28)
 _HAMLET = r"(?:村|屯|沟|庄|寨|湾|坪|岗|洼|营|堡|铺|嘎查)"
+_TOWN_CHAR = "(?:(?![" + _NOT_PLACE + r"们有几个这那每各哪些多少都也还就很上下里])[\u4e00-\u9fa5])"
 _VILLAGE = re.compile(_VILLAGE_CHAR + r"{1,4}" + _HAMLET + _NUM + r"{1,3}[组社队](?:\d+号)?|" + _VILLAGE_CHAR + r"{1,4}大队"
                       + _NUM + r"{1,3}小?队"
                       # session 25: a state farm's team (友谊农场五分场三队), a Bingtuan regiment's company (一四二团十连),
@@ -80,7 +89,13 @@ _VILLAGE = re.compile(_VILLAGE_CHAR + r"{1,4}" + _HAMLET + _NUM + r"{1,3}[组社
                       # (吕庄村东头第三户), a hamlet of a township (红星乡前进屯), a house number in a village (坝下村后厝56号)
                       + "|" + _VILLAGE_CHAR + r"{1,4}村民小组(?:\d{1,4}号)?"
                       + "|" + _VILLAGE_CHAR + r"{1,4}(?:村|庄|屯|寨)(?:(?:[东西南北](?:头|边)|口)第" + _NUM + r"{1,3}[户家]|第" + _NUM + r"{1,3}户)"
-                      + "|" + _VILLAGE_CHAR + r"{1,4}[乡镇]" + _VILLAGE_CHAR + r"{1,3}屯(?!子)"
+                      + "|" + _VILLAGE_CHAR + r"{1,4}村" + _VILLAGE_CHAR + r"{1,4}(?:组|屯|寨)"    # 大桥村下坝组, 大定村弄坛屯
+                      + r"|\d{1,2}村\d{1,2}组"
+                      # a village of a township (解放乡火普村, 阿巴嘎旗巴彦图嘎查, 灯塔乡正蓝后三屯), not "我们乡有几个村"
+                      + "|" + _TOWN_CHAR + r"{2,4}(?:[乡镇旗]|苏木)" + _TOWN_CHAR + r"{2,4}(?:屯(?!子)|村|嘎查)"
+                      + r"(?![委卫医民里口子长])(?:" + _VILLAGE_CHAR + r"{1,4}(?:组|屯|寨)|" + _NUM + r"{1,3}[组社队]"
+                      + r"|(?:[东西南北](?:头|边)|口)第" + _NUM + r"{1,3}[户家]|第" + _NUM + r"{1,3}户"
+                      + "|" + _VILLAGE_CHAR + r"{0,4}?\d{1,4}号(?![楼院床]))?"
                       + "|" + _VILLAGE_CHAR + r"{1,4}村" + _VILLAGE_CHAR + r"{0,4}?\d{1,4}号(?![楼院床])")
 # a numbered building and a flat number without a unit (碧桂园三期26栋1802, 门牌是3号楼901); not a hospital's building
 _NAME_OF_ESTATE = "(?:(?![区县市镇省乡])" + _PLACE_CHAR + ")"     # the estate's own name before a building, not its district

@@ -80,8 +80,9 @@ def real_questions(shared: Path = SHARED) -> list[str]:
 # development sets for the RULES only: writer V9 (session 27, Hong Kong / Macau / Taiwan users) — fitting the scorer on it
 # lowered the held-out V6 (0.942 -> 0.940) and V3 (0.894 -> 0.890) at the same threshold (stages/PRIVACY.md, *Session 27*);
 # writer V10 (session 28, mainland, names weighted): fitting on it raised held-out V3 / V6 names (+1 / +3) but masked two
-# new phrases of the authored corpus (关节的张力, 解放军) — every corpus change must be personal data (stages/PRIVACY.md)
-NOT_FITTED = ("writer_v9_dev.jsonl", "writer_v10_dev.jsonl")
+# new phrases of the authored corpus (关节的张力, 解放军) — every corpus change must be personal data (stages/PRIVACY.md);
+# writer V13 (session 28, addresses weighted, not reviewed): development for the address rules only
+NOT_FITTED = ("writer_v9_dev.jsonl", "writer_v10_dev.jsonl", "writer_v13_dev.jsonl")
 
 
 def fit(repo: Path = REPO, shared: Path = SHARED) -> dict:
