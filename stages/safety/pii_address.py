@@ -78,6 +78,11 @@ _BUILDING_UNIT = re.compile(_PLACE_CHAR + r"{0,8}?" + _NUM + r"{1,3}(?:号楼|�
 # village; session 28)
 _HAMLET = r"(?:村|屯|沟|庄|寨|湾|坪|岗|洼|营|堡|铺|嘎查)"
 _TOWN_CHAR = "(?:(?![" + _NOT_PLACE + r"们有几个这那每各哪些多少都也还就很上下里])[\u4e00-\u9fa5])"
+# inside a village (session 28): a named group or hamlet (大桥村下坝组), a house by its place (吕庄村东头第三户), a house
+# number (坝下村后厝56号)
+_SUB_UNIT = _VILLAGE_CHAR + r"{1,4}(?:组|屯|寨)"
+_BY_POSITION = r"(?:[东西南北](?:头|边)|口)第" + _NUM + r"{1,3}[户家]|第" + _NUM + r"{1,3}户"
+_HOUSE_NO = _VILLAGE_CHAR + r"{0,4}?\d{1,4}号(?![楼院床])"
 _VILLAGE = re.compile(_VILLAGE_CHAR + r"{1,4}" + _HAMLET + _NUM + r"{1,3}[组社队](?:\d+号)?|" + _VILLAGE_CHAR + r"{1,4}大队"
                       + _NUM + r"{1,3}小?队"
                       # session 25: a state farm's team (友谊农场五分场三队), a Bingtuan regiment's company (一四二团十连),
@@ -85,18 +90,16 @@ _VILLAGE = re.compile(_VILLAGE_CHAR + r"{1,4}" + _HAMLET + _NUM + r"{1,3}[组社
                       + "|" + _VILLAGE_CHAR + r"{1,6}农场(?:" + _NUM + r"{1,3}分场)?" + _NUM + r"{1,3}[队连]"
                       + r"|(?<![\d一二三四五六七八九十])" + _NUM + r"{2,4}团" + _NUM + r"{1,3}连"
                       + "|" + _VILLAGE_CHAR + r"{0,8}(?:家属院|大院|宿舍区)\d{1,2}排\d{1,3}号"
-                      # session 28: a named village group (曼弄村民小组18号), a house by its place in the village
-                      # (吕庄村东头第三户), a hamlet of a township (红星乡前进屯), a house number in a village (坝下村后厝56号)
+                      # session 28: a named village group (曼弄村民小组18号), a village and what is inside it, 3村5组,
+                      # a village of a township (解放乡火普村, 阿巴嘎旗巴彦图嘎查, 灯塔乡正蓝后三屯; not "我们乡有几个村")
                       + "|" + _VILLAGE_CHAR + r"{1,4}村民小组(?:\d{1,4}号)?"
-                      + "|" + _VILLAGE_CHAR + r"{1,4}(?:村|庄|屯|寨)(?:(?:[东西南北](?:头|边)|口)第" + _NUM + r"{1,3}[户家]|第" + _NUM + r"{1,3}户)"
-                      + "|" + _VILLAGE_CHAR + r"{1,4}村" + _VILLAGE_CHAR + r"{1,4}(?:组|屯|寨)"    # 大桥村下坝组, 大定村弄坛屯
+                      + "|" + _VILLAGE_CHAR + r"{1,4}(?:村|庄|屯|寨)(?:" + _BY_POSITION + ")"
+                      + "|" + _VILLAGE_CHAR + r"{1,4}村" + _SUB_UNIT
                       + r"|\d{1,2}村\d{1,2}组"
-                      # a village of a township (解放乡火普村, 阿巴嘎旗巴彦图嘎查, 灯塔乡正蓝后三屯), not "我们乡有几个村"
                       + "|" + _TOWN_CHAR + r"{2,4}(?:[乡镇旗]|苏木)" + _TOWN_CHAR + r"{2,4}(?:屯(?!子)|村|嘎查)"
-                      + r"(?![委卫医民里口子长])(?:" + _VILLAGE_CHAR + r"{1,4}(?:组|屯|寨)|" + _NUM + r"{1,3}[组社队]"
-                      + r"|(?:[东西南北](?:头|边)|口)第" + _NUM + r"{1,3}[户家]|第" + _NUM + r"{1,3}户"
-                      + "|" + _VILLAGE_CHAR + r"{0,4}?\d{1,4}号(?![楼院床]))?"
-                      + "|" + _VILLAGE_CHAR + r"{1,4}村" + _VILLAGE_CHAR + r"{0,4}?\d{1,4}号(?![楼院床])")
+                      + r"(?![委卫医民里口子长])(?:" + _SUB_UNIT + "|" + _NUM + r"{1,3}[组社队]|" + _BY_POSITION + "|"
+                      + _HOUSE_NO + ")?"
+                      + "|" + _VILLAGE_CHAR + r"{1,4}村" + _HOUSE_NO)
 # a numbered building and a flat number without a unit (碧桂园三期26栋1802, 门牌是3号楼901); not a hospital's building
 _NAME_OF_ESTATE = "(?:(?![区县市镇省乡])" + _PLACE_CHAR + ")"     # the estate's own name before a building, not its district
 _BUILDING_ROOM = re.compile(_NAME_OF_ESTATE + r"{0,8}?(?:" + _NUM + r"{1,2}期)?[A-Za-z]?(?<![院部楼科])" + _NUM

@@ -58,6 +58,7 @@ def ends_word(text: str, begin: int, end: int) -> bool:
     return end - begin in set(accumulate(len(w) for w in jieba_tables()[0].lcut(text[begin:end + 6])))
 
 
+@lru_cache(maxsize=None)
 def dictionary_given_chars(min_names: int = 10, min_share: float = 0.02) -> frozenset[str]:
     """Given-name characters read from jieba's dictionary (session 28): characters that stand after the surname in
     at least ``min_names`` of its entries tagged as a person's name (nr; surname of ``SURNAMES`` / compound + 1–2
@@ -65,11 +66,6 @@ def dictionary_given_chars(min_names: int = 10, min_share: float = 0.02) -> froz
     in; 有, 身, 体, 检, 妇 (mostly in words) and 丙 (8 names) are out; characters of kin words and titles (爷, 姨, 公 of
     "王大爷") are left out. Accepted after a person cue only (stages/safety/pii_names.py ``_verdict``); ``GIVEN_CHARS`` stays
     the list a name needs without one. Built once per process (~1 s, in ``pii_names.warm``)."""
-    return _dictionary_given_chars(min_names, min_share)
-
-
-@lru_cache(maxsize=None)
-def _dictionary_given_chars(min_names: int, min_share: float) -> frozenset[str]:
     from collections import Counter
 
     import jieba
