@@ -2,7 +2,7 @@
 
 The rules of ``stages.safety.pii_names`` find a name where a cue they list stands next to it; a name written
 without one ("康建新这周血压又高了", "下午陪孙桂兰去拿药") was lost. After the rules, every remaining span with a name's
-shape (a surname + 1–2 characters, ``pii_names._shape``) is scored by a logistic regression over its surroundings
+shape (a surname + 1–2 characters, ``pii_name_cues.shape``) is scored by a logistic regression over its surroundings
 — up to four characters before and three after (digits and Latin letters folded to one class each), the surname,
 the given-name characters and whether they are common in names, jieba's tags and counts for the span and its parts,
 whether it would split a jieba word at either edge, the start of a clause, and the rules' own cue and after-cue
@@ -20,6 +20,7 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
+from stages.safety import pii_name_cues as cues
 from stages.safety import pii_names as pn
 from stages.safety.pii_name_dictionary import adverb_phrase, common_word, jieba_tables, tag
 from stages.safety.pii_name_lists import COMPOUND_SURNAMES, GIVEN_CHARS, SURNAMES, surname
@@ -44,7 +45,7 @@ def candidates(text: str) -> list[tuple[int, int]]:
             if (sl == 2 and sur in _COMPOUND) or (sl == 1 and sur in _SINGLE):
                 for g in (1, 2):
                     e = i + sl + g
-                    if e <= len(text) and not any(depth[i:e]) and pn._shape(text[i:e]):
+                    if e <= len(text) and not any(depth[i:e]) and cues.shape(text[i:e]):
                         out.append((i, e))
     return out
 
@@ -79,9 +80,9 @@ def features(text: str, begin: int, end: int) -> dict[str, float]:
     f["Stag=" + (tag(sur) or "none")] = 1
     f[f"splitL={int(bool(begin and tag(text[begin - 1:begin + 1])))}"] = 1
     f[f"splitR={int(bool(end < len(text) and tag(text[end - 1:end + 1])))}"] = 1
-    f[f"clause={int(bool(pn._CLAUSE_START.search(text[:begin])))}"] = 1
-    f["cue=" + (pn.cue_before(text, begin) or "none")] = 1
-    f[f"after={int(bool(pn._WEAK_AFTER.match(text[end:end + 12])))}"] = 1
+    f[f"clause={int(bool(cues.CLAUSE_START.search(text[:begin])))}"] = 1
+    f["cue=" + (cues.cue_before(text, begin) or "none")] = 1
+    f[f"after={int(bool(cues.WEAK_AFTER.match(text[end:end + 12])))}"] = 1
     f[f"common={int(common_word(name))}"] = 1
     return f
 
@@ -102,7 +103,7 @@ def probability(text: str, begin: int, end: int) -> float:
 def mask_scored(text: str, counts) -> str:
     """``text`` with every span the scorer calls a name replaced by [姓名] (``counts["name"]`` counts them)."""
     not_names = pn.not_a_name_spans(text)
-    spans = [(b, e) for b, e in candidates(text) if not pn.overlaps(b, e, not_names) and not adverb_phrase(text[b:e])]
+    spans = [(b, e) for b, e in candidates(text) if not cues.overlaps(b, e, not_names) and not adverb_phrase(text[b:e])]
     if not spans:
         return text
     threshold = load()["threshold"]
@@ -111,7 +112,7 @@ def mask_scored(text: str, counts) -> str:
     for p, b, e in scored:
         if p < threshold:
             break
-        if not pn.overlaps(b, e, chosen):
+        if not cues.overlaps(b, e, chosen):
             chosen.append((b, e))
     for b, e in sorted(chosen, reverse=True):
         text = text[:b] + "[姓名]" + text[e:]

@@ -31,6 +31,9 @@ scored by their surroundings; not for answers, ``mask_pii(answer=True)``):
    敬上, or greeted at the start of the message (杨帆你好), it is a name even when it is also a word; 嘅 reads as 的; no
    name overlaps a medicine (``MEDICINES``) or a public figure (``PUBLIC_FIGURES``: 李时珍, 钟南山).
 
+The cue words, the patterns around a name and ``NOT_NAME`` live in stages/safety/pii_name_cues.py (session 29), shared
+with pii_names_minority.py and the scorer.
+
 Measured on independently written messages (tests/fixtures/pii, bench/pii_masking.py) and on 8,644 real
 patient questions (placeholders inserted there are nearly all false positives); figures in stages/PRIVACY.md."""
 from __future__ import annotations
@@ -38,43 +41,31 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from stages.safety.pii_name_cues import (AFTER_AT, AGE, BOUNDARY, CLAUSE_START, CLAUSE_START_AT, CUE,
+                                         DASH_SIGNATURE, GREETED, KIN_RE, NAME_CHAR, OLD_GIVEN,
+                                         SIGNATURE_AFTER, SIGNATURE_BEFORE, SIGN_OFF, STRONG_AFTER,
+                                         SURNAME_RE, THEIR_AT, VERB_CUES, WEAK_AFTER, cue_before,
+                                         person_cue, replace_spans, shape)
 from stages.safety.pii_name_dictionary import (NAME_TAGS as _NAME_TAGS, common_word as _common_word,
                                                dictionary_given_chars, ends_word, jieba_tables as _jieba, tag as _tag)
-from stages.safety.pii_name_lists import (COMPOUND_SURNAMES, ETHNIC_GROUPS, GIVEN_CHARS, KIN, MEDICINES,
+from stages.safety.pii_name_lists import (COMPOUND_SURNAMES, GIVEN_CHARS, MEDICINES,
                                           PINYIN_SURNAMES, PUBLIC_FIGURES, ROLES, SURNAMES)
 from stages.safety.pii_name_lists import surname as _surname
 from stages.safety.pii_names_minority import mask_minority
 from stages.safety.pii_names_roman import mask_romanised
 
-# characters that do not occur in a given name but do in phrases after 我是/患者 ("我是高血压患者")
-NOT_NAME = set("的了是在有不没很也都就要会能还被吗呢吧啊呀么什怎多个岁年日周病症炎痛疼癌瘤药科医院患者护"
-               "胃肝肾肺脑腿胸腹背腰咳嗽冒烧血压糖尿检查治疗术吃喝睡说去来看到给让把对从这那他她它们你我每次孩"
-               "儿妈爸爷奶姐哥弟妹婆人友事省市县区镇乡村路街号已经最近因所但候里外过得着想觉坏太需用做名叫姓"
-               "和与及跟同才又再向为问找帮替请约挂办查开拿等您咱俺哦嗯哈呵啦嘛呐哇咯无后性类族")
-# given-name characters of the older generation that are also function words (孙有财, 陈来福, 王福来): accepted after a
-# person cue in a two-character given name next to a character of GIVEN_CHARS (session 28)
-OLD_GIVEN = frozenset("有来")
-# a surname + one of these is a form of address, not a name (王主任, 陈女士, 李医生, 张老师)
-TITLES = set("主任 医生 大夫 护士 老师 先生 女士 小姐 师傅 院长 教授 经理 总 工 姐 哥 叔 姨 阿姨 叔叔 老板 同学 同志 书记 科长 "
-             "处长 局长 部长 队长 班长 厂长 校长 律师 博士 老 家 氏 某 某某".split())
-_SURNAME = "(?:" + "|".join(COMPOUND_SURNAMES) + f"|[{SURNAMES}])"
-_NAME_CHAR = "[^" + "".join(sorted(NOT_NAME)) + r"\W\da-zA-Z_]"
-_AGE = r"(?:\d+|[一二三四五六七八九十两]{1,3})岁"       # 44岁, 五十六岁 (session 28: numerals)
-_BOUNDARY = r"[^\u4e00-\u9fa5]|男|女|今年|岁|$"      # a name ends at a non-Chinese character or these
-_AFTER = r"(?=" + _BOUNDARY + r"|的|在|来自|住|电话|手机|身份证|患有|得了|有|因)"
+_AFTER = r"(?=" + BOUNDARY + r"|的|在|来自|住|电话|手机|身份证|患有|得了|有|因)"
 # labelled: any 2-4-character name; 我叫/我的名字 also need a surname (or 小/阿) so "我叫救护车" is not one
-_LABELLED = re.compile(r"((?:本人姓名|患者姓名|病人姓名|家属姓名|联系人|姓名)[:：]? ?)(" + _NAME_CHAR + "{2,4})" + _AFTER)
-_SELF = re.compile(r"((?:我叫|俺叫|咱叫|我的名字(?:是|叫))[:：]? ?)((?:" + _SURNAME + "|[小阿])" + _NAME_CHAR + "{1,3})" + _AFTER)
+_LABELLED = re.compile(r"((?:本人姓名|患者姓名|病人姓名|家属姓名|联系人|姓名)[:：]? ?)(" + NAME_CHAR + "{2,4})" + _AFTER)
+_SELF = re.compile(r"((?:我叫|俺叫|咱叫|我的名字(?:是|叫))[:：]? ?)((?:" + SURNAME_RE + "|[小阿])" + NAME_CHAR + "{1,3})" + _AFTER)
 # a role after 我是 is no name (ROLES: 我是程序员); a surname with a title still is (我是刘老师)
-_NOT_ROLE = "(?!(?:" + "|".join(sorted(ROLES.split(), key=len, reverse=True)) + ")(?:" + _BOUNDARY + "))"
-_WEAK = re.compile(r"((?:我是)[:：]? ?)" + _NOT_ROLE + "(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
-_PATIENT = re.compile(r"((?:患者|病人|患儿)(?:[:：] ?)?)(" + _SURNAME + _NAME_CHAR + "{1,2})"
-                      r"(?=[,，、 ]?(?:男|女|" + _AGE + r"|今年|\d+个?月))")
-_PATIENT_COLON = re.compile(r"((?:患者|病人|患儿)[:：] ?)(" + _SURNAME + _NAME_CHAR + "{1,2})(?=" + _BOUNDARY + ")")
-_KIN_WORDS = set(KIN.split())
-_KIN_RE = "|".join(sorted(KIN.split(), key=len, reverse=True))
-_OTHER = re.compile(r"((?:" + _KIN_RE + r")(?:的名字(?:是|叫)|名叫|叫做|叫)[:：]? ?)(" + _SURNAME + _NAME_CHAR + "{1,2})" + _AFTER)
-_SURNAME_ONLY = re.compile(r"((?:我姓|本人姓|患者姓|病人姓)[:：]? ?)(" + _SURNAME + r")(?![\u4e00-\u9fa5])")
+_NOT_ROLE = "(?!(?:" + "|".join(sorted(ROLES.split(), key=len, reverse=True)) + ")(?:" + BOUNDARY + "))"
+_WEAK = re.compile(r"((?:我是)[:：]? ?)" + _NOT_ROLE + "(" + SURNAME_RE + NAME_CHAR + "{1,2})(?=" + BOUNDARY + ")")
+_PATIENT = re.compile(r"((?:患者|病人|患儿)(?:[:：] ?)?)(" + SURNAME_RE + NAME_CHAR + "{1,2})"
+                      r"(?=[,，、 ]?(?:男|女|" + AGE + r"|今年|\d+个?月))")
+_PATIENT_COLON = re.compile(r"((?:患者|病人|患儿)[:：] ?)(" + SURNAME_RE + NAME_CHAR + "{1,2})(?=" + BOUNDARY + ")")
+_OTHER = re.compile(r"((?:" + KIN_RE + r")(?:的名字(?:是|叫)|名叫|叫做|叫)[:：]? ?)(" + SURNAME_RE + NAME_CHAR + "{1,2})" + _AFTER)
+_SURNAME_ONLY = re.compile(r"((?:我姓|本人姓|患者姓|病人姓)[:：]? ?)(" + SURNAME_RE + r")(?![\u4e00-\u9fa5])")
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 # pinyin names: "my name is Chen Yiming", "华人Li Wenjun" (a pinyin surname + 1-2 syllables, capitalised)
 _SYLLABLE = (r"(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(?:iang|iong|uang|ueng|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|ao|ou|"
@@ -84,45 +75,6 @@ _PINYIN_GIVEN = (r"(?=[A-Z])(?i:" + _SYLLABLE + "(?:" + _SYLLABLE + r")?)(?:[ -]
 _PINYIN = re.compile(r"((?:(?i:my name is|name is|name[:：]|我叫|姓名[:：]?) ?)|(?<=[\u4e00-\u9fa5]))"
                      r"((?:" + "|".join(PINYIN_SURNAMES.split()) + r") " + _PINYIN_GIVEN + r")(?![A-Za-z])")
 _PINYIN_NAMED = re.compile(r"((?i:my name is|name is|name[:：]) ?)([A-Z][a-z]+ [A-Z][a-z]+)(?![A-Za-z])")
-
-# --- names in context ----------------------------------------------------------------------------
-_STRONG_BEFORE = ("我叫 俺叫 咱叫 他叫 她叫 名单： 名单: 挂号人 当事人 受益人 投保人 被保险人 收件 名叫 叫做 改名叫 名字是 名字叫 名字 病人叫 患者叫 孩子叫 全名 大名 户名 开户名 开户人 收款人 收件人 "
-                  "收货人 寄件人 联系人 姓名 "
-                  "署名 签名 经办人 持卡人 就诊人 申请人 委托人 监护人 代理人 入住人 陪护人 @")
-_WEAK_BEFORE = " ".join(k for k in KIN.split() if k not in ("他", "她")) + " 我是 俺是 本人 家属 患者 病人 患儿 帮 给 找 " \
-    "请问 问一下 问下 查一下 床 [手机号]（ [手机号]( [电话]（ [电话]( 让 替 跟 叫 陪 送 通知 联系 告诉 提醒 催一下 叫上 俾 " \
-    "市民 学生 家长 护工 护理员 保姆 雇主 客户 业主 住户 村民 居民 职工 工友 战友 学员 会员 老爷子 老太太 [地址]"
-# weak cues that are verbs or places, not a person (帮, 叫: "也叫艾迪生病"; [地址]): jieba's person-name characters and
-# 有 / 来 are not accepted after them (session 28)
-_VERB_CUES = frozenset("帮 给 找 请问 问一下 问下 查一下 让 替 跟 叫 陪 送 通知 联系 告诉 提醒 催一下 叫上 俾 [地址]".split())
-_CUE = re.compile(r"(?:(" + "|".join(sorted(_STRONG_BEFORE.split(), key=len, reverse=True)) + r")|("
-                  + "|".join(map(re.escape, sorted(_WEAK_BEFORE.split(), key=len, reverse=True))) + r")|(\[姓名\](?:[、，,和与及]| ?[（(])))儿?[:：]? ?")     # 张三、李四; Chen Yiming (陈一鸣); 老伴儿 (s28)
-_STRONG_AFTER = re.compile(r"^[,，、 ]?(?:男|女)(?![\u4e00-\u9fa5])")                  # 陈祖金，男，44岁
-# a contact right after a name: a masked one ([手机号]) or, after a separator, a contact word ("，QQ：", not 安卓手机)
-_CONTACT = r"\[(?:手机号|电话|邮箱|微信号|QQ号|身份证号)\]|(?<=[,，:： （(/|])(?:电话|手机|QQ|微信|邮箱|身份证)"
-_CUE_AT_END = re.compile(_CUE.pattern + "$")
-# a hospital thing that belongs to someone: 邝景行的过敏原检测, 阮明辉的检查结果, 郎平安的号 (session 23)
-_THEIR = (r"[的嘅](?:号|报告|检查|化验|检验|病历|预约|挂号|住院|体检|结果|医保|就诊卡|床位|费用|手术|过敏原|出院|"
-          r"门诊|病理|片子|切片|疫苗|记录|医嘱)")     # 嘅: Cantonese 的 (session 25)
-_THEIR_AT = re.compile("^" + _THEIR)
-# what follows a name: 温晓彤，QQ邮箱…, 鲍春燕（138…）, 林婉清收, 张伟和[姓名]; session 28: an ethnic group (蓝春妹畲族), the
-# person addressed (邹凯，你妈的手术…)
-_AFTER_CUES = (_THEIR + r"|的?家属|[的嘅](?:" + _KIN_RE + r")|是我的?(?:" + _KIN_RE + r")|[,，、 ]" + _AGE
-               + r"|收(?![\u4e00-\u9fa5])|[,，:： （(/|]*(?:" + _CONTACT + r")|[、和与及跟]\[姓名\]"
-               + r"|[,，、 ]?(?:" + "|".join(sorted(ETHNIC_GROUPS.split(), key=len, reverse=True)) + r")族"
-               + r"|[,，](?=[你您](?!们))")
-_WEAK_AFTER = re.compile(r"^(?:" + _AFTER_CUES + ")")
-_SIGNATURE_BEFORE = re.compile(r"(?:^|——|—|--|-|~|～|[。！？!?\n（(]|(?<![A-Za-z])[Bb]y|谢谢[您你]?[!！,，]?"
-                               r"|\[(?:手机号|电话|邮箱|微信号|QQ号)\][,，;； ])[ ]?$")   # s28: …手机[手机号]，孙丽
-_CLAUSE_START = re.compile(r"(?:^|[，,。！？!?；;：:\n\]）)】 /|—~～-])$")      # a clause starts here: 曾雨桐 [手机号]
-_CLAUSE_START_AT = re.compile(r"(?:^|[，,。！？!?；;：:\n\]）)】 /|—~～-])")
-_AFTER_AT = re.compile(_AFTER_CUES + r"|[,，、 ]?[男女](?![\u4e00-\u9fa5])")
-# session 25: a name signed after a dash at the end (——常乐), or before a formal sign-off (郑淑芬 敬上), or greeted at the
-# start of the message (杨帆你好) is a name even when it is also a word
-_DASH_SIGNATURE = re.compile(r"(?:——|—|--)[ ]?$")
-_SIGN_OFF = re.compile(r"^[ ]?(?:敬上|敬启|谨上|拜上|顿首)[ 。!！]*$")
-_GREETED = re.compile(r"^[,， ]?(?:你好|您好)")
-_SIGNATURE_AFTER = re.compile(r"^[）)]?[ 。!！]*(?:[（(](?:家属|" + _KIN_RE + r")[）)]|爸爸|妈妈|家长)?[ 。!！]*$")   # ——钟文斌（家属）, （尚晨星）, 苗壮爸爸
 
 
 def warm() -> None:
@@ -136,18 +88,9 @@ def warm() -> None:
     load()
 
 
-def _shape(name: str, old: bool = False) -> bool:
-    """Surname + 1-2 given-name characters (compound surname + 1-2), no character of ``NOT_NAME`` — with ``old``, but
-    one of ``OLD_GIVEN`` next to a character of ``GIVEN_CHARS`` (孙有财, 陈来福)."""
-    sur = _surname(name)
-    given = name[len(sur):]
-    old = old and len(given) == 2 and any(c in GIVEN_CHARS for c in given)
-    return (bool(sur) and 1 <= len(given) <= 2 and given not in TITLES and given not in _KIN_WORDS
-            and all("\u4e00" <= c <= "\u9fa5" and (c not in NOT_NAME or (old and c in OLD_GIVEN)) for c in given))
-
 
 def _candidates(words: list[str], old: bool = False) -> list[str]:
-    """Name-shaped strings made of the first jieba words of ``words``, longest first (``old``: see ``_shape``)."""
+    """Name-shaped strings made of the first jieba words of ``words``, longest first (``old``: see ``shape``)."""
     w, nxt = (words + ["", ""])[:2]
     out = []
     if (w in COMPOUND_SURNAMES or (len(w) == 1 and w in SURNAMES)) and 1 <= len(nxt) <= 2:
@@ -157,30 +100,11 @@ def _candidates(words: list[str], old: bool = False) -> list[str]:
     if len(w) == 2 and len(nxt) == 2 and not _common_word(w):
         out.append(w + nxt[0])                                 # 安子 + 豪|要 (session 28), not 冷汗 + 直|冒
     out.append(w)
-    return [c for c in out if _shape(c, old)]
+    return [c for c in out if shape(c, old)]
 
 
-def cue_before(text: str, begin: int) -> str | None:
-    """"strong" / "weak" when a cue of ``_CUE`` ends right before ``text[begin]``, else None."""
-    before = text[max(0, begin - 8):begin]
-    m = _CUE.search(before)
-    return None if not m or m.end() != len(before) else ("weak" if m.group(2) else "strong")
 
 
-def _person_cue(before: str, cue: str | None) -> bool:
-    """A strong cue, or a weak one that names a person (a relative, a role, 我是, 患者 …) rather than a verb (帮, 叫 …:
-    "也叫艾迪生病" names a disease)."""
-    m = _CUE_AT_END.search(before) if cue == "weak" else None
-    return cue == "strong" or bool(m and m.group(2) and m.group(2) not in _VERB_CUES)
-
-
-def cue_words() -> list[str]:
-    """Every cue word before a name (strong and weak), for stages/safety/pii_names_minority.py."""
-    return _STRONG_BEFORE.split() + _WEAK_BEFORE.split()
-
-
-def overlaps(begin: int, end: int, spans: list[tuple[int, int]]) -> bool:
-    return any(b < end and begin < e for b, e in spans)
 
 
 def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
@@ -192,20 +116,20 @@ def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
     if (cue is None and begin and _tag(text[begin - 1:begin + 1])) or (after and _tag(text[end - 1] + after[0])
                                                                          and not ends_word(text, begin, end)):
         return False                           # it would split a word: 健|康聪明, 于子|女 (a cue ends a word: 本人|马建军)
-    if cue == "strong" or _STRONG_AFTER.match(after) or _SIGN_OFF.match(after) or (not begin and _GREETED.match(after)):
+    if cue == "strong" or STRONG_AFTER.match(after) or SIGN_OFF.match(after) or (not begin and GREETED.match(after)):
         return True
-    signed = bool(_SIGNATURE_AFTER.match(after))          # nothing but a sign-off follows: the end of the message
-    if signed and _DASH_SIGNATURE.search(before):
+    signed = bool(SIGNATURE_AFTER.match(after))          # nothing but a sign-off follows: the end of the message
+    if signed and DASH_SIGNATURE.search(before):
         return True
-    if _THEIR_AT.match(after) and cue is None and not _CLAUSE_START.search(before):
+    if THEIR_AT.match(after) and cue is None and not CLAUSE_START.search(before):
         return False                           # "X的报告" alone: "一个账号管全家的预约" is no name
-    signature = signed and bool(_SIGNATURE_BEFORE.search(before))
-    weak = (cue == "weak") + bool(_WEAK_AFTER.match(after)) + signature
+    signature = signed and bool(SIGNATURE_BEFORE.search(before))
+    weak = (cue == "weak") + bool(WEAK_AFTER.match(after)) + signature
     name = text[begin:end]
-    if not weak or not all(c in GIVEN_CHARS or (_person_cue(before, cue) and (c in dictionary_given_chars() or c in OLD_GIVEN))
+    if not weak or not all(c in GIVEN_CHARS or (person_cue(before, cue) and (c in dictionary_given_chars() or c in OLD_GIVEN))
                            for c in name[len(_surname(name)):]):
         return False
-    weak += not signature and bool(_CLAUSE_START.search(before))     # counts only next to another weak cue
+    weak += not signature and bool(CLAUSE_START.search(before))     # counts only next to another weak cue
     if weak >= 2:                                  # two cues: only an ordinary word is not a name (安卓 + 手机)
         return not (_tag(name) and not _tag(name).startswith(_NAME_TAGS))
     return not _common_word(name)
@@ -214,29 +138,29 @@ def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
 def _find(text: str) -> list[tuple[int, int]]:
     jieba, _ = _jieba()
     spans = []
-    for m in _CUE.finditer(text):                      # after a cue: cut what follows on its own ("找罗晓燕" is
+    for m in CUE.finditer(text):                      # after a cue: cut what follows on its own ("找罗晓燕" is
         if not _surname(text[m.end():m.end() + 2]):    # one jieba word in the whole text)
             continue
         words = jieba.lcut(text[m.end():m.end() + 6])
-        person = bool(m.group(1)) or bool(m.group(2) and m.group(2).rstrip(":： ") not in _VERB_CUES)
+        person = bool(m.group(1)) or bool(m.group(2) and m.group(2).rstrip(":： ") not in VERB_CUES)
         for cand in _candidates(words, old=person):
             if OLD_GIVEN & set(cand[len(_surname(cand)):]) and text[m.end() + len(cand):][:1] in ("的", "了", "过", "着"):
                 continue                               # 我是江西来的: a phrase, not 江西来
             if _verdict(text, m.end(), m.end() + len(cand), "weak" if m.group(2) else "strong"):
                 spans.append((m.end(), m.end() + len(cand)))
                 break
-    for m in _CLAUSE_START_AT.finditer(text):         # a clause that starts with a name: 曾雨桐 [手机号], ，吕佳慧收
+    for m in CLAUSE_START_AT.finditer(text):         # a clause that starts with a name: 曾雨桐 [手机号], ，吕佳慧收
         b = m.end()
         if not _surname(text[b:b + 2]):
             continue
         for n in (4, 3, 2):
-            if _shape(text[b:b + n]) and _verdict(text, b, b + n, None):
+            if shape(text[b:b + n]) and _verdict(text, b, b + n, None):
                 spans.append((b, b + n))
                 break
-    for m in _AFTER_AT.finditer(text):                # a name right before 的家属 / ，男 / a contact / 收
+    for m in AFTER_AT.finditer(text):                # a name right before 的家属 / ，男 / a contact / 收
         for n in (4, 3, 2):
             b = m.start() - n
-            if b >= 0 and _shape(text[b:m.start()]) and _verdict(text, b, m.start(), None):
+            if b >= 0 and shape(text[b:m.start()]) and _verdict(text, b, m.start(), None):
                 spans.append((b, m.start()))
                 break
     return spans
@@ -250,18 +174,6 @@ def not_a_name_spans(text: str) -> list[tuple[int, int]]:
     name is found overlapping one."""
     return [m.span() for m in _NOT_A_NAME.finditer(text)]
 
-
-def replace_spans(text: str, spans, counts: Counter, skip: list[tuple[int, int]] = ()) -> str:
-    """``text`` with every span replaced by [姓名], left to right; a span overlapping an earlier one or one of ``skip``
-    is left out (``counts["name"]`` counts the replacements)."""
-    out, last = [], 0
-    for begin, end in sorted(set(spans)):
-        if begin >= last and not overlaps(begin, end, skip):
-            out.append(text[last:begin] + "[姓名]")
-            counts["name"] += 1
-            last = end
-    out.append(text[last:])
-    return "".join(out)
 
 
 def _context_names(text: str, counts: Counter) -> str:

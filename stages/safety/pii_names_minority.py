@@ -12,38 +12,28 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from functools import lru_cache
 
+from stages.safety.pii_name_cues import AGE, MASKED_CONTACT, NOT_NAME, cue_words, replace_spans
 from stages.safety.pii_name_dictionary import ends_word
 from stages.safety.pii_name_lists import MONGOLIAN, TIBETAN, YI_CLANS
 
 _DOT = re.compile(r"[·•・‧]")
-# transliteration characters that pii_names.NOT_NAME holds as function words: 阿不都热合曼, 哈力木 (session 28)
+# transliteration characters that NOT_NAME holds as function words: 阿不都热合曼, 哈力木 (session 28)
 _TRANSLIT_TOO = "不都哈"
 _ELEMENT = "(?:" + "|".join(sorted((TIBETAN + " " + MONGOLIAN).split(), key=len, reverse=True)) + ")"
 _ELEMENTS = re.compile(r"(" + _ELEMENT + "{2,4})")
 _YI = "(?:" + "|".join(YI_CLANS.split()) + r")[\u4e00-\u9fa5]{2}"
 _ONE = "(?:" + _ELEMENT + "|" + _YI + ")"
-# what may follow a name (pii_names: a sex, an age in digits or numerals, a masked contact, another masked name)
-_AFTER = (r"(?=[,，、 ]?(?:[男女](?![\u4e00-\u9fa5])|(?:\d+|[一二三四五六七八九十两]{1,3})岁)|[,，:： ]*\[(?:手机号|电话|邮箱|"
-          r"微信号|QQ号|身份证号)\]|[、和](?:\[姓名\]|" + _ONE + ")|的?家属)")
+# what may follow a name (as in pii_name_cues: a sex, an age in digits or numerals, a masked contact, another masked name)
+_AFTER = (r"(?=[,，、 ]?(?:[男女](?![\u4e00-\u9fa5])|" + AGE + r")|[,，:： ]*" + MASKED_CONTACT + r"|[、和](?:\[姓名\]|"
+          + _ONE + ")|的?家属)")
 _BEFORE_AFTER_CUE = re.compile(r"(?:^|(?<=[，,。！？!?；;：:\n\]）)】 、]))(" + _ONE + ")" + _AFTER)
 
 
-@lru_cache(maxsize=1)
-def _dotted():
-    from stages.safety.pii_names import NOT_NAME
-
-    char = "[^" + "".join(sorted(NOT_NAME - set(_TRANSLIT_TOO))) + r"一二三四五六七八九十第\W\da-zA-Z_]"
-    return re.compile("(" + char + "{2,6}[·•・‧]" + char + "{2,8})")
-
-
-@lru_cache(maxsize=1)
-def _cued():
-    from stages.safety.pii_names import cue_words
-
-    return re.compile(r"(?:" + "|".join(map(re.escape, sorted(cue_words(), key=len, reverse=True)))
-                      + r")[:：]? ?(" + _ONE + r"[\u4e00-\u9fa5]?)")
+_DOTTED_CHAR = "[^" + "".join(sorted(NOT_NAME - set(_TRANSLIT_TOO))) + r"一二三四五六七八九十第\W\da-zA-Z_]"
+_DOTTED = re.compile("(" + _DOTTED_CHAR + "{2,6}[·•・‧]" + _DOTTED_CHAR + "{2,8})")
+_CUED = re.compile(r"(?:" + "|".join(map(re.escape, sorted(cue_words(), key=len, reverse=True)))
+                   + r")[:：]? ?(" + _ONE + r"[\u4e00-\u9fa5]?)")
 
 
 def _ends_word(text: str, begin: int, end: int) -> bool:
@@ -55,17 +45,15 @@ def mask_minority(text: str, counts: Counter) -> str:
     """Every name of the module docstring's forms replaced by [姓名] (``counts["name"]`` counts them)."""
     spans = []
     if _DOT.search(text):
-        spans += [m.span(1) for m in _dotted().finditer(text)]
+        spans += [m.span(1) for m in _DOTTED.finditer(text)]
     spans += [m.span(1) for m in _ELEMENTS.finditer(text)]
     spans += [m.span(1) for m in _BEFORE_AFTER_CUE.finditer(text)]
-    for m in _cued().finditer(text):
+    for m in _CUED.finditer(text):
         b, e = m.span(1)
         for end in (e, e - 1):             # an element with one more character (卓玛措) or without it (乌力吉|头疼)
             if _is_one(text[b:end]) and _ends_word(text, b, end):
                 spans.append((b, end))
                 break
-    from stages.safety.pii_names import replace_spans
-
     return replace_spans(text, spans, counts)
 
 
@@ -74,7 +62,5 @@ _ELEMENT_AT, _YI_AT = re.compile(_ELEMENT), re.compile(_YI)
 
 def _is_one(span: str) -> bool:
     """A Yi name, an element, or an element and one character that is not a function word (卓玛措, not 巴特尔从)."""
-    from stages.safety.pii_names import NOT_NAME
-
     return bool(_YI_AT.fullmatch(span) or _ELEMENT_AT.fullmatch(span)
                 or (_ELEMENT_AT.fullmatch(span[:-1]) and span[-1] not in NOT_NAME))

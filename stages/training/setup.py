@@ -25,7 +25,7 @@ CODE_FILES = ("stages/train.py", "stages/training/setup.py", "stages/training/tr
               "stages/safety/pii_names.py", "stages/safety/pii_name_lists.py", "stages/safety/pii_name_scorer.py",
               "stages/safety/pii_name_weights.json",
               "stages/safety/pii_address.py", "stages/safety/pii_numbers.py", "stages/safety/pii_regional_ids.py",
-              "stages/safety/pii_names_roman.py", "stages/safety/pii_names_minority.py",
+              "stages/safety/pii_names_roman.py", "stages/safety/pii_names_minority.py", "stages/safety/pii_name_cues.py",
               "stages/safety/pii_name_dictionary.py")
 REPO = Path(__file__).resolve().parents[2]
 # tokenised Arrow tables (datasets cache; reused across runs by fingerprint). HF_DATASETS_CACHE overrides.
