@@ -599,3 +599,55 @@ def test_a_range_shaped_like_a_service_number_is_kept():
     """Found by test_medical_numbers_never_masked (session 28): 40000-10000 read as 400-001-0000."""
     assert mask_pii("每天40000-10000ml") == "每天40000-10000ml"
     assert mask_pii("客服400-123-4567") == "客服[电话]"
+
+
+@pytest.mark.parametrize("text, gone", [
+    ("快递寄到黄陂区王家湾村委会后面那排第三户", "第三户"),              # a house by its row and place (session 29)
+    ("我家在包头青山区一冶生活区12街坊5栋", "12街坊5栋"),                # a numbered 街坊 of a staff quarter
+    ("住在西湖大道与秋涛路交叉口绿城兰园2期9栋", "2期9栋"),              # an estate's phase and building, no flat
+    ("地址：福州鼓楼区黄家巷17号", "黄家巷17号"),                       # 家 inside a lane's name
+    ("是和平路96号，楼下有药店吗", "和平路96号"),                       # 和 opening a road's name
+    ("在沙井镇新桥村共和工业区5号厂房做工", "5号厂房"),                   # an industrial zone's factory building
+    ("俺住在高铁站项目部活动板房三排12号", "三排12号"),                   # rows of site housing
+    ("药寄到万科城二期北门菜鸟驿站", "菜鸟驿站"),                         # a delivery point at an estate
+    ("我住在阳光城市花园，老人腿脚不便", "阳光城市花园"),                   # an estate named alone after a home label
+    ("我家在碧桂园，能上门吗", "碧桂园"),
+    ("地址是和平路88号，3栋2单元501，麻烦寄药", "3栋2单元501"),          # the flat after an address already masked
+    ("家庭住址：龙湖春江郦城，2期，11栋，3单元，1202", "1202"),          # an address given in pieces
+    ("我住新城花园。五栋。一单元。602。", "602"),
+    ("地址是文昌里12#楼2单元301", "12#楼"),                             # # for 号
+    ("住在金色家园C2区6栋1单元1801", "C2区6栋"),                        # a lettered zone with a number
+    ("长安镇上沙工业园区A12栋宿舍302", "宿舍302"),                        # a dormitory room
+    ("我爸在康宁养老院2号楼305房间", "2号楼305"),                        # a care home's building and room
+    ("住在南坪协信星光3组团12-2-4", "12-2-4"),                          # Chongqing: building-unit-floor-flat
+    ("家在环市东路丽晶公寓2305室", "丽晶公寓2305"),                       # a flat in a named apartment block
+    ("寄到锦绣华庭5座1603", "5座1603"),
+    ("兵团第二师二十二团三连，孩子发烧", "二十二团三连"),                   # a regiment written with one or more numerals
+    ("师部十团五连家属院", "十团五连"),
+    ("我是湛江遂溪县城月镇岭头村委会水尾村的", "水尾村"),                  # a natural village under its 村委会
+    ("广西北流市民乐镇大化村上岭队", "上岭队"),                            # a named 队 of a village
+    ("红兴隆管局友谊农场第五管理区3作业站", "3作业站"),                    # a farm's management zone and station
+    ("佛山南海区桂城街道南海大道北88号", "南海大道北88号"),                 # a direction between the road and its number
+    ("三亚吉阳区红沙路东5巷8号", "东5巷8号"),
+    ("福州鼓楼区衣锦坊22号", "衣锦坊22号"),                               # a 坊 lane
+    ("遵义市汇川区上海路星河湾B区3栋2单元12-3", "12-3"),                  # a floor-flat room after the unit
+])
+def test_session_29_address_forms(text, gone):
+    assert gone not in mask_pii(text), mask_pii(text)
+
+
+@pytest.mark.parametrize("text", [
+    "孩子住在幼儿园旁边的小区里，最近咳嗽",        # an estate word that is not a home
+    "我住在县城，离医院远",
+    "我家在农村，看病不方便",
+    "孩子在大学城上学",
+    "住院部B座1203病房能探视吗",                   # the hospital's own tower and room
+    "化疗第3期，7栋住院部在哪",
+    "我和妈妈一起来的，住哪个病房",
+    "门诊大楼1203室是什么科",
+    "医院南门菜鸟驿站几点关门",                     # the hospital's own delivery point
+    "2024-1-3复查的结果",
+    "我们村委会旁边有卫生室",
+])
+def test_session_29_address_look_alikes(text):
+    assert mask_pii(text) == text

@@ -29,6 +29,8 @@ HELD_OUT_V11 = "writer_v11_heldout.jsonl"    # held out (session 28): mainland, 
 HELD_OUT_V12 = "writer_v12_heldout.jsonl"    # held out (session 28): mainland, addresses weighted; misses never read
 HELD_OUT_V14 = "writer_v14_heldout.jsonl"    # held out (session 28): the same specification, another writer
 V13_DEV = "writer_v13_dev.jsonl"             # development (session 28): addresses weighted; rules only, not reviewed
+HELD_OUT_V16 = "writer_v16_heldout.jsonl"    # held out (session 29): addresses weighted, a fourth writer; reviewed
+V15_DEV = "writer_v15_dev.jsonl"             # development (session 29): addresses weighted; rules only, not reviewed
 V9_DEV = "writer_v9_dev.jsonl"               # development (session 27): HK / TW handles, records, names; rules only
 V10_DEV = "writer_v10_dev.jsonl"             # held out in session 28 (measured twice), then development; rules only
 
@@ -165,16 +167,20 @@ def test_masker_on_the_mainland_names_held_out_set():
 # delivery points): 0.8377 (addresses 0.7114) before the session's address forms, 0.8604 (0.7517) with the first round,
 # 0.8943 (0.8121) after the second. V14 (358 messages, 171 addresses; the same specification, another writer): 0.7667
 # (0.6257) before the second round, 0.7967 (0.6784) with it (written from the development writer V13). Nothing over-masked
-# and no message without PII changed in either, at any step.
-@pytest.mark.parametrize("name, recall, addresses, names", [(HELD_OUT_V12, 0.89, 0.81, 0.95),
-                                                            (HELD_OUT_V14, 0.79, 0.67, 0.86)])
-def test_masker_on_the_address_held_out_sets(name, recall, addresses, names):
+# and no message without PII changed in either, at any step. Session 29's address round (written from the development
+# writers V13 and V15): V12 0.9094 (0.8389), V14 0.8167 (0.7135); V16 (340 messages, 145 addresses, a fourth writer,
+# reviewed; measured once before and once after): 0.9007 (0.8345) -> 0.9315 (0.8966), its 3 over-masked facts and 3
+# changed messages without PII the same before and after.
+@pytest.mark.parametrize("name, recall, addresses, names, keep, fp", [(HELD_OUT_V12, 0.90, 0.83, 0.95, 0, 0),
+                                                                      (HELD_OUT_V14, 0.81, 0.71, 0.86, 0, 0),
+                                                                      (HELD_OUT_V16, 0.93, 0.89, 0.92, 3, 3)])
+def test_masker_on_the_address_held_out_sets(name, recall, addresses, names, keep, fp):
     rows = _rows(name)
     check_rows(rows, name)
     s = score(rows)
     per = {k: v["recall"] for k, v in s["recall_per_kind"].items()}
     assert s["recall"] >= recall and per["address"] >= addresses and per["name"] >= names, per
-    assert s["keep_over_masked"] == 0 and s["false_positive_messages"] == 0
+    assert s["keep_over_masked"] <= keep and s["false_positive_messages"] <= fp
 
 
 # writer U (development since session 23): session 21's masker 0.7466 (name 0.522), session 23's 0.8235 (name 0.683).
@@ -185,14 +191,15 @@ def test_masker_on_the_address_held_out_sets(name, recall, addresses, names):
 # 0.652). V10 (session 28; mainland, 209 names, 120 without a cue): 0.835 (names 0.756) held out; then its misses were
 # read (development, rules only): 0.886 (names 0.842) with the session-28 name forms, 0.905 (names 0.852) with the address
 # forms, 0.899 (names 0.847) after the second address round (its refit); V13 (addresses, development): 0.856 -> 0.938
-# (stages/PRIVACY.md *Session 28*).
+# (stages/PRIVACY.md *Session 28*); session 29's address round: V13 0.973; V15 (addresses, development): 0.855 (addresses
+# 0.770) with the V13 forms -> 0.911 (0.876); 0.848 (0.758) at the session's start.
 
 
 @pytest.mark.parametrize("name, recall, names, keep, fp", [(U_DEV, 0.94, 0.89, 6, 0), (V2_DEV, 0.98, 0.96, 0, 0),
                                                           (V4_DEV, 0.95, 0.95, 2, 1), (V5_DEV, 0.98, 0.97, 0, 0),
                                                           (V7_DEV, 0.88, 0.87, 1, 1), (V9_DEV, 0.92, 0.84, 5, 3),
                                                           (V10_DEV, 0.89, 0.84, 3, 0),
-                                                          (V13_DEV, 0.93, 0.95, 1, 1)])
+                                                          (V13_DEV, 0.97, 0.95, 1, 1), (V15_DEV, 0.91, 0.88, 1, 0)])
 def test_masker_on_the_former_held_out_sets(name, recall, names, keep, fp):
     s = score(_rows(name))
     assert s["recall"] >= recall and s["recall_per_kind"]["name"]["recall"] >= names, s["recall_per_kind"]
