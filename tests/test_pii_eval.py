@@ -31,6 +31,8 @@ HELD_OUT_V14 = "writer_v14_heldout.jsonl"    # held out (session 28): the same s
 V13_DEV = "writer_v13_dev.jsonl"             # development (session 28): addresses weighted; rules only, not reviewed
 HELD_OUT_V16 = "writer_v16_heldout.jsonl"    # held out (session 29): addresses weighted, a fourth writer; reviewed
 V15_DEV = "writer_v15_dev.jsonl"             # development (session 29): addresses weighted; rules only, not reviewed
+HELD_OUT_V18 = "writer_v18_heldout.jsonl"    # held out (session 29): names weighted, V11's specification; reviewed
+V17_DEV = "writer_v17_dev.jsonl"             # development (session 29): names weighted; rules only, not reviewed
 V9_DEV = "writer_v9_dev.jsonl"               # development (session 27): HK / TW handles, records, names; rules only
 V10_DEV = "writer_v10_dev.jsonl"             # held out in session 28 (measured twice), then development; rules only
 
@@ -153,13 +155,28 @@ def test_masker_on_the_mainland_names_held_out_set():
     session began 0.8815 (names 0.7865), with the session-28 name forms 0.8960 (names 0.8146); 0 of 322 kept facts
     over-masked, 2 of 120 messages without PII changed both times. With the address forms after it (the name scorer
     refitted on the newly masked texts): 0.8960 (addresses 0.932 -> 0.977, names 0.815 -> 0.803); after the second
-    address round 0.9017 (names 0.815) (stages/PRIVACY.md, *Session 28*)."""
+    address round 0.9017 (names 0.815) (stages/PRIVACY.md, *Session 28*). Session 29's name round: 0.9335 (names
+    0.871)."""
     rows = _rows(HELD_OUT_V11)
     check_rows(rows, HELD_OUT_V11)
     s = score(rows)
     per = {k: v["recall"] for k, v in s["recall_per_kind"].items()}
-    assert s["recall"] >= 0.90 and per["name"] >= 0.81 and per["address"] >= 0.97, per
+    assert s["recall"] >= 0.93 and per["name"] >= 0.87 and per["address"] >= 0.97, per
     assert s["keep_over_masked"] == 0 and s["false_positive_messages"] <= 2
+
+
+def test_masker_on_the_second_mainland_names_held_out_set():
+    """Writer V18 (session 29; the same specification as V11, another writer who read no project file; 360 messages, 323
+    values, 169 names — 103 without a cue —, reviewed line by line: 6 address spans trimmed). Measured once before the
+    session's name forms (0.9133, names 0.8402, 142 / 169) and once with them (0.9226, names 0.8580, 145 / 169); 0 of 491
+    kept facts over-masked and 0 of 120 messages without PII changed both times; its misses were not read
+    (stages/PRIVACY.md, *Session 29*)."""
+    rows = _rows(HELD_OUT_V18)
+    check_rows(rows, HELD_OUT_V18)
+    s = score(rows)
+    per = {k: v["recall"] for k, v in s["recall_per_kind"].items()}
+    assert s["recall"] >= 0.92 and per["name"] >= 0.85 and per["address"] >= 0.97, per
+    assert s["keep_over_masked"] == 0 and s["false_positive_messages"] == 0
 
 
 # The address-weighted held-out writers (session 28, reviewed line by line, misses never read; stages/PRIVACY.md *Session
@@ -173,7 +190,7 @@ def test_masker_on_the_mainland_names_held_out_set():
 # changed messages without PII the same before and after.
 @pytest.mark.parametrize("name, recall, addresses, names, keep, fp", [(HELD_OUT_V12, 0.90, 0.83, 0.95, 0, 0),
                                                                       (HELD_OUT_V14, 0.81, 0.71, 0.86, 0, 0),
-                                                                      (HELD_OUT_V16, 0.93, 0.89, 0.92, 3, 3)])
+                                                                      (HELD_OUT_V16, 0.93, 0.89, 0.94, 3, 3)])
 def test_masker_on_the_address_held_out_sets(name, recall, addresses, names, keep, fp):
     rows = _rows(name)
     check_rows(rows, name)
@@ -192,13 +209,14 @@ def test_masker_on_the_address_held_out_sets(name, recall, addresses, names, kee
 # read (development, rules only): 0.886 (names 0.842) with the session-28 name forms, 0.905 (names 0.852) with the address
 # forms, 0.899 (names 0.847) after the second address round (its refit); V13 (addresses, development): 0.856 -> 0.938
 # (stages/PRIVACY.md *Session 28*); session 29's address round: V13 0.973; V15 (addresses, development): 0.855 (addresses
-# 0.770) with the V13 forms -> 0.911 (0.876); 0.848 (0.758) at the session's start.
+# 0.770) with the V13 forms -> 0.911 (0.876); 0.848 (0.758) at the session's start. Session 29's name round (written from
+# V10 and the new development writer V17): V10 names 0.847 -> 0.900, V17 (160 names) 0.838 -> 0.913.
 
 
 @pytest.mark.parametrize("name, recall, names, keep, fp", [(U_DEV, 0.94, 0.89, 6, 0), (V2_DEV, 0.98, 0.96, 0, 0),
                                                           (V4_DEV, 0.95, 0.95, 2, 1), (V5_DEV, 0.98, 0.97, 0, 0),
                                                           (V7_DEV, 0.88, 0.87, 1, 1), (V9_DEV, 0.92, 0.84, 5, 3),
-                                                          (V10_DEV, 0.89, 0.84, 3, 0),
+                                                          (V10_DEV, 0.93, 0.89, 3, 0), (V17_DEV, 0.93, 0.91, 0, 0),
                                                           (V13_DEV, 0.97, 0.95, 1, 1), (V15_DEV, 0.91, 0.88, 1, 0)])
 def test_masker_on_the_former_held_out_sets(name, recall, names, keep, fp):
     s = score(_rows(name))

@@ -17,7 +17,7 @@ NOT_NAME = set("的了是在有不没很也都就要会能还被吗呢吧啊呀�
                "和与及跟同才又再向为问找帮替请约挂办查开拿等您咱俺哦嗯哈呵啦嘛呐哇咯无后性类族")
 # given-name characters of the older generation that are also function words (孙有财, 陈来福, 王福来): accepted after a
 # person cue in a two-character given name next to a character of GIVEN_CHARS (session 28)
-OLD_GIVEN = frozenset("有来")
+OLD_GIVEN = frozenset("有来妹")     # session 29: 妹 of older southern names (蓝春妹, 陈秀妹) — a kin word elsewhere
 # a surname + one of these is a form of address, not a name (王主任, 陈女士, 李医生, 张老师)
 TITLES = set("主任 医生 大夫 护士 老师 先生 女士 小姐 师傅 院长 教授 经理 总 工 姐 哥 叔 姨 阿姨 叔叔 老板 同学 同志 书记 科长 "
              "处长 局长 部长 队长 班长 厂长 校长 律师 博士 老 家 氏 某 某某".split())
@@ -32,12 +32,13 @@ STRONG_BEFORE = ("我叫 俺叫 咱叫 他叫 她叫 名单： 名单: 挂号人
                   "署名 签名 经办人 持卡人 就诊人 申请人 委托人 监护人 代理人 入住人 陪护人 @")
 WEAK_BEFORE = " ".join(k for k in KIN.split() if k not in ("他", "她")) + " 我是 俺是 本人 家属 患者 病人 患儿 帮 给 找 " \
     "请问 问一下 问下 查一下 床 [手机号]（ [手机号]( [电话]（ [电话]( 让 替 跟 叫 陪 送 通知 联系 告诉 提醒 催一下 叫上 俾 " \
-    "市民 学生 家长 护工 护理员 保姆 雇主 客户 业主 住户 村民 居民 职工 工友 战友 学员 会员 老爷子 老太太 [地址]"
+    "市民 学生 家长 护工 护理员 保姆 雇主 客户 业主 住户 村民 居民 职工 工友 战友 学员 会员 老爷子 老太太 [地址] " \
+    "工人 班主任 老乡 转告 转告一下 [姓名]， [姓名],"          # session 29; a masked name and a comma: weak (…黄磊，明天的手术)
 # weak cues that are verbs or places, not a person (帮, 叫: "也叫艾迪生病"; [地址]): jieba's person-name characters and
 # 有 / 来 are not accepted after them (session 28)
-VERB_CUES = frozenset("帮 给 找 请问 问一下 问下 查一下 让 替 跟 叫 陪 送 通知 联系 告诉 提醒 催一下 叫上 俾 [地址]".split())
+VERB_CUES = frozenset("帮 给 找 请问 问一下 问下 查一下 让 替 跟 叫 陪 送 通知 联系 告诉 提醒 催一下 叫上 俾 [地址] 转告 转告一下".split())
 CUE = re.compile(r"(?:(" + "|".join(sorted(STRONG_BEFORE.split(), key=len, reverse=True)) + r")|("
-                  + "|".join(map(re.escape, sorted(WEAK_BEFORE.split(), key=len, reverse=True))) + r")|(\[姓名\](?:[、，,和与及]| ?[（(])))儿?[:：]? ?")     # 张三、李四; Chen Yiming (陈一鸣); 老伴儿 (s28)
+                  + "|".join(map(re.escape, sorted(WEAK_BEFORE.split(), key=len, reverse=True))) + r")|(\[姓名\](?:[、和与及]| ?[（(])))儿?[:：]? ?")     # 张三、李四; Chen Yiming (陈一鸣); 老伴儿 (s28)
 STRONG_AFTER = re.compile(r"^[,，、 ]?(?:男|女)(?![\u4e00-\u9fa5])")                  # 陈祖金，男，44岁
 # a contact right after a name: a masked one ([手机号]) or, after a separator, a contact word ("，QQ：", not 安卓手机)
 MASKED_CONTACT = r"\[(?:手机号|电话|邮箱|微信号|QQ号|身份证号)\]"
@@ -52,7 +53,11 @@ THEIR_AT = re.compile("^" + THEIR)
 AFTER_CUES = (THEIR + r"|的?家属|[的嘅](?:" + KIN_RE + r")|是我的?(?:" + KIN_RE + r")|[,，、 ]" + AGE
                + r"|收(?![\u4e00-\u9fa5])|[,，:： （(/|]*(?:" + CONTACT + r")|[、和与及跟]\[姓名\]"
                + r"|[,，、 ]?(?:" + "|".join(sorted(ETHNIC_GROUPS.split(), key=len, reverse=True)) + r")族"
-               + r"|[,，](?=[你您](?!们))")
+               + r"|[,，](?=[你您](?!们))"
+               # session 29: a count of the people just named (金哲洙朴英姬两位老人, 林沐阳高钰涵这两个小朋友), a masked name
+               # right after (林沐阳[姓名]), an age right after (钮春来九十岁)
+               + r"|(?:这|那)?[两三四几]位|这[两三四几]个(?=[人孩小老朋同病患娃])|[两三四几]个人|两口子|夫妻俩|[兄姐][弟妹]俩"
+               + r"|\[姓名\]|" + AGE)
 WEAK_AFTER = re.compile(r"^(?:" + AFTER_CUES + ")")
 SIGNATURE_BEFORE = re.compile(r"(?:^|——|—|--|-|~|～|[。！？!?\n（(]|(?<![A-Za-z])[Bb]y|谢谢[您你]?[!！,，]?"
                                r"|\[(?:手机号|电话|邮箱|微信号|QQ号)\][,，;； ])[ ]?$")   # s28: …手机[手机号]，孙丽
@@ -74,6 +79,7 @@ def shape(name: str, old: bool = False) -> bool:
     given = name[len(sur):]
     old = old and len(given) == 2 and any(c in GIVEN_CHARS for c in given)
     return (bool(sur) and 1 <= len(given) <= 2 and given not in TITLES and given not in KIN_WORDS
+            and name not in KIN_WORDS                 # 孙子, 孙女 (session 29: "孙子四岁")
             and all("\u4e00" <= c <= "\u9fa5" and (c not in NOT_NAME or (old and c in OLD_GIVEN)) for c in given))
 
 

@@ -13,7 +13,8 @@ SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁�
             "奚昌酆廉傅湛禹狄贝伏茅裘宣贲郁杭洪诸钮嵇荀芮羿储汲邴糜隗宓蓬郗钭戎韶蓟邰鄂赖屠胥苍莘贡扈燕冀郏"
             "濮阎慕茹宦庾暨弘匡禄阙殳蔚夔厍訾阚毋乜鞠巢蒯荆竺逯桓辜鄢甯资凤"
             "楼禚"                                             # session 24: 楼佳音, 禚玉兰
-            "乐区")                                            # session 25: 乐永福, 区志明 (Cantonese 區)
+            "乐区"                                             # session 25: 乐永福, 区志明 (Cantonese 區)
+            "笪粘折咸")                                        # session 29: 笪玉兰, 粘秀琴, 折占山 (陕北), 咸德山
 COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文",
                      "司徒", "夏侯", "令狐", "端木", "西门", "南宫", "独孤", "轩辕", "呼延", "亓官", "万俟", "闻人",
                      "赫连", "公羊", "澹台", "公冶", "宗政", "濮阳", "淳于", "太叔", "申屠", "仲孙", "钟离", "鲜于",
@@ -40,6 +41,7 @@ GIVEN_CHARS = set(
     "梁哲栋宣诺凡钊帅恺骞彧翊芃淇蕴昌景"       # session 23: 国梁, 明哲, 一凡, 以诺, 永昌, 景行 …
     "双晚升日冬南北田野白紫丁蓝碧越观畅幸功谊团结敢前意普原奔谦实棠圆壮鹃佑情运群厚音守川好开多书仪合吉里"
     "温路慕研甫语令曼容其官豪西"              # session 25: 双喜, 晚霞, 东升, 旭日, 开心, 好运, 团结 …
+    "仓拴占魁姬洙勋"                          # session 29: older rural names (满仓, 拴柱, 占山, 占魁); Korean (英姬, 哲洙)
 )
 # Tibetan and Mongolian names have no surname: they are runs of common name elements (扎西顿珠, 达瓦次仁, 乌兰其其格,
 # 那仁格日乐, 桑吉加措). Two elements or more are a name anywhere; one after a cue (患者巴特尔, 我叫央金). Session 23.
@@ -54,6 +56,8 @@ ETHNIC_GROUPS = ("汉 蒙古 回 藏 维吾尔 苗 彝 壮 布依 朝鲜 满 侗
                  "景颇 柯尔克孜 土 达斡尔 仫佬 羌 布朗 撒拉 毛南 仡佬 锡伯 阿昌 普米 塔吉克 怒 乌孜别克 俄罗斯 鄂温克 德昂 "
                  "保安 裕固 京 塔塔尔 独龙 鄂伦春 赫哲 门巴 珞巴 基诺")
 # Yi clan names (家支) that open a Yi name, + a two-character given name: 吉克阿依, 沙马拉布, 曲比阿乌 (session 28)
+# Dai names have no surname: 岩 (men) or 玉 (women) and one or two given elements — 岩温香, 玉香罕, 岩罕 (session 29)
+DAI_ELEMENTS = "温 罕 香 应 叫 光 坎 庄 腊 甩 丙 拉 旺 帅 嫩 喃 燕 砍 章 所 依 波 伦 恩 保 胆"
 YI_CLANS = "吉克 沙马 曲比 阿苏 海来 吉伍 马海 勒格 吉木 瓦扎 阿约 倮伍 罗洪 曲木 阿侯 莫色 俄底 日火"
 # medicines whose first character is a surname and whose rest reads like a given name (徐长卿, 连翘, 金银花, 华法林):
 # never a name, whatever stands around them (jieba's dictionary tags many of them nr). General knowledge of Chinese
@@ -88,7 +92,8 @@ KIN = ("妈妈 母亲 老妈 爸爸 父亲 老爸 老公 老婆 丈夫 妻子 �
        "舅 阿爸 阿妈 老汉 幺爸 幺叔 姑父 姨父 婶婶 叔 姑 姨 伯 "
        # Cantonese and Taiwanese kin (session 27: 我阿爷何志明, 我细佬黄俊杰, 我外母李玉莲, 我阿嬷…)
        "阿爷 阿嫲 阿公 阿婆 阿嬷 细佬 家姐 外母 外父 舅父 妈咪 爹哋 老豆 老窦 女友 男友 女朋友 男朋友 老细 阿嫂 新抱 "
-       "娃")                                                # session 28: 我娃安子豪 (northern usage)
+       "娃 "                                                # session 28: 我娃安子豪 (northern usage)
+       "表弟 表妹 堂弟 堂妹 表叔 表姑 表舅 表嫂 堂嫂")          # session 29
 # pinyin surnames: "my name is Chen Yiming", "华人Li Wenjun"
 PINYIN_SURNAMES = ("Wang Li Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Ma Zhu Hu Guo He Gao Lin Luo Zheng Liang Xie "
                    "Song Tang Han Feng Deng Cao Peng Zeng Xiao Tian Dong Yuan Pan Yu Jiang Cai Du Ye Cheng Su Wei Lv "

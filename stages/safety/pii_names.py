@@ -113,7 +113,8 @@ def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
     before, after = text[max(0, begin - 8):begin], text[end:end + 12]
     if cue is None:
         cue = cue_before(text, begin)
-    if (cue is None and begin and _tag(text[begin - 1:begin + 1])) or (after and _tag(text[end - 1] + after[0])
+    if (cue is None and begin and _tag(text[begin - 1:begin + 1])
+            and not _tag(text[begin - 1:begin + 1]).startswith(_NAME_TAGS)) or (after and _tag(text[end - 1] + after[0])
                                                                          and not ends_word(text, begin, end)):
         return False                           # it would split a word: 健|康聪明, 于子|女 (a cue ends a word: 本人|马建军)
     if cue == "strong" or STRONG_AFTER.match(after) or SIGN_OFF.match(after) or (not begin and GREETED.match(after)):
@@ -144,7 +145,7 @@ def _find(text: str) -> list[tuple[int, int]]:
         words = jieba.lcut(text[m.end():m.end() + 6])
         person = bool(m.group(1)) or bool(m.group(2) and m.group(2).rstrip(":： ") not in VERB_CUES)
         for cand in _candidates(words, old=person):
-            if OLD_GIVEN & set(cand[len(_surname(cand)):]) and text[m.end() + len(cand):][:1] in ("的", "了", "过", "着"):
+            if set("有来") & set(cand[len(_surname(cand)):]) and text[m.end() + len(cand):][:1] in ("的", "了", "过", "着"):
                 continue                               # 我是江西来的: a phrase, not 江西来
             if _verdict(text, m.end(), m.end() + len(cand), "weak" if m.group(2) else "strong"):
                 spans.append((m.end(), m.end() + len(cand)))
