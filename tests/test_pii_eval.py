@@ -32,6 +32,10 @@ V13_DEV = "writer_v13_dev.jsonl"             # development (session 28): address
 HELD_OUT_V16 = "writer_v16_heldout.jsonl"    # held out (session 29): addresses weighted, a fourth writer; reviewed
 V15_DEV = "writer_v15_dev.jsonl"             # development (session 29): addresses weighted; rules only, not reviewed
 HELD_OUT_V18 = "writer_v18_heldout.jsonl"    # held out (session 29): names weighted, V11's specification; reviewed
+HELD_OUT_V21 = "writer_v21_heldout.jsonl"    # held out (session 29): addresses weighted; reviewed
+HELD_OUT_V22 = "writer_v22_heldout.jsonl"    # held out (session 29): names weighted; reviewed
+V19_DEV = "writer_v19_dev.jsonl"             # development (session 29): the hardest address forms; not reviewed
+V20_DEV = "writer_v20_dev.jsonl"             # development (session 29): the hardest name forms; not reviewed
 V17_DEV = "writer_v17_dev.jsonl"             # development (session 29): names weighted; rules only, not reviewed
 V9_DEV = "writer_v9_dev.jsonl"               # development (session 27): HK / TW handles, records, names; rules only
 V10_DEV = "writer_v10_dev.jsonl"             # held out in session 28 (measured twice), then development; rules only
@@ -165,18 +169,20 @@ def test_masker_on_the_mainland_names_held_out_set():
     assert s["keep_over_masked"] == 0 and s["false_positive_messages"] <= 2
 
 
-def test_masker_on_the_second_mainland_names_held_out_set():
-    """Writer V18 (session 29; the same specification as V11, another writer who read no project file; 360 messages, 323
-    values, 169 names — 103 without a cue —, reviewed line by line: 6 address spans trimmed). Measured once before the
-    session's name forms (0.9133, names 0.8402, 142 / 169) and once with them (0.9226, names 0.8580, 145 / 169); 0 of 491
-    kept facts over-masked and 0 of 120 messages without PII changed both times; its misses were not read
-    (stages/PRIVACY.md, *Session 29*)."""
-    rows = _rows(HELD_OUT_V18)
-    check_rows(rows, HELD_OUT_V18)
+# The names-weighted held-out writers of session 29 (V11's specification, writers who read no project file, reviewed line
+# by line; misses never read; stages/PRIVACY.md *Session 29*). V18 (360 messages, 169 names, 103 without a cue; 6 address
+# spans trimmed): 0.9133 (names 0.8402, 142 / 169) before the session's name forms, 0.9226 (0.8580, 145) with them, nothing
+# over-masked either time. V22 (392 messages, 237 names; 1 landline corrected): 0.9358 (names 0.8903, 211 / 237) with the
+# committed masker; a further candidate reached 212 of 237 (+1, its rule asked +3) and was not adopted.
+@pytest.mark.parametrize("name, recall, names, keep, fp", [(HELD_OUT_V18, 0.92, 0.85, 0, 0),
+                                                          (HELD_OUT_V22, 0.93, 0.89, 2, 0)])
+def test_masker_on_the_names_held_out_sets_of_session_29(name, recall, names, keep, fp):
+    rows = _rows(name)
+    check_rows(rows, name)
     s = score(rows)
     per = {k: v["recall"] for k, v in s["recall_per_kind"].items()}
-    assert s["recall"] >= 0.92 and per["name"] >= 0.85 and per["address"] >= 0.97, per
-    assert s["keep_over_masked"] == 0 and s["false_positive_messages"] == 0
+    assert s["recall"] >= recall and per["name"] >= names and per["address"] >= 0.97, per
+    assert s["keep_over_masked"] <= keep and s["false_positive_messages"] <= fp
 
 
 # The address-weighted held-out writers (session 28, reviewed line by line, misses never read; stages/PRIVACY.md *Session
@@ -187,10 +193,12 @@ def test_masker_on_the_second_mainland_names_held_out_set():
 # and no message without PII changed in either, at any step. Session 29's address round (written from the development
 # writers V13 and V15): V12 0.9094 (0.8389), V14 0.8167 (0.7135); V16 (340 messages, 145 addresses, a fourth writer,
 # reviewed; measured once before and once after): 0.9007 (0.8345) -> 0.9315 (0.8966), its 3 over-masked facts and 3
-# changed messages without PII the same before and after.
+# changed messages without PII the same before and after. V21 (340 messages, 147 addresses, reviewed: 2 lines): 0.9004
+# (0.8435) with the committed masker; a further candidate reached 125 of 147 addresses (+1, its rule asked +3): not adopted.
 @pytest.mark.parametrize("name, recall, addresses, names, keep, fp", [(HELD_OUT_V12, 0.90, 0.83, 0.95, 0, 0),
                                                                       (HELD_OUT_V14, 0.81, 0.71, 0.86, 0, 0),
-                                                                      (HELD_OUT_V16, 0.93, 0.89, 0.94, 3, 3)])
+                                                                      (HELD_OUT_V16, 0.93, 0.89, 0.94, 3, 3),
+                                                                      (HELD_OUT_V21, 0.90, 0.84, 0.95, 0, 0)])
 def test_masker_on_the_address_held_out_sets(name, recall, addresses, names, keep, fp):
     rows = _rows(name)
     check_rows(rows, name)
@@ -210,14 +218,18 @@ def test_masker_on_the_address_held_out_sets(name, recall, addresses, names, kee
 # forms, 0.899 (names 0.847) after the second address round (its refit); V13 (addresses, development): 0.856 -> 0.938
 # (stages/PRIVACY.md *Session 28*); session 29's address round: V13 0.973; V15 (addresses, development): 0.855 (addresses
 # 0.770) with the V13 forms -> 0.911 (0.876); 0.848 (0.758) at the session's start. Session 29's name round (written from
-# V10 and the new development writer V17): V10 names 0.847 -> 0.900, V17 (160 names) 0.838 -> 0.913.
+# V10 and the new development writer V17): V10 names 0.847 -> 0.900, V17 (160 names) 0.838 -> 0.913. V19 (addresses) and
+# V20 (names): development writers asked for the hardest forms; a candidate written from them (V19 addresses 0.618 ->
+# 0.714, V20 names 0.733 -> 0.792) did not carry to the held-out V21 / V22 and was not adopted: these floors are the
+# committed masker's.
 
 
 @pytest.mark.parametrize("name, recall, names, keep, fp", [(U_DEV, 0.94, 0.89, 6, 0), (V2_DEV, 0.98, 0.96, 0, 0),
                                                           (V4_DEV, 0.95, 0.95, 2, 1), (V5_DEV, 0.98, 0.97, 0, 0),
                                                           (V7_DEV, 0.88, 0.87, 1, 1), (V9_DEV, 0.92, 0.84, 5, 3),
                                                           (V10_DEV, 0.93, 0.89, 3, 0), (V17_DEV, 0.93, 0.91, 0, 0),
-                                                          (V13_DEV, 0.97, 0.95, 1, 1), (V15_DEV, 0.91, 0.88, 1, 0)])
+                                                          (V13_DEV, 0.97, 0.95, 1, 1), (V15_DEV, 0.91, 0.88, 1, 0),
+                                                          (V19_DEV, 0.76, 0.94, 0, 0), (V20_DEV, 0.84, 0.73, 0, 4)])
 def test_masker_on_the_former_held_out_sets(name, recall, names, keep, fp):
     s = score(_rows(name))
     assert s["recall"] >= recall and s["recall_per_kind"]["name"]["recall"] >= names, s["recall_per_kind"]
