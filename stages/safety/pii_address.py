@@ -215,22 +215,15 @@ def _mask_addresses(text: str, counts: Counter) -> str:
         return (not re.search(r"(?:号楼|栋|幢|座|单元|室|户|层|弄|组|队)", value)
                 and bool(_INSTITUTION.search(m.string[max(0, m.start() - 12):m.start()])))
 
-    def labelled_flat(m):                 # 送到 5-2-301: the label stays
+    def keep_first(m):          # the first group stays (送到 5-2-301: the label; [地址]，6栋…: the separator)
         counts["address"] += 1
         return m.group(1) + "[地址]"
 
     def label_estate(m):
-        if _HOSPITAL_PART.search(m.group(2)) or _NOT_ESTATE.search(m.group(2)):
-            return m.group(0)
-        counts["address"] += 1
-        return m.group(1) + "[地址]"
+        return m.group(0) if _HOSPITAL_PART.search(m.group(2)) or _NOT_ESTATE.search(m.group(2)) else keep_first(m)
 
-    def label_estate_free(m):            # a named block's flat, unless the hospital's own
+    def unless_hospital(m):              # a named block's flat, unless the hospital's own
         return m.group(0) if _HOSPITAL_PART.search(m.group(0)) else bare(m)
-
-    def after_masked(m):                 # joins the address before it
-        counts["address"] += 1
-        return m.group(1) + "[地址]"
 
     def dashed(m):                      # right after [地址] the building-unit-room joins it: no second placeholder
         return "" if m.group(0)[0].isdigit() else bare(m)
@@ -238,12 +231,12 @@ def _mask_addresses(text: str, counts: Counter) -> str:
     text = _ADDR_LABEL.sub(labelled, text)
     if _EN_ROAD_WORD.search(text):
         text = _EN_FLAT.sub(bare, _EN_ADDR.sub(bare, text))
-    text = _LABEL_DASHED.sub(labelled_flat, text)
+    text = _LABEL_DASHED.sub(keep_first, text)
     text = _LABEL_ESTATE.sub(label_estate, text)
     if _ADDR_HINT.search(text):                          # the bare patterns are slow to scan
         for pattern in (_ADDR, _ESTATE, _VILLAGE, _BUILDING_UNIT, _BUILDING_ROOM, _DELIVERY):
             text = pattern.sub(bare, text)
-        text = _TOWER_ROOM.sub(label_estate_free, text)
+        text = _TOWER_ROOM.sub(unless_hospital, text)
         text = _ESTATE_DASHED.sub(dashed, text)
-        text = _AFTER_MASKED.sub(after_masked, text)
+        text = _AFTER_MASKED.sub(keep_first, text)     # joins the address before it
     return text
