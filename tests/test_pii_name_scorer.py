@@ -15,7 +15,8 @@ from stages.safety.pii import mask_pii
 # one since session 25)
 @pytest.mark.parametrize("text, name", [("康建新这周血压又高了，要不要加药", "康建新"),
                                         ("周晓梅上次开的降压药吃完了，能线上续方吗", "周晓梅"),
-                                        ("麻烦转告一下谢文斌，他的胃镜改到周四了", "谢文斌"),
+                                        # (session 29: 转告 became a rule cue, so "麻烦转告一下谢文斌" is masked by the rules too)
+                                        ("记得提醒一下谢文斌，他的胃镜改到周四了", "谢文斌"),
                                         ("我和何丽娟说好了明天一起去复查", "何丽娟")])
 def test_names_without_a_cue_are_masked_in_what_people_type(text, name):
     out = mask_pii(text)
@@ -34,7 +35,7 @@ def test_candidates_are_name_shaped_and_never_inside_a_placeholder():
     text = "[姓名]陪王小明去[地址]，电话[手机号]"
     spans = scorer.candidates(text)
     assert (5, 8) in spans and text[5:8] == "王小明" and (5, 7) in spans       # 王小 too: the scorer picks
-    assert all(scorer.pn._shape(text[b:e]) for b, e in spans)
+    assert all(scorer.cues.shape(text[b:e]) for b, e in spans)
     assert scorer.candidates("[王小明]") == [] and scorer.candidates("王小明]") == [(0, 2), (0, 3)]
     once = mask_pii("康建新这周血压又高了")
     assert mask_pii(once) == once                         # idempotent: placeholders are not re-scored
