@@ -40,9 +40,9 @@ from collections import Counter
 _NUM = r"[\d一二三四五六七八九十百零〇两]"
 _NOT_PLACE = "在住是我你他她的了到去从和与及或离附近旁边对面"          # words that end a place name
 _VILLAGE_CHAR = "(?:(?![" + _NOT_PLACE + r"])[\u4e00-\u9fa5])"      # 家 may be in a village name: 张家村
-_PLACE_CHAR = "(?:(?![" + _NOT_PLACE[:7] + "家" + _NOT_PLACE[7:] + r"])[\u4e00-\u9fa5])"
+_PLAIN_PLACE_CHAR = "(?![" + _NOT_PLACE[:7] + "家" + _NOT_PLACE[7:] + r"])[\u4e00-\u9fa5]"
 # session 29: 家 inside a road or lane name after a name character (丰家巷8号, 李家胡同3号), not 我家 / 你家
-_PLACE_CHAR = ("(?:" + _PLACE_CHAR[3:-1] + r"|(?<=[\u4e00-\u9fa5])(?<![我你他她咱俺])家(?=[\u4e00-\u9fa5]?(?:巷|胡同|街|路|弄))"
+_PLACE_CHAR = ("(?:" + _PLAIN_PLACE_CHAR + r"|(?<=[\u4e00-\u9fa5])(?<![我你他她咱俺])家(?=[\u4e00-\u9fa5]?(?:巷|胡同|街|路|弄))"
                r"|(?<![我你他她咱俺们爸妈])和(?=[\u4e00-\u9fa5]{1,3}(?:路|街|大道|巷|里)\d))")      # and 和平路9号
 _UNIT = (r"(?:宿舍楼|宿舍|省|自治区|市|区|县|镇|乡|街道|村|邨|阁|组(?!团)|路|街|大道|巷|弄|胡同|小区|花园|社区|公寓|家园|新村|大厦|广场|号楼|号院|"
          r"号|栋|幢|座|单元|楼|层|室|户)")

@@ -17,7 +17,8 @@ NOT_NAME = set("的了是在有不没很也都就要会能还被吗呢吧啊呀�
                "和与及跟同才又再向为问找帮替请约挂办查开拿等您咱俺哦嗯哈呵啦嘛呐哇咯无后性类族")
 # given-name characters of the older generation that are also function words (孙有财, 陈来福, 王福来): accepted after a
 # person cue in a two-character given name next to a character of GIVEN_CHARS (session 28)
-OLD_GIVEN = frozenset("有来妹")     # session 29: 妹 of older southern names (蓝春妹, 陈秀妹) — a kin word elsewhere
+VERB_GIVEN = frozenset("有来")      # of these, the verbs: "我是江西来的" is a phrase, not 江西来
+OLD_GIVEN = VERB_GIVEN | {"妹"}     # session 29: 妹 of older southern names (蓝春妹, 陈秀妹) — a kin word elsewhere
 # a surname + one of these is a form of address, not a name (王主任, 陈女士, 李医生, 张老师)
 TITLES = set("主任 医生 大夫 护士 老师 先生 女士 小姐 师傅 院长 教授 经理 总 工 姐 哥 叔 姨 阿姨 叔叔 老板 同学 同志 书记 科长 "
              "处长 局长 部长 队长 班长 厂长 校长 律师 博士 老 家 氏 某 某某".split())
@@ -50,14 +51,13 @@ THEIR = (r"[的嘅](?:号|报告|检查|化验|检验|病历|预约|挂号|住�
 THEIR_AT = re.compile("^" + THEIR)
 # what follows a name: 温晓彤，QQ邮箱…, 鲍春燕（138…）, 林婉清收, 张伟和[姓名]; session 28: an ethnic group (蓝春妹畲族), the
 # person addressed (邹凯，你妈的手术…)
-AFTER_CUES = (THEIR + r"|的?家属|[的嘅](?:" + KIN_RE + r")|是我的?(?:" + KIN_RE + r")|[,，、 ]" + AGE
-               + r"|收(?![\u4e00-\u9fa5])|[,，:： （(/|]*(?:" + CONTACT + r")|[、和与及跟]\[姓名\]"
+AFTER_CUES = (THEIR + r"|的?家属|[的嘅](?:" + KIN_RE + r")|是我的?(?:" + KIN_RE + r")|[,，、 ]?" + AGE
+               + r"|收(?![\u4e00-\u9fa5])|[,，:： （(/|]*(?:" + CONTACT + r")|[、和与及跟]?\[姓名\]"
                + r"|[,，、 ]?(?:" + "|".join(sorted(ETHNIC_GROUPS.split(), key=len, reverse=True)) + r")族"
                + r"|[,，](?=[你您](?!们))"
-               # session 29: a count of the people just named (金哲洙朴英姬两位老人, 林沐阳高钰涵这两个小朋友), a masked name
-               # right after (林沐阳[姓名]), an age right after (钮春来九十岁)
-               + r"|(?:这|那)?[两三四几]位|这[两三四几]个(?=[人孩小老朋同病患娃])|[两三四几]个人|两口子|夫妻俩|[兄姐][弟妹]俩"
-               + r"|\[姓名\]|" + AGE)
+               # session 29: a count of the people just named (金哲洙朴英姬两位老人, 林沐阳高钰涵这两个小朋友); the age and
+               # the masked name above may follow without a separator (钮春来九十岁, 林沐阳[姓名])
+               + r"|(?:这|那)?[两三四几]位|这[两三四几]个(?=[人孩小老朋同病患娃])|[两三四几]个人|两口子|夫妻俩|[兄姐][弟妹]俩")
 WEAK_AFTER = re.compile(r"^(?:" + AFTER_CUES + ")")
 SIGNATURE_BEFORE = re.compile(r"(?:^|——|—|--|-|~|～|[。！？!?\n（(]|(?<![A-Za-z])[Bb]y|谢谢[您你]?[!！,，]?"
                                r"|\[(?:手机号|电话|邮箱|微信号|QQ号)\][,，;； ])[ ]?$")   # s28: …手机[手机号]，孙丽

@@ -55,9 +55,9 @@ MONGOLIAN = ("巴特尔 其其格 乌兰 苏和 斯琴 宝音 朝鲁 那仁 额�
 ETHNIC_GROUPS = ("汉 蒙古 回 藏 维吾尔 苗 彝 壮 布依 朝鲜 满 侗 瑶 白 土家 哈尼 哈萨克 傣 黎 傈僳 佤 畲 高山 拉祜 水 东乡 纳西 "
                  "景颇 柯尔克孜 土 达斡尔 仫佬 羌 布朗 撒拉 毛南 仡佬 锡伯 阿昌 普米 塔吉克 怒 乌孜别克 俄罗斯 鄂温克 德昂 "
                  "保安 裕固 京 塔塔尔 独龙 鄂伦春 赫哲 门巴 珞巴 基诺")
-# Yi clan names (家支) that open a Yi name, + a two-character given name: 吉克阿依, 沙马拉布, 曲比阿乌 (session 28)
 # Dai names have no surname: 岩 (men) or 玉 (women) and one or two given elements — 岩温香, 玉香罕, 岩罕 (session 29)
 DAI_ELEMENTS = "温 罕 香 应 叫 光 坎 庄 腊 甩 丙 拉 旺 帅 嫩 喃 燕 砍 章 所 依 波 伦 恩 保 胆"
+# Yi clan names (家支) that open a Yi name, + a two-character given name: 吉克阿依, 沙马拉布, 曲比阿乌 (session 28)
 YI_CLANS = "吉克 沙马 曲比 阿苏 海来 吉伍 马海 勒格 吉木 瓦扎 阿约 倮伍 罗洪 曲木 阿侯 莫色 俄底 日火"
 # medicines whose first character is a surname and whose rest reads like a given name (徐长卿, 连翘, 金银花, 华法林):
 # never a name, whatever stands around them (jieba's dictionary tags many of them nr). General knowledge of Chinese

@@ -44,7 +44,7 @@ from collections import Counter
 from stages.safety.pii_name_cues import (AFTER_AT, AGE, BOUNDARY, CLAUSE_START, CLAUSE_START_AT, CUE,
                                          DASH_SIGNATURE, GREETED, KIN_RE, NAME_CHAR, OLD_GIVEN,
                                          SIGNATURE_AFTER, SIGNATURE_BEFORE, SIGN_OFF, STRONG_AFTER,
-                                         SURNAME_RE, THEIR_AT, VERB_CUES, WEAK_AFTER, cue_before,
+                                         SURNAME_RE, THEIR_AT, VERB_CUES, VERB_GIVEN, WEAK_AFTER, cue_before,
                                          person_cue, replace_spans, shape)
 from stages.safety.pii_name_dictionary import (NAME_TAGS as _NAME_TAGS, common_word as _common_word,
                                                dictionary_given_chars, ends_word, jieba_tables as _jieba, tag as _tag)
@@ -113,8 +113,8 @@ def _verdict(text: str, begin: int, end: int, cue: str | None) -> bool:
     before, after = text[max(0, begin - 8):begin], text[end:end + 12]
     if cue is None:
         cue = cue_before(text, begin)
-    if (cue is None and begin and _tag(text[begin - 1:begin + 1])
-            and not _tag(text[begin - 1:begin + 1]).startswith(_NAME_TAGS)) or (after and _tag(text[end - 1] + after[0])
+    left = _tag(text[begin - 1:begin + 1]) if begin else ""       # the word across the name's first edge, if any
+    if (cue is None and left and not left.startswith(_NAME_TAGS)) or (after and _tag(text[end - 1] + after[0])
                                                                          and not ends_word(text, begin, end)):
         return False                           # it would split a word: 健|康聪明, 于子|女 (a cue ends a word: 本人|马建军)
     if cue == "strong" or STRONG_AFTER.match(after) or SIGN_OFF.match(after) or (not begin and GREETED.match(after)):
@@ -145,7 +145,7 @@ def _find(text: str) -> list[tuple[int, int]]:
         words = jieba.lcut(text[m.end():m.end() + 6])
         person = bool(m.group(1)) or bool(m.group(2) and m.group(2).rstrip(":： ") not in VERB_CUES)
         for cand in _candidates(words, old=person):
-            if set("有来") & set(cand[len(_surname(cand)):]) and text[m.end() + len(cand):][:1] in ("的", "了", "过", "着"):
+            if VERB_GIVEN & set(cand[len(_surname(cand)):]) and text[m.end() + len(cand):][:1] in ("的", "了", "过", "着"):
                 continue                               # 我是江西来的: a phrase, not 江西来
             if _verdict(text, m.end(), m.end() + len(cand), "weak" if m.group(2) else "strong"):
                 spans.append((m.end(), m.end() + len(cand)))
